@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what berth's tests, demo and benchmarks need on a Debian machine (as root).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+apt_packages=(
+  # containers and inits (the runtime, and the anchors the benchmarks compare with)
+  runc tini dumb-init busybox-static supervisor s6
+  # the network lab: namespaces, a real DHCP server, traffic measurement
+  iproute2 dnsmasq-base iperf3 iptables socat
+  # volumes: filesystems, LVM, thin pools, I/O benchmarks
+  e2fsprogs xfsprogs lvm2 thin-provisioning-tools fio util-linux
+  # the VM tier: Debian's kernel under qemu (device-mapper, 8021q, IP_VS live there)
+  qemu-system-x86 linux-image-amd64 kmod
+  # process tools the tests and benchmarks use
+  procps psmisc hyperfine python3 python3-pip
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v vng >/dev/null 2>&1; then
+  echo "deps: installing virtme-ng"
+  python3 -m pip install -q virtme-ng 2>&1 | grep -v "Running pip as the 'root' user" || true
+  command -v vng >/dev/null 2>&1 || { echo "deps: vng not on PATH after pip install" >&2; exit 1; }
+fi
+
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
