@@ -11,6 +11,8 @@ fi
 scripts/deps.sh
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== build (the e2e tests run the binaries from target/debug)"
+cargo build --locked --workspace --bins
 echo "== tests (unit + host tier)"
 cargo test --locked --workspace
 echo "== VM tier"
