@@ -20,9 +20,13 @@ pub struct CtlError {
 
 /// Sends `req`, returns the answer line and whether it says `"ok":true`.
 pub fn call(socket: &Path, req: &Request) -> Result<(String, bool), CtlError> {
-    let err = |err| CtlError { path: socket.display().to_string(), err };
+    let err = |err| CtlError {
+        path: socket.display().to_string(),
+        err,
+    };
     let mut s = UnixStream::connect(socket).map_err(err)?;
-    s.set_read_timeout(Some(Duration::from_secs(15))).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(err)?;
     let mut line = serde_json::to_string(req).unwrap_or_default();
     line.push('\n');
     s.write_all(line.as_bytes()).map_err(err)?;

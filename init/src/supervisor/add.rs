@@ -50,7 +50,11 @@ pub fn target(add: &AddSpec) -> PathBuf {
 pub fn run_all(adds: &[AddSpec]) -> Result<(), AddError> {
     for add in adds {
         let dest = target(add);
-        copy_tree(&add.src, &dest).map_err(|err| AddError { src: add.src.clone(), dest, err })?;
+        copy_tree(&add.src, &dest).map_err(|err| AddError {
+            src: add.src.clone(),
+            dest,
+            err,
+        })?;
     }
     Ok(())
 }
@@ -66,15 +70,40 @@ mod tests {
         std::fs::create_dir(d.path().join("tree")).unwrap();
         std::fs::write(d.path().join("tree/x"), "X").unwrap();
         let adds = vec![
-            AddSpec { src: d.path().join("a.xml"), dest: d.path().join("out/conf/"), into_dir: true },
-            AddSpec { src: d.path().join("a.xml"), dest: d.path().join("out/b.xml"), into_dir: false },
-            AddSpec { src: d.path().join("tree"), dest: d.path().join("out/conf"), into_dir: false },
+            AddSpec {
+                src: d.path().join("a.xml"),
+                dest: d.path().join("out/conf/"),
+                into_dir: true,
+            },
+            AddSpec {
+                src: d.path().join("a.xml"),
+                dest: d.path().join("out/b.xml"),
+                into_dir: false,
+            },
+            AddSpec {
+                src: d.path().join("tree"),
+                dest: d.path().join("out/conf"),
+                into_dir: false,
+            },
         ];
         run_all(&adds).unwrap();
-        assert_eq!(std::fs::read_to_string(d.path().join("out/conf/a.xml")).unwrap(), "A");
-        assert_eq!(std::fs::read_to_string(d.path().join("out/b.xml")).unwrap(), "A");
-        assert_eq!(std::fs::read_to_string(d.path().join("out/conf/tree/x")).unwrap(), "X");
-        let missing = [AddSpec { src: d.path().join("nope"), dest: d.path().join("o/"), into_dir: true }];
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("out/conf/a.xml")).unwrap(),
+            "A"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("out/b.xml")).unwrap(),
+            "A"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("out/conf/tree/x")).unwrap(),
+            "X"
+        );
+        let missing = [AddSpec {
+            src: d.path().join("nope"),
+            dest: d.path().join("o/"),
+            into_dir: true,
+        }];
         assert!(run_all(&missing).unwrap_err().to_string().contains("nope"));
     }
 }

@@ -17,7 +17,9 @@ impl<O: Os> Engine<O> {
             if !matches!(self.services[i].phase, Phase::Running { .. }) {
                 continue;
             }
-            let Some(h) = &self.services[i].health else { continue };
+            let Some(h) = &self.services[i].health else {
+                continue;
+            };
             if h.timed_out(now) {
                 warn!(service = %self.services[i].spec.name, "health check timed out");
                 if let Some(pid) = self.services[i].probe_pid.take() {
@@ -73,8 +75,12 @@ impl<O: Os> Engine<O> {
         let name = s.spec.name.clone();
         match h.result(ok, now) {
             HealthEvent::Healthy => info!(service = %name, "healthy"),
-            HealthEvent::Failed => warn!(service = %name, failures = h.failures, "health check failed"),
-            HealthEvent::IgnoredInGrace => info!(service = %name, "health check failed (grace period)"),
+            HealthEvent::Failed => {
+                warn!(service = %name, failures = h.failures, "health check failed")
+            }
+            HealthEvent::IgnoredInGrace => {
+                info!(service = %name, "health check failed (grace period)")
+            }
             HealthEvent::Kill => {
                 warn!(service = %name, failures = h.failures, "unhealthy: killing the service");
                 self.begin_stop(i, AfterStop::Failed(1), now);

@@ -15,7 +15,7 @@ use crate::spec::{AppSpec, CronSpec, HookSpec};
 use crate::status::{AppState, ServiceStatus, Status};
 
 /// Which hook of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HookKind {
     /// Before start.
     PreStart,
@@ -103,8 +103,15 @@ pub struct EngineConfig {
     pub cron_ids: Vec<Option<(u32, u32)>>,
 }
 
-fn merge_env(base: &[(String, String)], extra: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = base.iter().filter(|(k, _)| !extra.contains_key(k)).cloned().collect();
+fn merge_env(
+    base: &[(String, String)],
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = base
+        .iter()
+        .filter(|(k, _)| !extra.contains_key(k))
+        .cloned()
+        .collect();
     env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
 }
@@ -142,7 +149,12 @@ impl<O: Os> Engine<O> {
             .cron
             .into_iter()
             .zip(cfg.cron_ids.into_iter().chain(std::iter::repeat(None)))
-            .map(|(spec, ids)| CronRt { state: CronJobState::new(spec.schedule.clone(), spec.timeout(), wall_now), spec, pid: None, ids })
+            .map(|(spec, ids)| CronRt {
+                state: CronJobState::new(spec.schedule.clone(), spec.timeout(), wall_now),
+                spec,
+                pid: None,
+                ids,
+            })
             .collect();
         Engine {
             os,
@@ -207,13 +219,22 @@ impl<O: Os> Engine<O> {
             HookKind::PreStop => hooks.pre_stop.as_ref(),
             HookKind::PostStop => hooks.post_stop.as_ref(),
         };
-        let Some(hook) = hook.cloned() else { return false };
+        let Some(hook) = hook.cloned() else {
+            return false;
+        };
         let label = format!("{} {}", self.services[i].spec.name, kind.name());
         let launch = self.launch_for(i, &hook.cmd.0, label);
         info!(service = %self.services[i].spec.name, hook = kind.name(), "running hook");
         match self.spawn_owned(&launch, Owner::Hook(i, kind)) {
             Some(pid) => {
-                self.hooks.insert((i, kind), HookRun { pid, deadline: now + hook.timeout, killed: false });
+                self.hooks.insert(
+                    (i, kind),
+                    HookRun {
+                        pid,
+                        deadline: now + hook.timeout,
+                        killed: false,
+                    },
+                );
                 true
             }
             None => false,
@@ -265,7 +286,11 @@ impl<O: Os> Engine<O> {
         for s in &self.services {
             match s.phase {
                 Phase::Backoff { until } => at(until),
-                Phase::Stopping { deadline, signalled, .. } => {
+                Phase::Stopping {
+                    deadline,
+                    signalled,
+                    ..
+                } => {
                     if let Some(d) = deadline {
                         at(d)
                     }
@@ -308,7 +333,8 @@ impl<O: Os> Engine<O> {
             if !run.killed && now >= run.deadline {
                 warn!(service = %self.services[i].spec.name, hook = kind.name(), "hook timed out: killing its group");
                 run.killed = true;
-                self.os.signal_group(run.pid, nix::sys::signal::Signal::SIGKILL);
+                self.os
+                    .signal_group(run.pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
         self.tick_services(now);
@@ -325,7 +351,11 @@ impl<O: Os> Engine<O> {
     pub fn app_state(&self) -> AppState {
         if self.shutting_down {
             AppState::Stopping
-        } else if self.services.iter().any(|s| s.phase == Phase::Failed && s.spec.required) {
+        } else if self
+            .services
+            .iter()
+            .any(|s| s.phase == Phase::Failed && s.spec.required)
+        {
             AppState::Failed
         } else if self.services.iter().all(|s| s.ready()) {
             AppState::Running
@@ -373,7 +403,10 @@ impl<O: Os> Engine<O> {
             && self.crons.iter().all(|c| c.pid.is_none());
         let hard_over = self.hard_deadline.is_some_and(|d| Instant::now() >= d);
         if quiet || hard_over {
-            Some(self.first_failure.unwrap_or(if self.hard { 137 } else { 0 }))
+            Some(
+                self.first_failure
+                    .unwrap_or(if self.hard { 137 } else { 0 }),
+            )
         } else {
             None
         }

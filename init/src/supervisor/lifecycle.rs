@@ -49,8 +49,16 @@ impl<O: Os> Engine<O> {
             Some(pid) => {
                 info!(service = %name, pid, "service started");
                 let s = &mut self.services[i];
-                s.phase = Phase::Running { pid, since: now, daemon: false };
-                s.health = s.spec.health.as_ref().map(|h| HealthState::new(h.timing(), now));
+                s.phase = Phase::Running {
+                    pid,
+                    since: now,
+                    daemon: false,
+                };
+                s.health = s
+                    .spec
+                    .health
+                    .as_ref()
+                    .map(|h| HealthState::new(h.timing(), now));
                 self.start_hook(i, HookKind::PostStart, now);
             }
             None => self.run_ended(i, 127, now, now),
@@ -69,11 +77,16 @@ impl<O: Os> Engine<O> {
                 }
             }
             HookKind::PreStop => {
-                if let Phase::Stopping { signalled: false, .. } = self.services[i].phase {
+                if let Phase::Stopping {
+                    signalled: false, ..
+                } = self.services[i].phase
+                {
                     self.send_stop_signal(i, now);
                 }
             }
-            HookKind::PostStop if self.services[i].phase == Phase::PostStop => self.finish_stop(i, now),
+            HookKind::PostStop if self.services[i].phase == Phase::PostStop => {
+                self.finish_stop(i, now)
+            }
             _ => {}
         }
     }
@@ -83,17 +96,32 @@ impl<O: Os> Engine<O> {
         let code = code_of(exit);
         self.services[i].last_code = Some(code);
         match self.services[i].phase {
-            Phase::Running { since, daemon: false, .. } => {
+            Phase::Running {
+                since,
+                daemon: false,
+                ..
+            } => {
                 if exit == ExitKind::Exited(0) && self.os.group_alive(pid) {
                     info!(service = %name, pgid = pid, "main process exited 0 and left its group running: tracking the group");
-                    self.services[i].phase = Phase::Running { pid, since, daemon: true };
+                    self.services[i].phase = Phase::Running {
+                        pid,
+                        since,
+                        daemon: true,
+                    };
                     return;
                 }
                 info!(service = %name, pid, %exit, "service ended");
                 self.os.signal_group(pid, Signal::SIGKILL);
                 self.run_ended(i, code, since, now);
             }
-            Phase::Stopping { pgid, signalled, deadline, killed, since, .. } => {
+            Phase::Stopping {
+                pgid,
+                signalled,
+                deadline,
+                killed,
+                since,
+                ..
+            } => {
                 let stop_sig = self.services[i].spec.stop_signal() as i32;
                 let clean = !killed
                     && (exit == ExitKind::Exited(0)
@@ -103,7 +131,14 @@ impl<O: Os> Engine<O> {
                     warn!(service = %name, %exit, "service did not stop cleanly");
                     self.record_failure(code);
                 }
-                self.services[i].phase = Phase::Stopping { pgid, main_alive: false, signalled, deadline, killed, since };
+                self.services[i].phase = Phase::Stopping {
+                    pgid,
+                    main_alive: false,
+                    signalled,
+                    deadline,
+                    killed,
+                    since,
+                };
                 self.tick_services(now);
             }
             _ => {}
@@ -135,7 +170,10 @@ impl<O: Os> Engine<O> {
             return;
         }
         let policy = s.spec.backoff_policy();
-        match s.backoff.on_exit(&policy, now.saturating_duration_since(since)) {
+        match s
+            .backoff
+            .on_exit(&policy, now.saturating_duration_since(since))
+        {
             Decision::RestartIn(d) => {
                 info!(service = %s.spec.name, delay_ms = d.as_millis() as u64, "restarting after backoff");
                 s.phase = Phase::Backoff { until: now + d };
@@ -168,8 +206,14 @@ impl<O: Os> Engine<O> {
             Phase::Running { pid, since, .. } => {
                 info!(service = %self.services[i].spec.name, "stopping");
                 let main_alive = self.owners.get(&pid) == Some(&Owner::Main(i));
-                self.services[i].phase =
-                    Phase::Stopping { pgid: pid, main_alive, signalled: false, deadline: None, killed: false, since };
+                self.services[i].phase = Phase::Stopping {
+                    pgid: pid,
+                    main_alive,
+                    signalled: false,
+                    deadline: None,
+                    killed: false,
+                    since,
+                };
                 self.services[i].health = None;
                 self.services[i].probe_gen += 1;
                 if !self.start_hook(i, HookKind::PreStop, now) {
@@ -194,13 +238,25 @@ impl<O: Os> Engine<O> {
     fn send_stop_signal(&mut self, i: usize, now: Instant) {
         let sig = self.services[i].spec.stop_signal();
         let timeout = self.services[i].spec.stop_timeout();
-        if let Phase::Stopping { pgid, main_alive, since, .. } = self.services[i].phase {
+        if let Phase::Stopping {
+            pgid,
+            main_alive,
+            since,
+            ..
+        } = self.services[i].phase
+        {
             info!(service = %self.services[i].spec.name, signal = %sig, "sending stop signal to the group");
             self.os.signal_group(pgid, sig);
             // A stopped group does not act on the signal until continued.
             self.os.signal_group(pgid, Signal::SIGCONT);
-            self.services[i].phase =
-                Phase::Stopping { pgid, main_alive, signalled: true, deadline: Some(now + timeout), killed: false, since };
+            self.services[i].phase = Phase::Stopping {
+                pgid,
+                main_alive,
+                signalled: true,
+                deadline: Some(now + timeout),
+                killed: false,
+                since,
+            };
         }
     }
 
@@ -212,13 +268,22 @@ impl<O: Os> Engine<O> {
                     self.services[i].restarts += 1;
                     self.services[i].phase = Phase::Waiting;
                 }
-                Phase::Running { pid, since, daemon: true } => {
-                    if !self.os.group_alive(pid) {
-                        warn!(service = %self.services[i].spec.name, pgid = pid, "the daemon's process group is gone");
-                        self.run_ended(i, 1, since, now);
-                    }
+                Phase::Running {
+                    pid,
+                    since,
+                    daemon: true,
+                } if !self.os.group_alive(pid) => {
+                    warn!(service = %self.services[i].spec.name, pgid = pid, "the daemon's process group is gone");
+                    self.run_ended(i, 1, since, now);
                 }
-                Phase::Stopping { pgid, main_alive, signalled: true, deadline, killed, since } => {
+                Phase::Stopping {
+                    pgid,
+                    main_alive,
+                    signalled: true,
+                    deadline,
+                    killed,
+                    since,
+                } => {
                     if !main_alive && !self.os.group_alive(pgid) {
                         self.stop_complete(i, now);
                     } else if !killed && deadline.is_some_and(|d| now >= d) {
@@ -227,8 +292,14 @@ impl<O: Os> Engine<O> {
                         if self.shutting_down {
                             self.record_failure(137);
                         }
-                        self.services[i].phase =
-                            Phase::Stopping { pgid, main_alive, signalled: true, deadline, killed: true, since };
+                        self.services[i].phase = Phase::Stopping {
+                            pgid,
+                            main_alive,
+                            signalled: true,
+                            deadline,
+                            killed: true,
+                            since,
+                        };
                     }
                 }
                 _ => {}
@@ -297,7 +368,8 @@ impl<O: Os> Engine<O> {
             let mut progressed = false;
             for i in (0..self.services.len()).rev() {
                 let phase = self.services[i].phase;
-                if matches!(phase, Phase::Stopping { .. } | Phase::PostStop) || phase.is_terminal() {
+                if matches!(phase, Phase::Stopping { .. } | Phase::PostStop) || phase.is_terminal()
+                {
                     continue;
                 }
                 let name = &self.services[i].spec.name;

@@ -35,7 +35,12 @@ fn open(path: &Path) -> io::Result<(File, u64)> {
 }
 
 /// Copies `reader` into `path` until EOF, rotating when the file passes `max_size`.
-pub fn copy_rotating(mut reader: impl Read, path: &Path, max_size: u64, keep: u32) -> io::Result<()> {
+pub fn copy_rotating(
+    mut reader: impl Read,
+    path: &Path,
+    max_size: u64,
+    keep: u32,
+) -> io::Result<()> {
     let (mut file, mut size) = open(path)?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -59,11 +64,13 @@ pub fn copy_rotating(mut reader: impl Read, path: &Path, max_size: u64, keep: u3
 /// end (give it to the child as stdout and stderr, then drop it).
 pub fn start(path: PathBuf, max_size: u64, keep: u32) -> io::Result<OwnedFd> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    std::thread::Builder::new().name("berth-log".into()).spawn(move || {
-        if let Err(e) = copy_rotating(File::from(r), &path, max_size, keep) {
-            tracing::warn!(path = %path.display(), error = %e, "log file writing stopped");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("berth-log".into())
+        .spawn(move || {
+            if let Err(e) = copy_rotating(File::from(r), &path, max_size, keep) {
+                tracing::warn!(path = %path.display(), error = %e, "log file writing stopped");
+            }
+        })?;
     Ok(w)
 }
 

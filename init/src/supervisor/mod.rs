@@ -90,14 +90,22 @@ pub fn load(opts: &Options) -> Result<AppSpec, SupervisorError> {
 
 /// Runs the app until shutdown; returns the exit code.
 pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
-    let ids_err = |e: users::UnknownId, whose: &str| SupervisorError::Ids(format!("{}: {whose}: {e}", opts.spec.display()));
+    let ids_err = |e: users::UnknownId, whose: &str| {
+        SupervisorError::Ids(format!("{}: {whose}: {e}", opts.spec.display()))
+    };
     let mut service_ids = Vec::new();
     for s in &spec.services {
-        service_ids.push(users::resolve(s.user.as_deref(), s.group.as_deref()).map_err(|e| ids_err(e, &format!("services.{}", s.name)))?);
+        service_ids.push(
+            users::resolve(s.user.as_deref(), s.group.as_deref())
+                .map_err(|e| ids_err(e, &format!("services.{}", s.name)))?,
+        );
     }
     let mut cron_ids = Vec::new();
     for c in &spec.cron {
-        cron_ids.push(users::resolve(c.user.as_deref(), None).map_err(|e| ids_err(e, &format!("cron {}", c.name)))?);
+        cron_ids.push(
+            users::resolve(c.user.as_deref(), None)
+                .map_err(|e| ids_err(e, &format!("cron {}", c.name)))?,
+        );
     }
 
     let inherited = InheritedSignals::capture()?;
@@ -106,12 +114,14 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
 
     add::run_all(&spec.adds)?;
     let io = |what: String| move |err| SupervisorError::Io { what, err };
-    let listener = socket::bind(&opts.socket).map_err(io(format!("the status socket {}", opts.socket.display())))?;
+    let listener = socket::bind(&opts.socket)
+        .map_err(io(format!("the status socket {}", opts.socket.display())))?;
     let (waker, inbox) = wake::channel().map_err(io("the wake pipe".into()))?;
     let snapshot = match spec.health_port {
         Some(port) => {
             let snap = Arc::new(Mutex::new(health_http::Snapshot::default()));
-            health_http::start(port, snap.clone()).map_err(io(format!("the health port {port}")))?;
+            health_http::start(port, snap.clone())
+                .map_err(io(format!("the health port {port}")))?;
             Some(snap)
         }
         None => None,
@@ -130,7 +140,15 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
     };
     let os = sys::SysOs::new(inherited, waker.clone());
     let engine = Engine::new(cfg, os, runloop::wall_now());
-    let code = runloop::Loop { engine, sigfd, listener, inbox, waker, snapshot }.run();
+    let code = runloop::Loop {
+        engine,
+        sigfd,
+        listener,
+        inbox,
+        waker,
+        snapshot,
+    }
+    .run();
     let _ = std::fs::remove_file(&opts.socket);
     Ok(code)
 }

@@ -11,12 +11,20 @@ impl<O: Os> Engine<O> {
     /// Answers one request with one JSON line.
     pub fn handle_request(&mut self, req: &Request, now: Instant) -> String {
         let name = match req {
-            Request::Status => return serde_json::to_string(&self.status()).unwrap_or_else(|e| error_line(&e.to_string())),
-            Request::Restart { service } | Request::Stop { service } | Request::Start { service } => service,
+            Request::Status => {
+                return serde_json::to_string(&self.status())
+                    .unwrap_or_else(|e| error_line(&e.to_string()))
+            }
+            Request::Restart { service }
+            | Request::Stop { service }
+            | Request::Start { service } => service,
         };
         let Some(i) = self.index_of(name) else {
             let names: Vec<&str> = self.services.iter().map(|s| s.spec.name.as_str()).collect();
-            return error_line(&format!("no service {name:?}; services are: {}", names.join(", ")));
+            return error_line(&format!(
+                "no service {name:?}; services are: {}",
+                names.join(", ")
+            ));
         };
         if self.shutting_down {
             return error_line("init is shutting down");
@@ -58,7 +66,9 @@ impl<O: Os> Engine<O> {
             Request::Status => Ok(()),
         };
         match result {
-            Ok(()) => serde_json::to_string(&self.status()).unwrap_or_else(|e| error_line(&e.to_string())),
+            Ok(()) => {
+                serde_json::to_string(&self.status()).unwrap_or_else(|e| error_line(&e.to_string()))
+            }
             Err(e) => error_line(&format!("{name}: {e}")),
         }
     }

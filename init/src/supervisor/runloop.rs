@@ -20,7 +20,9 @@ use crate::signals::SignalFd;
 
 /// Wall clock, seconds since the epoch.
 pub fn wall_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The loop's handles.
@@ -54,7 +56,9 @@ impl<O: Os> Loop<O> {
             let timeout = self
                 .engine
                 .next_deadline(now, wall)
-                .map_or(Duration::from_secs(60), |d| d.saturating_duration_since(Instant::now()))
+                .map_or(Duration::from_secs(60), |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
                 .min(Duration::from_secs(60));
             // Round up so a wake-up never lands just before its deadline.
             let ms = timeout.as_micros().div_ceil(1000).min(60_000) as u16;
@@ -84,7 +88,9 @@ impl<O: Os> Loop<O> {
                 for r in &received {
                     match r.signo {
                         libc::SIGCHLD => child = true,
-                        libc::SIGTERM | libc::SIGINT => self.engine.on_shutdown_signal(Instant::now()),
+                        libc::SIGTERM | libc::SIGINT => {
+                            self.engine.on_shutdown_signal(Instant::now())
+                        }
                         other => debug!(signal = other, "signal ignored in supervisor mode"),
                     }
                 }
@@ -102,9 +108,13 @@ impl<O: Os> Loop<O> {
                             let answer = self.engine.handle_request(&req, Instant::now());
                             let _ = reply.send(answer);
                         }
-                        Msg::Probe { service, generation, ok } => {
-                            self.engine.on_probe(service, generation, ok, Instant::now())
-                        }
+                        Msg::Probe {
+                            service,
+                            generation,
+                            ok,
+                        } => self
+                            .engine
+                            .on_probe(service, generation, ok, Instant::now()),
                     }
                 }
             }

@@ -29,7 +29,9 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub fn accept_all(listener: &UnixListener, waker: &Waker) {
     while let Ok((stream, _)) = listener.accept() {
         let waker = waker.clone();
-        let _ = std::thread::Builder::new().name("berth-ctl".into()).spawn(move || serve(stream, &waker));
+        let _ = std::thread::Builder::new()
+            .name("berth-ctl".into())
+            .spawn(move || serve(stream, &waker));
     }
 }
 
@@ -53,5 +55,7 @@ fn serve(stream: UnixStream, waker: &Waker) {
         },
     };
     let mut w = &stream;
-    let _ = w.write_all(answer.as_bytes()).and_then(|_| w.write_all(b"\n"));
+    let _ = w
+        .write_all(answer.as_bytes())
+        .and_then(|_| w.write_all(b"\n"));
 }

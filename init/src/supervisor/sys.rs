@@ -30,18 +30,31 @@ impl SysOs {
 impl Os for SysOs {
     fn spawn(&mut self, launch: &Launch) -> io::Result<i32> {
         let to_io = |e: crate::spawn::SpawnError| io::Error::other(e.to_string());
-        let mut cmd = Spawn::new(&launch.argv).map_err(to_io)?.process_group(true).close_other_fds(true);
-        cmd = cmd.env(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(to_io)?;
+        let mut cmd = Spawn::new(&launch.argv)
+            .map_err(to_io)?
+            .process_group(true)
+            .close_other_fds(true);
+        cmd = cmd
+            .env(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(to_io)?;
         if let Some(dir) = &launch.cwd {
             cmd = cmd.cwd(dir.as_os_str()).map_err(to_io)?;
         }
         if let Some((uid, gid)) = launch.ids {
-            cmd = cmd.credentials(Credentials { uid, gid, groups: vec![gid] });
+            cmd = cmd.credentials(Credentials {
+                uid,
+                gid,
+                groups: vec![gid],
+            });
         }
         // The write end must stay open until spawn returns; it drops after.
         let log_fd = match &launch.log {
             LogSpec::Inherit => None,
-            LogSpec::File { path, max_size, keep } => Some(super::logfile::start(path.clone(), *max_size, *keep)?),
+            LogSpec::File {
+                path,
+                max_size,
+                keep,
+            } => Some(super::logfile::start(path.clone(), *max_size, *keep)?),
         };
         if let Some(fd) = &log_fd {
             cmd = cmd.stdio(1, fd.as_raw_fd()).stdio(2, fd.as_raw_fd());
@@ -63,16 +76,26 @@ impl Os for SysOs {
     fn start_probe(&mut self, service: usize, generation: u64, probe: &Probe, timeout: Duration) {
         let waker = self.waker.clone();
         let probe = probe.clone();
-        let started = std::thread::Builder::new().name("berth-probe".into()).spawn(move || {
-            let ok = match probe {
-                Probe::Tcp { port } => probe::tcp(port, timeout),
-                Probe::Http { port, path } => probe::http(port, &path, timeout),
-                Probe::Cmd(_) => false,
-            };
-            waker.send(Msg::Probe { service, generation, ok });
-        });
+        let started = std::thread::Builder::new()
+            .name("berth-probe".into())
+            .spawn(move || {
+                let ok = match probe {
+                    Probe::Tcp { port } => probe::tcp(port, timeout),
+                    Probe::Http { port, path } => probe::http(port, &path, timeout),
+                    Probe::Cmd(_) => false,
+                };
+                waker.send(Msg::Probe {
+                    service,
+                    generation,
+                    ok,
+                });
+            });
         if started.is_err() {
-            self.waker.send(Msg::Probe { service, generation, ok: false });
+            self.waker.send(Msg::Probe {
+                service,
+                generation,
+                ok: false,
+            });
         }
     }
 }

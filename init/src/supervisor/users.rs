@@ -21,10 +21,21 @@ pub fn resolve(user: Option<&str>, group: Option<&str>) -> Result<Option<(u32, u
         };
     };
     let (uid, primary) = match user.parse::<u32>() {
-        Ok(n) => (n, User::from_uid(n.into()).ok().flatten().map_or(n, |u| u.gid.as_raw())),
+        Ok(n) => (
+            n,
+            User::from_uid(n.into())
+                .ok()
+                .flatten()
+                .map_or(n, |u| u.gid.as_raw()),
+        ),
         Err(_) => match User::from_name(user).ok().flatten() {
             Some(u) => (u.uid.as_raw(), u.gid.as_raw()),
-            None => return Err(UnknownId { what: "user", name: user.into() }),
+            None => {
+                return Err(UnknownId {
+                    what: "user",
+                    name: user.into(),
+                })
+            }
         },
     };
     let gid = match group {
@@ -42,7 +53,10 @@ fn gid(group: &str) -> Result<u32, UnknownId> {
         .ok()
         .flatten()
         .map(|g| g.gid.as_raw())
-        .ok_or_else(|| UnknownId { what: "group", name: group.into() })
+        .ok_or_else(|| UnknownId {
+            what: "group",
+            name: group.into(),
+        })
 }
 
 #[cfg(test)]
@@ -52,8 +66,14 @@ mod tests {
     #[test]
     fn root_and_numbers_and_unknown() {
         assert_eq!(resolve(Some("root"), None).unwrap(), Some((0, 0)));
-        assert_eq!(resolve(Some("4242"), Some("4343")).unwrap(), Some((4242, 4343)));
+        assert_eq!(
+            resolve(Some("4242"), Some("4343")).unwrap(),
+            Some((4242, 4343))
+        );
         assert_eq!(resolve(None, None).unwrap(), None);
-        assert!(resolve(Some("no-such-user-berth"), None).unwrap_err().to_string().contains("does not exist"));
+        assert!(resolve(Some("no-such-user-berth"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
     }
 }

@@ -56,7 +56,9 @@ impl Inbox {
     /// Empties the pipe and returns every message.
     pub fn drain(&self) -> Vec<Msg> {
         let mut buf = [0u8; 256];
-        while matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.pipe), &mut buf), Ok(n) if n > 0) {}
+        while matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.pipe), &mut buf), Ok(n) if n > 0)
+        {
+        }
         self.rx.try_iter().collect()
     }
 }
@@ -65,5 +67,11 @@ impl Inbox {
 pub fn channel() -> std::io::Result<(Waker, Inbox)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     let (tx, rx) = mpsc::channel();
-    Ok((Waker { tx, pipe: std::sync::Arc::new(w) }, Inbox { rx, pipe: r }))
+    Ok((
+        Waker {
+            tx,
+            pipe: std::sync::Arc::new(w),
+        },
+        Inbox { rx, pipe: r },
+    ))
 }
