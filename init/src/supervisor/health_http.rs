@@ -23,8 +23,15 @@ pub fn start(port: u16, snapshot: Arc<Mutex<Snapshot>>) -> std::io::Result<()> {
         for stream in listener.incoming().flatten() {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+            // Read the request head (up to its blank line, 2 KiB or the timeout).
             let mut buf = [0u8; 2048];
-            let n = (&stream).read(&mut buf).unwrap_or(0);
+            let mut n = 0;
+            while n < buf.len() && !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                match (&stream).read(&mut buf[n..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
             let head = String::from_utf8_lossy(&buf[..n]);
             let snap = snapshot.lock().map(|s| s.clone()).unwrap_or_default();
             let (code, body) = if head.starts_with("GET /health ") || head.starts_with("GET /health?") {
