@@ -303,6 +303,10 @@ pub struct ServiceSpec {
     /// Filled from the map key.
     #[serde(skip)]
     pub name: String,
+    /// Made from a legacy `entry` line: the next entry starts once this one's main
+    /// process exited 0 (it daemonized or completed) or ran for a moment in the foreground.
+    #[serde(skip)]
+    pub entry: bool,
     /// What to run.
     pub command: Command,
     /// Run as this user (name or uid).
@@ -352,6 +356,7 @@ impl ServiceSpec {
     pub fn from_entry(name: String, command: Command, after: Option<String>) -> Self {
         ServiceSpec {
             name,
+            entry: true,
             command,
             user: None,
             group: None,

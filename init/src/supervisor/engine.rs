@@ -298,9 +298,11 @@ impl<O: Os> Engine<O> {
                         at(poll)
                     }
                 }
-                Phase::Running { daemon, .. } => {
+                Phase::Running { daemon, since, .. } => {
                     if daemon {
                         at(daemon_poll)
+                    } else if s.spec.entry && now < since + super::service::ENTRY_SETTLE {
+                        at(since + super::service::ENTRY_SETTLE)
                     }
                     if let Some(h) = &s.health {
                         at(h.deadline())
@@ -338,10 +340,12 @@ impl<O: Os> Engine<O> {
             }
         }
         self.tick_services(now);
+        if !self.shutting_down {
+            self.start_ready(now);
+        }
         self.tick_health(now);
         if !self.shutting_down {
             self.tick_cron(wall_now);
-            self.start_ready(now);
         } else {
             self.advance_shutdown(now);
         }
@@ -357,7 +361,7 @@ impl<O: Os> Engine<O> {
             .any(|s| s.phase == Phase::Failed && s.spec.required)
         {
             AppState::Failed
-        } else if self.services.iter().all(|s| s.ready()) {
+        } else if self.services.iter().all(|s| s.ready(Instant::now())) {
             AppState::Running
         } else {
             AppState::Starting

@@ -20,11 +20,10 @@ impl<O: Os> Engine<O> {
             if self.services[i].phase != Phase::Waiting {
                 continue;
             }
-            let deps_ready = self.services[i]
-                .spec
-                .depends_on
-                .iter()
-                .all(|d| self.index_of(d).is_some_and(|j| self.services[j].ready()));
+            let deps_ready = self.services[i].spec.depends_on.iter().all(|d| {
+                self.index_of(d)
+                    .is_some_and(|j| self.services[j].ready(now))
+            });
             if deps_ready {
                 self.start_service(i, now);
             }

@@ -152,3 +152,6 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
     let _ = std::fs::remove_file(&opts.socket);
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,9 @@
 //! One service's run-time record and its phases.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a legacy entry runs in the foreground before the next entry starts anyway.
+pub const ENTRY_SETTLE: Duration = Duration::from_secs(1);
 
 use crate::backoff::Backoff;
 use crate::health::HealthState;
@@ -113,8 +116,13 @@ pub struct ServiceRt {
 
 impl ServiceRt {
     /// Ready for dependents: running (and healthy if checked), or completed.
-    pub fn ready(&self) -> bool {
+    pub fn ready(&self, now: Instant) -> bool {
         match self.phase {
+            Phase::Running {
+                since,
+                daemon: false,
+                ..
+            } if self.spec.entry && now < since + ENTRY_SETTLE => false,
             Phase::Running { .. } => match (&self.spec.health, &self.health) {
                 (None, _) => true,
                 (Some(_), Some(h)) => h.healthy == Some(true),
