@@ -200,9 +200,9 @@ fn ratio(a: f64, b: f64) -> String {
 
 fn main() {
     // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { geteuid() };
     assert_eq!(
-        unsafe { geteuid() },
-        0,
+        euid, 0,
         "the benchmark makes PID namespaces: run it as root"
     );
     let idle: u64 = std::env::var("BERTH_BENCH_IDLE_SECS")
