@@ -62,8 +62,12 @@ impl std::fmt::Debug for InheritedSignals {
 }
 
 impl InheritedSignals {
-    /// Reads the calling thread's mask and every signal's disposition. Call it first
+    /// Reads the calling thread's mask and which signals are ignored. Call it first
     /// thing, before [`block_all`] or any `sigaction`.
+    ///
+    /// The ignored set comes from `/proc/thread-self/status` (`SigIgn`, one read, and the
+    /// only way to see glibc's two reserved signals); without /proc, from one
+    /// `sigaction` query per signal.
     pub fn capture() -> Result<Self, SignalError> {
         let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: a null new-set only queries; `mask` is valid for writing.
@@ -74,17 +78,7 @@ impl InheritedSignals {
         }
         // SAFETY: pthread_sigmask succeeded and filled the set.
         let mask = unsafe { mask.assume_init() };
-        let mut ignored = 0u64;
-        for signo in 1..=MAX_SIGNAL {
-            let mut old = MaybeUninit::<libc::sigaction>::zeroed();
-            // SAFETY: a null new action only queries; `old` is valid for writing. glibc
-            // refuses its two reserved realtime signals (EINVAL); they stay "not ignored".
-            let rc = unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) };
-            // SAFETY: zero-initialised and, on success, filled by the kernel.
-            if rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
-                ignored |= 1 << (signo - 1);
-            }
-        }
+        let ignored = proc_ignored_set().unwrap_or_else(query_ignored_set);
         Ok(Self { mask, ignored })
     }
 
@@ -105,18 +99,25 @@ impl InheritedSignals {
             .fold(0, |acc, s| acc | 1 << (s - 1))
     }
 
-    /// Puts the inherited state back: every signal's disposition to `SIG_IGN` if it was
-    /// inherited ignored, else `SIG_DFL`; then the inherited mask (last, so nothing is
-    /// delivered while dispositions change).
+    /// Puts the inherited state back: the disposition of every signal whose "ignored"
+    /// state differs from the inherited one (to `SIG_IGN` or `SIG_DFL`), then the
+    /// inherited mask (last, so nothing is delivered while dispositions change).
     ///
     /// Meant for a forked child right before `exec`: it only makes async-signal-safe
-    /// calls and does not allocate. (Handlers would be reset by `exec` anyway; what needs
-    /// restoring is `SIG_IGN`, which survives `exec`, and the mask.) Failures are
-    /// ignored: nothing can be reported from there, and the signals that cannot be
-    /// changed (SIGKILL, SIGSTOP, glibc's reserved ones) are not reported either.
+    /// calls (`open`/`read` of /proc/thread-self/status, `sigaction`, `sigprocmask`) and
+    /// does not allocate. Handlers need no reset (`exec` resets them to `SIG_DFL`); what
+    /// must be fixed is `SIG_IGN`, which survives `exec`. Signals inherited ignored are
+    /// set to `SIG_IGN` again in case the parent installed a handler since. Without
+    /// /proc every signal is set. Failures are ignored: nothing can be reported from
+    /// there, and SIGKILL, SIGSTOP and glibc's reserved signals cannot be changed.
     pub fn restore_in_child(&self) {
+        let differs = match proc_ignored_set() {
+            Some(current) => (current ^ self.ignored) | self.ignored,
+            None => u64::MAX,
+        };
         for signo in 1..=MAX_SIGNAL {
-            if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            if differs & (1 << (signo - 1)) == 0 || signo == libc::SIGKILL || signo == libc::SIGSTOP
+            {
                 continue;
             }
             let handler = if self.was_ignored(signo) {
@@ -137,6 +138,69 @@ impl InheritedSignals {
             libc::pthread_sigmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
         }
     }
+}
+
+/// The ignored set of the calling thread from `/proc/thread-self/status`, or `None`
+/// without /proc. Async-signal-safe: a stack buffer, `open`, `read`, `close`.
+fn proc_ignored_set() -> Option<u64> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: the path is NUL-terminated; O_CLOEXEC so no child ever inherits it.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/status".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: reading into the unfilled tail of `buf`.
+        let n = unsafe { libc::read(fd, buf[len..].as_mut_ptr().cast(), buf.len() - len) };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    status_field(&buf[..len], b"SigIgn:")
+}
+
+/// Parses a hexadecimal mask line such as `SigIgn:\t0000000000001000` out of a
+/// /proc/PID/status text (no allocation).
+fn status_field(text: &[u8], name: &[u8]) -> Option<u64> {
+    let start = text.windows(name.len()).position(|w| w == name)? + name.len();
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for &b in text[start..].iter().skip_while(|b| b.is_ascii_whitespace()) {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => break,
+        };
+        value = value.checked_mul(16)? | u64::from(d);
+        digits += 1;
+    }
+    (digits > 0).then_some(value)
+}
+
+/// The ignored set by asking `sigaction` about each signal (glibc refuses its two
+/// reserved signals; they count as not ignored).
+fn query_ignored_set() -> u64 {
+    let mut ignored = 0u64;
+    for signo in 1..=MAX_SIGNAL {
+        let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+        // SAFETY: a null new action only queries; `old` is valid for writing.
+        let rc = unsafe { libc::sigaction(signo, std::ptr::null(), old.as_mut_ptr()) };
+        // SAFETY: zero-initialised and, on success, filled by the kernel.
+        if rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN {
+            ignored |= 1 << (signo - 1);
+        }
+    }
+    ignored
 }
 
 /// Blocks every signal in the calling thread (SIGKILL and SIGSTOP cannot be blocked; the
@@ -362,6 +426,27 @@ mod tests {
             assert_eq!(parse(&name(signo)), Some(signo), "{}", name(signo));
         }
         assert_eq!(name(99), "signal 99");
+    }
+
+    #[test]
+    fn parses_status_masks() {
+        let text = b"Name:\tx\nSigBlk:\t0000000000010000\nSigIgn:\t0000000180001001\nSigCgt:\t0\n";
+        assert_eq!(status_field(text, b"SigIgn:"), Some(0x1_8000_1001));
+        assert_eq!(status_field(text, b"SigBlk:"), Some(0x10000));
+        assert_eq!(status_field(text, b"SigPnd:"), None);
+        assert_eq!(status_field(b"SigIgn:\t\n", b"SigIgn:"), None);
+        assert_eq!(
+            status_field(b"SigIgn:\tfffffffffffffffff\n", b"SigIgn:"),
+            None
+        );
+    }
+
+    #[test]
+    fn proc_and_sigaction_agree_on_the_ignored_set() {
+        // Outside glibc's reserved signals, both ways read the same dispositions.
+        let reserved = 0b11u64 << 31;
+        let from_proc = proc_ignored_set().expect("/proc is mounted");
+        assert_eq!(from_proc & !reserved, query_ignored_set() & !reserved);
     }
 
     #[test]

@@ -230,11 +230,18 @@ pub fn dispatch(args: &[OsString]) -> Option<i32> {
         Mode::Ctl => Some(run_ctl(args)),
         Mode::Supervisor => Some(run_supervisor(args)),
         Mode::NothingToRun => {
+            // Other mistakes on the line (`-e` without its value...) are the tini
+            // parser's to report.
+            match crate::cli::parse(args.iter().cloned(), |n| std::env::var_os(n)) {
+                Err(crate::cli::CliError::NoCommand) => {}
+                _ => return None,
+            }
             eprintln!(
-                "berth-init: nothing to run: no app spec at {DEFAULT_SPEC} and no command.\n\
-                 Give an app spec with `berth-init --spec PATH`, or a command with `berth-init [OPTIONS] -- CMD [ARGS...]`."
+                "berth-init: no command given and no app spec at {DEFAULT_SPEC}.\n\
+                 Give an app spec with `berth-init --spec PATH`, or a command with `berth-init [OPTIONS] -- CMD [ARGS...]`.\n\
+                 Try 'berth-init -h' for help."
             );
-            Some(2)
+            Some(i32::from(crate::cli::USAGE_EXIT))
         }
     }
 }
