@@ -47,6 +47,10 @@ fn orphans_are_reaped_and_statuses_go_to_their_owner() {
     );
     assert_eq!(st["services"][0]["state"], "running", "{st}");
     assert_eq!(
+        st["state"], "running",
+        "a failed optional service does not hold the app back"
+    );
+    assert_eq!(
         st["services"][0]["restarts"], 0,
         "an orphan's exit was taken for the spawner's: {st}"
     );

@@ -361,7 +361,12 @@ impl<O: Os> Engine<O> {
             .any(|s| s.phase == Phase::Failed && s.spec.required)
         {
             AppState::Failed
-        } else if self.services.iter().all(|s| s.ready(Instant::now())) {
+        } else if self.services.iter().all(|s| {
+            // An operator's stop, or a failed optional service, does not hold the app back.
+            s.ready(Instant::now())
+                || s.phase == Phase::Stopped
+                || (!s.spec.required && s.phase == Phase::Failed)
+        }) {
             AppState::Running
         } else {
             AppState::Starting
