@@ -135,3 +135,18 @@ fn check_only() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }
+
+#[test]
+fn unknown_user() {
+    let (code, err, spec) = run_spec(&format!(
+        "{GOOD}  web:\n    command: /bin/true\n    user: no-such-user-berth\n"
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: services.web: user \"no-such-user-berth\" does not exist",
+            spec.display()
+        )),
+        "{err}"
+    );
+}

@@ -192,7 +192,7 @@ fn s6(dir: &Path) -> Tree {
 
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 {
-        format!("{:.2}x", a / b)
+        format!("{:.3}x", a / b)
     } else {
         "n/a".into()
     }
@@ -304,7 +304,7 @@ fn main() {
         .enumerate()
     {
         println!(
-            "{:<12} {:>10} {:>6} {:>14.0} {:>14.1}",
+            "{:<12} {:>10} {:>6} {:>14.2} {:>14.1}",
             name, rss[i], procs[i], cpu_ms[i], stop_ms[i]
         );
     }

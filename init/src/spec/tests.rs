@@ -248,3 +248,13 @@ fn display_has_file_line_column() {
         "{e}"
     );
 }
+
+#[test]
+fn bad_env_name() {
+    let (line, _, msg) = err("services:\n  a:\n    command: /bin/a\n    env: {'A=B': x}\n");
+    assert_eq!(line, 4, "{msg}");
+    assert!(
+        msg.contains("services.a.env: bad variable name \"A=B\""),
+        "{msg}"
+    );
+}

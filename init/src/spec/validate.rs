@@ -224,6 +224,30 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         services.push(svc);
     }
 
+    let bad_env = |env: &BTreeMap<String, String>| {
+        env.iter()
+            .find(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+            .map(|(k, _)| k.clone())
+    };
+    if let Some(k) = bad_env(&raw.env) {
+        return Err(invalid(
+            path,
+            text,
+            &["env"],
+            format!("env: bad variable name {k:?}; valid names are non-empty, without '=' or NUL"),
+        ));
+    }
+    for s in &services {
+        if let Some(k) = bad_env(&s.env) {
+            return Err(invalid(
+                path,
+                text,
+                &["services", &s.name, "env"],
+                format!("services.{}.env: bad variable name {k:?}; valid names are non-empty, without '=' or NUL", s.name),
+            ));
+        }
+    }
+
     let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
     for s in &services {
         for dep in &s.depends_on {
