@@ -36,7 +36,9 @@ fn unknown_key() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("{}:6:5:", spec.display())), "{err}");
     assert!(
-        err.contains("services.bad: unknown field `restart_policy`, expected one of"),
+        err.contains(
+            "services.bad.restart_policy: unknown field `restart_policy`, expected one of"
+        ),
         "{err}"
     );
     assert!(err.contains("`restart`"), "{err}");
@@ -61,9 +63,9 @@ fn bad_schedule() {
         "{GOOD}cron:\n  - name: x\n    schedule: '* * *'\n    command: /bin/true\n"
     ));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("{}:5:5:", spec.display())), "{err}");
+    assert!(err.contains(&format!("{}:6:5:", spec.display())), "{err}");
     assert!(
-        err.contains("cron[0]: bad cron schedule \"* * *\": 3 fields; valid: 5 fields"),
+        err.contains("cron[0].schedule: bad cron schedule \"* * *\": 3 fields; valid: 5 fields"),
         "{err}"
     );
 }
@@ -74,7 +76,7 @@ fn port_out_of_range() {
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains(&format!(
-            "{}:2:5: service[0]: port 65536 out of range: valid ports are 1-65535",
+            "{}:2:5: service[0].port: port 65536 out of range: valid ports are 1-65535",
             spec.display()
         )),
         "{err}"

@@ -144,7 +144,9 @@ impl AppSpec {
 
     /// Validates `text`, read from `path` (used for messages and to resolve `add` sources).
     pub fn parse(text: &str, path: &Path) -> Result<Self, SpecError> {
-        let raw: RawSpec = serde_yaml::from_str(text).map_err(|e| validate::from_yaml(path, &e))?;
+        let de = serde_yaml::Deserializer::from_str(text);
+        let raw: RawSpec = serde_path_to_error::deserialize(de)
+            .map_err(|e| validate::from_yaml(path, text, &e))?;
         validate::build(raw, text, path)
     }
 }

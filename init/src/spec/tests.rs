@@ -169,7 +169,7 @@ fn port_out_of_range() {
     let (line, col, msg) = err("service:\n  - port: 70000\n");
     assert_eq!((line, col), (2, 5), "{msg}");
     assert!(
-        msg.contains("service[0]: port 70000 out of range: valid ports are 1-65535"),
+        msg.contains("service[0].port: port 70000 out of range: valid ports are 1-65535"),
         "{msg}"
     );
     let (_, _, msg) = err("health_port: 0\n");
@@ -210,9 +210,9 @@ fn unknown_dependency() {
 fn bad_schedule() {
     let (line, _, msg) =
         err("cron:\n  - name: x\n    schedule: '61 * * * *'\n    command: /bin/x\n");
-    assert_eq!(line, 2, "{msg}");
+    assert_eq!(line, 3, "{msg}");
     assert!(
-        msg.contains("cron[0]: bad cron schedule \"61 * * * *\"")
+        msg.contains("cron[0].schedule: bad cron schedule \"61 * * * *\"")
             && msg.contains("valid: 5 fields"),
         "{msg}"
     );
@@ -244,7 +244,7 @@ fn bad_signal_and_duration_and_restart() {
 fn display_has_file_line_column() {
     let e = parse("service:\n  - port: 0\n").unwrap_err().to_string();
     assert!(
-        e.starts_with("/etc/berth/app.yaml:2:5: service[0]: port 0 out of range"),
+        e.starts_with("/etc/berth/app.yaml:2:5: service[0].port: port 0 out of range"),
         "{e}"
     );
 }
@@ -257,4 +257,27 @@ fn bad_env_name() {
         msg.contains("services.a.env: bad variable name \"A=B\""),
         "{msg}"
     );
+}
+
+#[test]
+fn nested_values_point_at_their_key() {
+    let (line, col, msg) = err("services:\n  a:\n    command: /bin/a\n    health:\n      interval: 10 parsecs\n      tcp: {port: 1}\n");
+    assert_eq!((line, col), (5, 7), "{msg}");
+    assert!(
+        msg.starts_with("services.a.health.interval: bad duration unit"),
+        "{msg}"
+    );
+    // Flow style: the parser's own position is kept.
+    let (line, col, msg) =
+        err("services:\n  a:\n    command: /bin/a\n    health: {tcp: {port: 0}}\n");
+    assert_eq!(line, 4, "{msg}");
+    assert!(col > 5, "{msg}");
+    assert!(
+        msg.starts_with("services.a.health.tcp.port: port 0 out of range"),
+        "{msg}"
+    );
+    // List items at the parent's indent.
+    let (line, col, msg) = err("service:\n- port: 80\n- port: 0\n");
+    assert_eq!((line, col), (3, 3), "{msg}");
+    assert!(msg.starts_with("service[1].port: "), "{msg}");
 }

@@ -54,19 +54,72 @@ impl<'de> Deserialize<'de> for OrderedServices {
     }
 }
 
-/// A parser error with its position; serde_yaml's text already names the key path.
-pub(super) fn from_yaml(path: &Path, e: &serde_yaml::Error) -> SpecError {
-    let mut message = e.to_string();
-    let (line, column) = match e.location() {
-        Some(l) => {
-            let suffix = format!(" at line {} column {}", l.line(), l.column());
-            if let Some(i) = message.find(&suffix) {
-                message.replace_range(i..i + suffix.len(), "");
-            }
-            (l.line(), l.column())
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Seg {
+    /// A mapping key.
+    Key(String),
+    /// A list index.
+    Index(usize),
+}
+
+impl std::fmt::Display for Seg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seg::Key(k) => write!(f, ".{k}"),
+            Seg::Index(i) => write!(f, "[{i}]"),
         }
-        None => (1, 1),
-    };
+    }
+}
+
+fn path_text(segs: &[Seg]) -> String {
+    let s: String = segs.iter().map(|s| s.to_string()).collect();
+    s.strip_prefix('.').unwrap_or(&s).to_string()
+}
+
+/// A parser error with its position and full key path: the parser reports a bad value at
+/// the mapping that holds it, so the key is looked up in the text to point at its line.
+pub(super) fn from_yaml(
+    path: &Path,
+    text: &str,
+    e: &serde_path_to_error::Error<serde_yaml::Error>,
+) -> SpecError {
+    let inner = e.inner();
+    let segs: Vec<Seg> = e
+        .path()
+        .iter()
+        .filter_map(|s| match s {
+            serde_path_to_error::Segment::Map { key } => Some(Seg::Key(key.clone())),
+            serde_path_to_error::Segment::Seq { index } => Some(Seg::Index(*index)),
+            _ => None,
+        })
+        .collect();
+    let mut message = inner.to_string();
+    let (mut line, mut column) = (1, 1);
+    if let Some(l) = inner.location() {
+        let suffix = format!(" at line {} column {}", l.line(), l.column());
+        if let Some(i) = message.find(&suffix) {
+            message.replace_range(i..i + suffix.len(), "");
+        }
+        (line, column) = (l.line(), l.column());
+    }
+    // Replace the parser's (shorter) key path with the full one.
+    let full = path_text(&segs);
+    if !full.is_empty() {
+        for n in (0..=segs.len()).rev() {
+            let prefix = format!("{}: ", path_text(&segs[..n]));
+            if n > 0 && message.starts_with(&prefix) {
+                message = format!("{full}: {}", &message[prefix.len()..]);
+                break;
+            }
+        }
+        if !message.starts_with(&format!("{full}: ")) {
+            message = format!("{full}: {message}");
+        }
+        if let (true, pos) = locate(text, &segs) {
+            (line, column) = pos;
+        }
+    }
     SpecError::Invalid {
         path: path.into(),
         line,
@@ -75,46 +128,90 @@ pub(super) fn from_yaml(path: &Path, e: &serde_yaml::Error) -> SpecError {
     }
 }
 
-/// Finds the line and column of a key path in block-style YAML (`["services", "web",
-/// "depends_on"]`); falls back to the deepest part found, then to 1:1.
-pub(super) fn locate(text: &str, keys: &[&str]) -> (usize, usize) {
-    let mut found = (1, 1);
-    let mut min_indent: i64 = -1;
-    let mut lines = text.lines().enumerate();
-    'keys: for key in keys {
-        for (n, line) in lines.by_ref() {
-            let body = line.trim_start();
-            let indent = (line.len() - body.len()) as i64;
-            if body.is_empty() || body.starts_with('#') {
-                continue;
-            }
-            if indent <= min_indent {
-                break 'keys;
-            }
-            let body = body.trim_start_matches("- ");
-            let k = body
+/// Where a key path is in block-style YAML: (whether all of it was found, the line and
+/// column of the deepest part found, else 1:1).
+pub(super) fn locate(text: &str, segs: &[Seg]) -> (bool, (usize, usize)) {
+    // (line number, indent, is a list dash, key of the body)
+    let mut entries: Vec<(usize, i64, bool, String)> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let body = raw.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let mut indent = (raw.len() - body.len()) as i64;
+        let mut body = body;
+        while let Some(rest) = body
+            .strip_prefix("- ")
+            .or(if body == "-" { Some("") } else { None })
+        {
+            entries.push((n + 1, indent, true, String::new()));
+            let trimmed = rest.trim_start();
+            indent += 1 + (rest.len() - trimmed.len()) as i64 + 1;
+            body = trimmed;
+        }
+        if !body.is_empty() {
+            let key = body
                 .split(':')
                 .next()
                 .unwrap_or("")
                 .trim()
                 .trim_matches(|c| c == '"' || c == '\'');
-            if k == *key
-                && body[k.len()..]
-                    .trim_start_matches(['"', '\''])
-                    .starts_with(':')
-            {
-                found = (n + 1, indent as usize + 1);
-                min_indent = indent;
-                continue 'keys;
+            let is_key = body.contains(':');
+            entries.push((
+                n + 1,
+                indent,
+                false,
+                if is_key {
+                    key.to_string()
+                } else {
+                    String::new()
+                },
+            ));
+        }
+    }
+    let mut found = (1, 1);
+    let mut parent: i64 = -1;
+    let mut pos = 0;
+    'segs: for seg in segs {
+        let mut child: Option<i64> = None;
+        let mut count = 0;
+        while pos < entries.len() {
+            let (n, indent, dash, ref key) = entries[pos];
+            pos += 1;
+            let in_block =
+                indent > parent || (dash && indent == parent && matches!(seg, Seg::Index(_)));
+            if !in_block {
+                return (false, found);
+            }
+            let level = *child.get_or_insert(indent);
+            if indent != level {
+                continue;
+            }
+            match seg {
+                Seg::Key(k) if !dash && key == k => {
+                    found = (n, indent as usize + 1);
+                    parent = indent;
+                    continue 'segs;
+                }
+                Seg::Index(i) if dash => {
+                    if count == *i {
+                        found = (n, indent as usize + 1);
+                        parent = indent;
+                        continue 'segs;
+                    }
+                    count += 1;
+                }
+                _ => {}
             }
         }
-        break;
+        return (false, found);
     }
-    found
+    (true, found)
 }
 
 fn invalid(path: &Path, text: &str, keys: &[&str], message: String) -> SpecError {
-    let (line, column) = locate(text, keys);
+    let segs: Vec<Seg> = keys.iter().map(|k| Seg::Key(k.to_string())).collect();
+    let (_, (line, column)) = locate(text, &segs);
     SpecError::Invalid {
         path: path.into(),
         line,
