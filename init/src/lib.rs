@@ -31,7 +31,7 @@ pub mod subreaper;
 // - `supervisor`: services as process groups, health checks, hooks, cron, status socket.
 // - `cron`, `backoff`, `health`: the pure schedule, restart-delay and health machines.
 // - `status`: the status socket's JSON protocol; `ctl`: its client; `sup_cli`: the
-//   supervisor's command line (`--spec`, `--socket`, `ctl`).
+//   supervisor's command line (`--spec`, `--socket`, `ctl`); `sup_log`: its log lines.
 pub mod backoff;
 pub mod cron;
 pub mod ctl;
@@ -39,4 +39,5 @@ pub mod health;
 pub mod spec;
 pub mod status;
 pub mod sup_cli;
+pub mod sup_log;
 pub mod supervisor;

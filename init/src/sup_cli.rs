@@ -10,68 +10,144 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::{Parser, Subcommand};
-
 use crate::status::Request;
 use crate::supervisor::{self, Options, DEFAULT_SOCKET, DEFAULT_SPEC};
 
-/// Supervisor mode.
-#[derive(Debug, Parser)]
-#[command(
-    name = "berth-init",
-    about = "PID 1 for berth containers: runs the app spec's services (supervisor mode)",
-    after_help = "Without --spec and without a command, /etc/berth/app.yaml is used.\n\
-                  With a command (berth-init [OPTIONS] [--] CMD [ARGS...]) berth-init acts like tini.\n\
-                  BERTH_DEBUG=1 turns on debug mode (a failed service keeps init up); \
-                  BERTH_LOG sets the log filter (e.g. debug)."
-)]
+/// Help for supervisor mode.
+pub const SUP_USAGE: &str = "\
+berth-init: PID 1 for berth containers; runs the app spec's services (supervisor mode)
+
+Usage: berth-init [--spec PATH] [--socket PATH] [--check]
+       berth-init ctl [--socket PATH] status | restart NAME | stop NAME | start NAME
+       berth-init [OPTIONS] [--] CMD [ARGS...]      (tini mode; see berth-init -h)
+
+Options:
+      --spec PATH    The app spec (YAML) [default: /etc/berth/app.yaml]
+      --socket PATH  The status socket [default: /run/berth/init.sock]
+      --check        Only validate the spec, print \"ok\" and exit (0, or 2 with the error)
+  -h, --help         Print this help
+
+Without --spec and without a command, /etc/berth/app.yaml is used.
+BERTH_DEBUG=1 turns on debug mode (a failed service keeps init up);
+BERTH_LOG sets the log level (error, warn, info, debug, trace).
+";
+
+/// Help for `ctl`.
+pub const CTL_USAGE: &str = "\
+berth-init ctl: ask a running berth-init for its status or act on one service;
+prints the JSON answer (exit 0 if ok, 1 otherwise)
+
+Usage: berth-init ctl [--socket PATH] COMMAND
+
+Commands:
+  status        Print the status JSON (services with name, state, pid, restarts, healthy)
+  restart NAME  Stop then start one service
+  stop NAME     Stop one service (it stays stopped until `start`)
+  start NAME    Start a stopped or failed service
+
+Options:
+      --socket PATH  The status socket [default: /run/berth/init.sock]
+  -h, --help         Print this help
+";
+
+/// Supervisor mode's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupArgs {
-    /// The app spec (YAML).
-    #[arg(long, value_name = "PATH")]
+    /// The app spec.
     pub spec: Option<PathBuf>,
     /// The status socket.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
-    /// Only validate the spec, print "ok" and exit (0, or 2 with the error).
-    #[arg(long)]
+    /// Validate only.
     pub check: bool,
 }
 
-/// `berth-init ctl`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "berth-init ctl",
-    about = "Ask a running berth-init for its status or act on one service; prints the JSON answer (exit 0 if ok, 1 otherwise)"
-)]
-pub struct CtlArgs {
-    /// The status socket.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
-    pub socket: PathBuf,
-    /// What to do.
-    #[command(subcommand)]
-    pub cmd: CtlCmd,
+/// What a parsed line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// Run with these arguments.
+    Run(T),
+    /// Print the help.
+    Help,
 }
 
-/// A ctl request.
-#[derive(Debug, Subcommand)]
-pub enum CtlCmd {
-    /// Print the status JSON (services with name, state, pid, restarts, healthy).
-    Status,
-    /// Stop then start one service.
-    Restart {
-        /// Service name.
-        name: String,
-    },
-    /// Stop one service (it stays stopped until `start`).
-    Stop {
-        /// Service name.
-        name: String,
-    },
-    /// Start a stopped or failed service.
-    Start {
-        /// Service name.
-        name: String,
-    },
+/// `--name VALUE` or `--name=VALUE` at `args[*i]`; advances `i` past the value.
+fn value(args: &[String], i: &mut usize, name: &str) -> Result<Option<String>, String> {
+    let a = &args[*i];
+    if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+        return Ok(Some(v.to_string()));
+    }
+    if a != name {
+        return Ok(None);
+    }
+    *i += 1;
+    args.get(*i)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| format!("{name} needs a value"))
+}
+
+/// Parses supervisor mode's arguments (after argv\[0\]).
+pub fn parse_sup(args: &[String]) -> Result<Parsed<SupArgs>, String> {
+    let mut out = SupArgs {
+        spec: None,
+        socket: PathBuf::from(DEFAULT_SOCKET),
+        check: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        if let Some(v) = value(args, &mut i, "--spec")? {
+            out.spec = Some(v.into());
+        } else if let Some(v) = value(args, &mut i, "--socket")? {
+            out.socket = v.into();
+        } else {
+            match args[i].as_str() {
+                "--check" => out.check = true,
+                "-h" | "--help" => return Ok(Parsed::Help),
+                other => return Err(format!("unexpected argument '{other}' in supervisor mode")),
+            }
+        }
+        i += 1;
+    }
+    Ok(Parsed::Run(out))
+}
+
+/// Parses `ctl`'s arguments (after `ctl`): the socket and the request.
+pub fn parse_ctl(args: &[String]) -> Result<Parsed<(PathBuf, Request)>, String> {
+    let mut socket = PathBuf::from(DEFAULT_SOCKET);
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if let Some(v) = value(args, &mut i, "--socket")? {
+            socket = v.into();
+        } else if args[i] == "-h" || args[i] == "--help" {
+            return Ok(Parsed::Help);
+        } else if args[i].starts_with('-') {
+            return Err(format!("unexpected option '{}'", args[i]));
+        } else {
+            words.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let req = match words.as_slice() {
+        [c] if c == "status" => Request::Status,
+        [c, name] if c == "restart" => Request::Restart {
+            service: name.clone(),
+        },
+        [c, name] if c == "stop" => Request::Stop {
+            service: name.clone(),
+        },
+        [c, name] if c == "start" => Request::Start {
+            service: name.clone(),
+        },
+        [c] if c == "help" => return Ok(Parsed::Help),
+        _ => {
+            return Err(format!(
+                "expected status, restart NAME, stop NAME or start NAME; got '{}'",
+                words.join(" ")
+            ))
+        }
+    };
+    Ok(Parsed::Run((socket, req)))
 }
 
 const SUP_FLAGS: [&str; 3] = ["--spec", "--socket", "--check"];
@@ -140,34 +216,25 @@ pub fn mode(args: &[OsString], default_spec_exists: impl Fn() -> bool) -> Mode {
     }
 }
 
-fn init_tracing(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
-    let filter = std::env::var("BERTH_LOG").unwrap_or_else(|_| default.to_string());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+fn strings(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn run_ctl(args: &[OsString]) -> i32 {
-    let parsed = match CtlArgs::try_parse_from(
-        std::iter::once(OsString::from("berth-init ctl")).chain(args[1..].iter().cloned()),
-    ) {
-        Ok(p) => p,
+    let (socket, req) = match parse_ctl(&strings(&args[1..])) {
+        Ok(Parsed::Run(r)) => r,
+        Ok(Parsed::Help) => {
+            print!("{CTL_USAGE}");
+            return 0;
+        }
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            eprintln!("berth-init ctl: {e}\nTry 'berth-init ctl --help' for help.");
+            return 2;
         }
     };
-    let req = match parsed.cmd {
-        CtlCmd::Status => Request::Status,
-        CtlCmd::Restart { name } => Request::Restart { service: name },
-        CtlCmd::Stop { name } => Request::Stop { service: name },
-        CtlCmd::Start { name } => Request::Start { service: name },
-    };
-    match crate::ctl::call(&parsed.socket, &req) {
+    match crate::ctl::call(&socket, &req) {
         Ok((answer, ok)) => {
             println!("{answer}");
             if ok {
@@ -184,13 +251,15 @@ fn run_ctl(args: &[OsString]) -> i32 {
 }
 
 fn run_supervisor(args: &[OsString]) -> i32 {
-    let parsed = match SupArgs::try_parse_from(
-        std::iter::once(OsString::from("berth-init")).chain(args.iter().cloned()),
-    ) {
-        Ok(p) => p,
+    let parsed = match parse_sup(&strings(args)) {
+        Ok(Parsed::Run(p)) => p,
+        Ok(Parsed::Help) => {
+            print!("{SUP_USAGE}");
+            return 0;
+        }
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            eprintln!("berth-init: {e}\nTry 'berth-init --spec PATH --help' for help.");
+            return 2;
         }
     };
     let opts = Options {
@@ -208,7 +277,7 @@ fn run_supervisor(args: &[OsString]) -> i32 {
         println!("ok");
         return 0;
     }
-    init_tracing(spec.debug || supervisor::debug_env());
+    crate::sup_log::init(spec.debug || supervisor::debug_env());
     if std::process::id() != 1 {
         if let Err(e) = crate::subreaper::set_child_subreaper() {
             tracing::warn!(error = %e, "not PID 1 and cannot become a subreaper: orphans will not be reaped");
@@ -271,5 +340,67 @@ mod tests {
         assert_eq!(m(&["-e", "3", "--", "x"], false), Mode::Tini);
         assert_eq!(m(&["-h"], true), Mode::Tini);
         assert_eq!(m(&["--version"], false), Mode::Tini);
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn supervisor_arguments() {
+        let Parsed::Run(a) =
+            parse_sup(&v(&["--spec", "/a.yaml", "--socket=/s", "--check"])).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            a,
+            SupArgs {
+                spec: Some("/a.yaml".into()),
+                socket: "/s".into(),
+                check: true
+            }
+        );
+        let Parsed::Run(a) = parse_sup(&[]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(parse_sup(&v(&["--spec", "x", "-h"])).unwrap(), Parsed::Help);
+        assert!(parse_sup(&v(&["--spec"]))
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(parse_sup(&v(&["--spec", "x", "-v"]))
+            .unwrap_err()
+            .contains("'-v'"));
+    }
+
+    #[test]
+    fn ctl_arguments() {
+        let Parsed::Run((s, r)) =
+            parse_ctl(&v(&["--socket", "/x.sock", "restart", "web"])).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (s, r),
+            (
+                PathBuf::from("/x.sock"),
+                Request::Restart {
+                    service: "web".into()
+                }
+            )
+        );
+        let Parsed::Run((_, r)) = parse_ctl(&v(&["status"])).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r, Request::Status);
+        assert!(parse_ctl(&v(&["stop"])).is_err());
+        assert!(parse_ctl(&v(&["frob", "x"])).is_err());
+        assert_eq!(parse_ctl(&v(&["--help"])).unwrap(), Parsed::Help);
     }
 }
