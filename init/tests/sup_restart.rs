@@ -91,3 +91,20 @@ fn never_restart_policy_and_success_exit() {
     );
     assert_eq!(st["services"][0]["restarts"], 0);
 }
+
+#[test]
+fn a_program_that_cannot_start_fails_with_127() {
+    let spec = "services:
+  ghost:
+    command: /nonexistent/berth/prog
+    restart: never
+";
+    let mut p = Pid1::start(spec, &[]);
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), 127, "{}", p.log());
+    assert!(
+        p.log()
+            .contains("exec /nonexistent/berth/prog failed: No such file or directory"),
+        "{}",
+        p.log()
+    );
+}

@@ -29,7 +29,7 @@ impl SysOs {
 
 impl Os for SysOs {
     fn spawn(&mut self, launch: &Launch) -> io::Result<i32> {
-        let to_io = |e: crate::spawn::SpawnError| io::Error::other(e.to_string());
+        let to_io = |e: crate::spawn::SpawnError| io::Error::other(crate::log::chain(&e));
         let mut cmd = Spawn::new(&launch.argv)
             .map_err(to_io)?
             .process_group(true)
