@@ -140,3 +140,47 @@ fn child_inherits_no_descriptor_the_init_opened() {
         drop(run);
     }
 }
+
+#[test]
+fn init_is_one_thread_and_never_wakes_when_idle() {
+    assert_root();
+    let run = start(Mode::Direct, &["-s", "--", "sleep", "100"]);
+    let init = run.init_pid();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while common::children(init).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "child never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "Threads:\t1"), "{status}");
+    let tasks = std::fs::read_dir(format!("/proc/{init}/task"))
+        .unwrap()
+        .count();
+    assert_eq!(tasks, 1);
+    // Event-driven: once the child runs, the idle init does not wake up at all (no timed
+    // poll), so its voluntary context switches stay put.
+    while std::fs::read_to_string(format!("/proc/{}/comm", common::children(init)[0]))
+        .unwrap_or_default()
+        .trim()
+        != "sleep"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never exec'd sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let switches = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let before = switches();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(switches(), before, "the idle init woke up");
+    drop(run);
+}

@@ -131,9 +131,9 @@ fn group_run(group: bool) -> String {
     let body = format!(
         "sh -c 'trap \"echo grandchild >> {log}; exit 0\" USR1; echo gready >> {log}; \
          while :; do sleep 0.01; done' &\n\
-         trap 'echo child >> {log}' USR1\n\
+         trap 'echo main-got >> {log}' USR1\n\
          while ! grep -q gready {log} 2>/dev/null; do sleep 0.01; done\n\
-         echo ready >> {log}\n\
+         echo main-ready >> {log}\n\
          while [ ! -e {log}.done ]; do sleep 0.01; done\n\
          kill $! 2>/dev/null\n\
          exit 0",
@@ -147,9 +147,9 @@ fn group_run(group: bool) -> String {
     args.extend(["--", child.to_str().unwrap()]);
     let run = start(Mode::Pid1, &args);
     let init = run.init_pid();
-    wait_for_file(&log, TIMEOUT, |t| t.contains("ready\n"));
+    wait_for_file(&log, TIMEOUT, |t| t.contains("main-ready\n"));
     kill(init, libc::SIGUSR1);
-    wait_for_file(&log, TIMEOUT, |t| t.contains("child\n"));
+    wait_for_file(&log, TIMEOUT, |t| t.contains("main-got\n"));
     if group {
         wait_for_file(&log, TIMEOUT, |t| t.contains("grandchild\n"));
     } else {
@@ -185,9 +185,9 @@ fn group_flag_from_environment() {
     let body = format!(
         "sh -c 'trap \"echo grandchild >> {log}; exit 0\" TERM; echo gready >> {log}; \
          while :; do sleep 0.01; done' &\n\
-         trap 'echo child >> {log}' TERM\n\
+         trap 'echo main-got >> {log}' TERM\n\
          while ! grep -q gready {log} 2>/dev/null; do sleep 0.01; done\n\
-         echo ready >> {log}\n\
+         echo main-ready >> {log}\n\
          wait $!; wait $!\n\
          exit 0",
         log = log.display()
@@ -197,13 +197,13 @@ fn group_flag_from_environment() {
     cmd.env("TINI_KILL_PROCESS_GROUP", "");
     let run = common::start_command(cmd, pid1);
     let init = run.init_pid();
-    wait_for_file(&log, TIMEOUT, |t| t.contains("ready\n"));
+    wait_for_file(&log, TIMEOUT, |t| t.contains("main-ready\n"));
     kill(init, libc::SIGTERM);
     let done = run.wait(TIMEOUT);
     assert_eq!(done.code(), 0, "{done:?}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("grandchild\n") && text.contains("child\n"),
+        text.contains("grandchild\n") && text.contains("main-got\n"),
         "{text}"
     );
 }

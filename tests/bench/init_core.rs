@@ -61,13 +61,17 @@ fn main() {
     let me = std::env::current_exe().expect("current_exe");
 
     let mut rows: Vec<Row> = Vec::new();
-    rows.push(Row::new("idle RSS, one sleep child (KiB)", &inits, |i| {
-        median(3, || rss_kib(i))
-    }));
-    rows.push(Row::new(
-        &format!("reap a burst of {ORPHANS} orphans (ms)"),
+    rows.push(Row::interleaved(
+        "idle RSS, one sleep child (KiB, median of 3)",
         &inits,
-        |i| median(3, || reap_burst_ms(i, &me)),
+        3,
+        rss_kib,
+    ));
+    rows.push(Row::interleaved(
+        &format!("reap a burst of {ORPHANS} orphans (ms, median of 5)"),
+        &inits,
+        5,
+        |i| reap_burst_ms(i, &me),
     ));
     rows.push(Row::interleaved(
         "start-to-exec latency (us, median of 300)",
@@ -148,10 +152,15 @@ impl Row {
                 samples[k].push(f(init));
             }
         }
-        let values = samples.map(|mut v| {
+        for (k, v) in samples.iter_mut().enumerate() {
             v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v[v.len() / 2]
-        });
+            if n <= 5 {
+                println!("  {} samples: {v:.1?}", inits[k].name);
+            } else {
+                println!("  {} min {:.1} max {:.1}", inits[k].name, v[0], v[n - 1]);
+            }
+        }
+        let values = samples.map(|v| v[v.len() / 2]);
         println!(
             "{name}: berth-init {:.1}, tini {:.1}, dumb-init {:.1}",
             values[0], values[1], values[2]

@@ -11,7 +11,7 @@
 use crate::cli::Config;
 use crate::exit_status::ExitKind;
 use crate::log::Log;
-use crate::reaper::{self, ReapError, SysWait};
+use crate::reaper::{self, ReapError, Reaped, SysWait, WaitAny};
 use crate::signals::{self, InheritedSignals, Received, SignalError, SignalFd};
 use crate::spawn::{Spawn, SpawnError};
 use crate::subreaper::{self, PrctlError};
@@ -52,7 +52,7 @@ impl SingleError {
 pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
     let inherited = InheritedSignals::capture()?;
     signals::block_all()?;
-    let mut signal_fd = SignalFd::new(false)?;
+    let signal_fd = SignalFd::new(false)?;
 
     if let Some(signo) = config.parent_death_signal {
         subreaper::set_parent_death_signal(signo)?;
@@ -75,6 +75,52 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
         spawn.program()
     ));
 
+    let mut os = SysOs { signal_fd };
+    supervise(&mut os, child, config, log)
+}
+
+/// What the tini loop needs from the kernel, so the loop itself is unit-tested with a
+/// scripted fake (see `tests.rs`).
+pub trait Os: WaitAny {
+    /// Blocks until signals are pending and reads them into `out`.
+    fn read_signals(&mut self, out: &mut Vec<Received>) -> Result<(), SignalError>;
+    /// `kill(target, signo)`.
+    fn kill(&mut self, target: i32, signo: i32) -> std::io::Result<()>;
+}
+
+/// The real kernel: the blocking signalfd, `kill`, `waitpid(-1, WNOHANG)`.
+struct SysOs {
+    signal_fd: SignalFd,
+}
+
+impl WaitAny for SysOs {
+    fn wait_any(&mut self) -> Result<Option<Reaped>, ReapError> {
+        SysWait.wait_any()
+    }
+}
+
+impl Os for SysOs {
+    fn read_signals(&mut self, out: &mut Vec<Received>) -> Result<(), SignalError> {
+        self.signal_fd.read(out).map(drop)
+    }
+
+    fn kill(&mut self, target: i32, signo: i32) -> std::io::Result<()> {
+        // SAFETY: kill has no memory-safety preconditions.
+        if unsafe { libc::kill(target, signo) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// The loop once `child` runs: forwards every signal (to `-child` with `-g`), reaps on
+/// SIGCHLD until nothing is left, and returns the exit code when `child` was reaped.
+pub fn supervise<O: Os>(
+    os: &mut O,
+    child: i32,
+    config: &Config,
+    log: &Log,
+) -> Result<u8, SingleError> {
     let target = if config.kill_process_group {
         -child
     } else {
@@ -82,13 +128,13 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
     };
     let mut received: Vec<Received> = Vec::with_capacity(32);
     loop {
-        signal_fd.read(&mut received)?;
+        os.read_signals(&mut received)?;
         let mut sigchld = false;
         for signal in &received {
             if signal.signo == libc::SIGCHLD {
                 sigchld = true;
             } else if signals::is_forwardable(signal.signo) {
-                forward(target, signal.signo, log);
+                forward(os, target, signal.signo, log);
             }
         }
         if !sigchld {
@@ -96,7 +142,7 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
         }
         log.debug(format_args!("Received SIGCHLD"));
         let mut main_exit: Option<ExitKind> = None;
-        reaper::drain(&mut SysWait, |reaped| {
+        reaper::drain(os, |reaped| {
             if reaped.pid == child {
                 main_exit = Some(reaped.exit);
             } else if config.warn_on_reap {
@@ -123,11 +169,9 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
 
 /// Sends `signo` to the child (or its group, for a negative `target`). A child that is
 /// already gone (ESRCH) is not an error: its SIGCHLD is on the way.
-fn forward(target: i32, signo: i32, log: &Log) {
+fn forward<O: Os>(os: &mut O, target: i32, signo: i32, log: &Log) {
     log.debug(format_args!("Passing signal: '{}'", signals::name(signo)));
-    // SAFETY: kill has no memory-safety preconditions.
-    if unsafe { libc::kill(target, signo) } != 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(err) = os.kill(target, signo) {
         if err.raw_os_error() != Some(libc::ESRCH) {
             log.warn(format_args!(
                 "Unexpected error when forwarding signal: {err}"
@@ -135,3 +179,6 @@ fn forward(target: i32, signo: i32, log: &Log) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
