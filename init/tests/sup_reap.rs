@@ -68,3 +68,43 @@ fn orphans_are_reaped_and_statuses_go_to_their_owner() {
     assert!(zombies(p.pid) <= 5, "zombies pile up: {}", zombies(p.pid));
     assert!(p.log().contains("service=finisher code=4"), "{}", p.log());
 }
+
+#[test]
+fn processes_that_left_their_group_get_sigterm_before_init_exits() {
+    // The service starts two processes in new sessions (out of its group): one records
+    // SIGTERM and exits, one ignores it and must be SIGKILLed after the sweep's grace.
+    let polite = "#!/bin/sh\ntrap 'echo got-term > @DIR@/escaped; exit 0' TERM\necho up > @DIR@/up1\nwhile :; do sleep 0.05; done\n";
+    let stubborn = "#!/bin/sh\ntrap '' TERM\necho up > @DIR@/up2\nwhile :; do sleep 0.05; done\n";
+    let spec = "services:
+  svc:
+    command: [/bin/sh, -c, 'setsid @DIR@/polite.sh & setsid @DIR@/stubborn.sh & exec sleep 1000']
+";
+    let mut p = Pid1::start_with(
+        spec,
+        &[],
+        &[("polite.sh", polite), ("stubborn.sh", stubborn)],
+    );
+    wait_until("escaped processes up", Duration::from_secs(10), || {
+        p.path("up1").exists() && p.path("up2").exists()
+    });
+    let t0 = std::time::Instant::now();
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), 0, "{}", p.log());
+    let took = t0.elapsed();
+    assert_eq!(
+        std::fs::read_to_string(p.path("escaped")).unwrap_or_default(),
+        "got-term\n",
+        "{}",
+        p.log()
+    );
+    assert!(
+        p.log()
+            .contains("leftover processes did not exit on SIGTERM: SIGKILL"),
+        "{}",
+        p.log()
+    );
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+}

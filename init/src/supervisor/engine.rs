@@ -421,6 +421,11 @@ impl<O: Os> Engine<O> {
         }
     }
 
+    /// The second shutdown signal came (everything was SIGKILLed).
+    pub fn was_hard_killed(&self) -> bool {
+        self.hard
+    }
+
     pub(super) fn record_failure(&mut self, code: i32) {
         let code = if code == 0 { 1 } else { code };
         self.first_failure.get_or_insert(code);

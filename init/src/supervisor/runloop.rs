@@ -18,6 +18,9 @@ use super::wake::{Inbox, Msg, Waker};
 use crate::reaper::{self, SysWait};
 use crate::signals::SignalFd;
 
+/// How long leftover processes get between SIGTERM and SIGKILL at the end of a shutdown.
+const SWEEP_GRACE: Duration = Duration::from_secs(2);
+
 /// Wall clock, seconds since the epoch.
 pub fn wall_now() -> f64 {
     SystemTime::now()
@@ -51,6 +54,9 @@ impl<O: Os> Loop<O> {
             self.engine.tick(now, wall);
             self.publish();
             if let Some(code) = self.engine.finished() {
+                if !self.engine.was_hard_killed() {
+                    self.sweep(SWEEP_GRACE);
+                }
                 return code;
             }
             let timeout = self
@@ -118,6 +124,43 @@ impl<O: Os> Loop<O> {
                     }
                 }
             }
+        }
+    }
+
+    /// As PID 1, processes that left their service's group (setsid) are still around when
+    /// the services are down; the kernel would SIGKILL them when init exits. Give them a
+    /// SIGTERM and up to `grace` to exit first (then SIGKILL), reaping as they go.
+    fn sweep(&mut self, grace: Duration) {
+        if std::process::id() != 1 {
+            return;
+        }
+        // SAFETY: kill(2) with pid -1 signals every process of this PID namespace but init.
+        if unsafe { libc::kill(-1, libc::SIGTERM) } != 0 {
+            return; // ESRCH: nobody left.
+        }
+        debug!("sweeping leftover processes");
+        let deadline = Instant::now() + grace;
+        let mut received = Vec::new();
+        loop {
+            self.reap();
+            // SAFETY: as above, signal 0 only checks that some process is left.
+            let left = unsafe { libc::kill(-1, 0) } == 0;
+            if !left {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                warn!("leftover processes did not exit on SIGTERM: SIGKILL");
+                // SAFETY: as above.
+                unsafe { libc::kill(-1, libc::SIGKILL) };
+                self.reap();
+                return;
+            }
+            let ms = (deadline - now).as_millis().clamp(1, 100) as u16;
+            let mut fds = [PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            received.clear();
+            let _ = self.sigfd.read(&mut received);
         }
     }
 
