@@ -90,12 +90,16 @@ fn legacy_spec_runs_and_tracks_the_daemon() {
 
 #[test]
 fn stopping_a_service_kills_its_whole_group() {
+    // Two grandchildren in the service's group: one plain, one ignoring SIGTERM.
+    let stubborn =
+        "#!/bin/sh\ntrap '' TERM\necho $$ > @DIR@/stubborn\nwhile :; do sleep 0.1; done\n";
+    let main = "#!/bin/sh\n@DIR@/stubborn.sh &\nsleep 1000 &\necho $! > @DIR@/plain\nwait\n";
     let spec = "services:
   svc:
-    command: [/bin/sh, -c, 'sh -c \"trap \\\"\\\" TERM; echo $$ > @DIR@/stubborn; while :; do sleep 0.1; done\" & sleep 1000 & echo $! > @DIR@/plain; wait']
+    command: '@DIR@/main.sh'
     stop_timeout: 1s
 ";
-    let p = Pid1::start(spec, &[]);
+    let p = Pid1::start_with(spec, &[], &[("stubborn.sh", stubborn), ("main.sh", main)]);
     p.wait_status("svc running", Duration::from_secs(10), |s| {
         s["services"][0]["state"] == "running"
     });
@@ -113,10 +117,15 @@ fn stopping_a_service_kills_its_whole_group() {
     let plain = host_pid(p.pid, read("plain")).unwrap();
     let answer = p.request(r#"{"cmd":"stop","service":"svc"}"#);
     assert_eq!(answer["ok"], true, "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!alive(plain), "grandchild survived the stop signal");
+    assert!(
+        alive(stubborn),
+        "the grandchild ignoring SIGTERM is still within the stop timeout"
+    );
     p.wait_status("svc stopped", Duration::from_secs(10), |s| {
         s["services"][0]["state"] == "stopped"
     });
-    assert!(!alive(plain), "grandchild survived the stop signal");
     assert!(
         !alive(stubborn),
         "grandchild ignoring SIGTERM survived the SIGKILL of the group"

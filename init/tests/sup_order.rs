@@ -69,9 +69,22 @@ fn start_in_dependency_order_gated_on_health_and_stop_in_reverse() {
             .unwrap_or_else(|| panic!("no {e}: {started:?}"))
     };
     assert!(pos("pre_start db") < pos("start db"));
-    assert!(pos("start db") < pos("pre_start web") && pos("pre_start web") < pos("start web"));
+    assert!(pos("pre_start web") < pos("start web"));
+    assert!(pos("pre_start worker") < pos("start worker"));
+    // A dependent's start (its pre_start hook) comes after its dependency was started, as
+    // init logged it (the services' own echo lines race with the next hook).
+    let log = p.log();
+    let at = |needle: &str| {
+        log.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in {log}"))
+    };
     assert!(
-        pos("start web") < pos("pre_start worker") && pos("pre_start worker") < pos("start worker")
+        at("healthy service=db") < at("running hook service=web hook=\"pre_start\""),
+        "{log}"
+    );
+    assert!(
+        at("service started service=web") < at("running hook service=worker hook=\"pre_start\""),
+        "{log}"
     );
 
     std::fs::remove_file(p.path("events")).unwrap();
@@ -115,21 +128,31 @@ fn hook_timeout_kills_the_hook_and_goes_on() {
     assert!(p.path("hook").exists());
 }
 
+const STUBBORN: &str =
+    "#!/bin/sh\ntrap '' TERM\ntouch @DIR@/ready-stubborn\nwhile :; do sleep 0.05; done\n";
+const BAD: &str =
+    "#!/bin/sh\ntrap 'exit 5' TERM\ntouch @DIR@/ready-bad\nwhile :; do sleep 0.05; done\n";
+
+fn wait_ready(p: &Pid1, names: &[&str]) {
+    wait_until("services set their traps", Duration::from_secs(10), || {
+        names.iter().all(|n| p.path(&format!("ready-{n}")).exists())
+    });
+}
+
 #[test]
 fn exit_code_is_the_first_failed_service() {
     let spec = "services:
   stubborn:
-    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do sleep 0.05; done']
+    command: '@DIR@/stubborn.sh'
     stop_timeout: 300ms
   bad:
-    command: [/bin/sh, -c, 'trap \"exit 5\" TERM; while :; do sleep 0.05; done']
+    command: '@DIR@/bad.sh'
 ";
-    let mut p = Pid1::start(spec, &[]);
-    p.wait_status("running", Duration::from_secs(10), |s| {
-        s["state"] == "running"
-    });
+    let mut p = Pid1::start_with(spec, &[], &[("stubborn.sh", STUBBORN), ("bad.sh", BAD)]);
+    wait_ready(&p, &["stubborn", "bad"]);
     p.signal(libc::SIGTERM);
-    // bad stops first (reverse order) with 5; stubborn then needs SIGKILL (137).
+    // Both stop at once (no dependency); bad exits 5 at once, stubborn needs SIGKILL
+    // (137) later: the first failure wins.
     assert_eq!(p.wait_exit(Duration::from_secs(10)), 5, "{}", p.log());
 }
 
@@ -137,25 +160,21 @@ fn exit_code_is_the_first_failed_service() {
 fn unclean_stop_exits_137_and_second_sigterm_kills_at_once() {
     let spec = "services:
   stubborn:
-    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do sleep 0.05; done']
+    command: '@DIR@/stubborn.sh'
     stop_timeout: 300ms
 ";
-    let mut p = Pid1::start(spec, &[]);
-    p.wait_status("running", Duration::from_secs(10), |s| {
-        s["state"] == "running"
-    });
+    let mut p = Pid1::start_with(spec, &[], &[("stubborn.sh", STUBBORN)]);
+    wait_ready(&p, &["stubborn"]);
     p.signal(libc::SIGTERM);
     assert_eq!(p.wait_exit(Duration::from_secs(10)), 137, "{}", p.log());
 
     let slow = "services:
   stubborn:
-    command: [/bin/sh, -c, 'trap \"\" TERM; while :; do sleep 0.05; done']
+    command: '@DIR@/stubborn.sh'
     stop_timeout: 60s
 ";
-    let mut p = Pid1::start(slow, &[]);
-    p.wait_status("running", Duration::from_secs(10), |s| {
-        s["state"] == "running"
-    });
+    let mut p = Pid1::start_with(slow, &[], &[("stubborn.sh", STUBBORN)]);
+    wait_ready(&p, &["stubborn"]);
     p.signal(libc::SIGTERM);
     p.wait_status("stopping", Duration::from_secs(5), |s| {
         s["state"] == "stopping"

@@ -70,14 +70,18 @@ impl Pid1 {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        let unshare = cmd.spawn().unwrap();
+        let mut unshare = cmd.spawn().unwrap();
         let upid = unshare.id();
         let deadline = Instant::now() + Duration::from_secs(10);
+        // 0 when berth-init already exited before it could be seen (then never signalled).
         let pid = loop {
             let children = std::fs::read_to_string(format!("/proc/{upid}/task/{upid}/children"))
                 .unwrap_or_default();
             if let Some(p) = children.split_whitespace().next() {
                 break p.parse().unwrap();
+            }
+            if unshare.try_wait().unwrap().is_some() {
+                break 0;
             }
             assert!(
                 Instant::now() < deadline,
@@ -164,8 +168,11 @@ impl Pid1 {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: plain kill(2) on the pid we started.
-        unsafe { libc::kill(self.pid, sig) };
+        // Never kill(0 or -1): those would reach this test's group or every process.
+        if self.pid > 1 {
+            // SAFETY: plain kill(2) on the pid we started.
+            unsafe { libc::kill(self.pid, sig) };
+        }
     }
 
     /// Waits for berth-init to exit; returns its exit code (unshare passes it on).
