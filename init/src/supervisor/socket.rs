@@ -12,15 +12,26 @@ use super::wake::{Msg, Waker};
 use crate::status::{error_line, Request};
 
 /// Binds `path` (creating its directory, replacing a stale socket), non-blocking.
+///
+/// The socket is bound and listening under a temporary name first and then renamed into
+/// place, so a client that sees `path` exist can always connect (bind and listen are two
+/// syscalls; a client polling for the file could otherwise get ECONNREFUSED in between).
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    match std::fs::remove_file(path) {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let l = UnixListener::bind(path)?;
+    let l = UnixListener::bind(&tmp)?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     l.set_nonblocking(true)?;
     Ok(l)
 }
