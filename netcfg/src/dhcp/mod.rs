@@ -1,0 +1,1 @@
+//! DHCPv4 client (not built yet).
