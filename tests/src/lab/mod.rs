@@ -94,6 +94,19 @@ impl Lab {
         lan.ip(&["link", "set", "lo", "up"]);
         host.ip(&["link", "set", "nic0", "up"]);
         host.ip(&["link", "set", "lo", "up"]);
+        // Count DHCP packets addressed to the server itself (unicast renewals/releases).
+        lan.exec_ok(&[
+            "iptables",
+            "-w",
+            "-I",
+            "INPUT",
+            "-d",
+            "10.77.0.1",
+            "-p",
+            "udp",
+            "--dport",
+            "67",
+        ]);
         let dhcp = Dnsmasq::start(&lan, cfg);
         Self {
             dhcp,
@@ -103,6 +116,18 @@ impl Lab {
             gateway,
             name,
         }
+    }
+
+    /// How many DHCP packets reached the server by unicast (to 10.77.0.1:67).
+    pub fn unicast_dhcp_packets(&self) -> u64 {
+        let out = self
+            .lan
+            .exec_ok(&["iptables", "-w", "-n", "-v", "-x", "-L", "INPUT"]);
+        out.lines()
+            .find(|l| l.contains("10.77.0.1") && l.contains("dpt:67"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// A fresh, empty container netns (only `lo`, down) with a unique name.
