@@ -217,3 +217,74 @@ async fn timeout_names_the_interface_and_what_was_tried() {
     let msg = err.to_string();
     assert!(msg.contains("eth0") && msg.contains("DISCOVER"), "{msg}");
 }
+
+#[tokio::test]
+async fn nak_for_a_stale_lease_falls_back_to_discover() {
+    require_root();
+    let lab = Lab::new();
+    let c = lab.container("d6");
+    common::macvlan_into(&lab, &c, "app.six").await;
+    let dir = tempfile::tempdir().unwrap();
+    // A lease file from "another network": the server must refuse it.
+    let stale = berth_netcfg::dhcp::Lease {
+        address: "10.77.0.250".parse().unwrap(),
+        prefix_len: 24,
+        server_id: "10.77.0.1".parse().unwrap(),
+        routers: vec![],
+        routes: vec![],
+        dns: vec![],
+        domain: None,
+        mtu: None,
+        lease_secs: 600,
+        t1_secs: 300,
+        t2_secs: 500,
+        acquired_at: berth_netcfg::dhcp::lease::now_secs(),
+    };
+    stale.save(&dir.path().join("lease.json")).unwrap();
+    let (client, lease) =
+        common::start_client(&c, cfg("app.six", dir.path()), Duration::from_secs(20))
+            .await
+            .unwrap();
+    assert!(lab.dhcp.count("DHCPNAK(br0)") >= 1, "{}", lab.dhcp.log());
+    assert!(in_pool(&lease.address.to_string()), "{lease:?}");
+    assert_eq!(c.addrs("eth0"), vec![format!("{}/24", lease.address)]);
+    client.stop(true).await.unwrap();
+}
+
+/// dnsmasq's shortest lease is 120 s, so this test takes about two minutes.
+#[tokio::test]
+async fn expiry_deconfigures_and_starts_over() {
+    require_root();
+    let mut lab = Lab::with_dhcp(DhcpConfig {
+        t1: 2,
+        t2: 3,
+        ..DhcpConfig::default()
+    });
+    let c = lab.container("d7");
+    common::macvlan_into(&lab, &c, "app.seven").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut client, lease) =
+        common::start_client(&c, cfg("app.seven", dir.path()), Duration::from_secs(20))
+            .await
+            .unwrap();
+    assert_eq!(lease.lease_secs, 120);
+    lab.dhcp.stop();
+    assert!(
+        client
+            .wait(Duration::from_secs(150), |s| s.phase == Phase::Init
+                && s.lease.is_none())
+            .await,
+        "lease never expired"
+    );
+    assert!(c.addrs("eth0").is_empty(), "address removed at expiry");
+    assert!(!dir.path().join("lease.json").exists());
+    lab.dhcp.restart();
+    assert!(
+        client
+            .wait(Duration::from_secs(40), |s| s.phase == Phase::Bound)
+            .await,
+        "not bound again after the server returned"
+    );
+    assert_eq!(c.addrs("eth0").len(), 1);
+    client.stop(true).await.unwrap();
+}

@@ -21,6 +21,8 @@ pub struct DhcpConfig {
     pub extra_options: Vec<String>,
     /// Address pool (first, last).
     pub range: (String, String),
+    /// Skip dnsmasq's ICMP probe of a new address before offering it (`--no-ping`).
+    pub no_ping: bool,
 }
 
 impl Default for DhcpConfig {
@@ -31,6 +33,7 @@ impl Default for DhcpConfig {
             t2: 7,
             extra_options: vec!["option:domain-name,lab.test".into()],
             range: ("10.77.0.100".into(), "10.77.0.199".into()),
+            no_ping: false,
         }
     }
 }
@@ -92,6 +95,9 @@ impl Dnsmasq {
             format!("--dhcp-option=option:T1,{}", c.t1),
             format!("--dhcp-option=option:T2,{}", c.t2),
         ];
+        if c.no_ping {
+            args.push("--no-ping".into());
+        }
         for o in &c.extra_options {
             args.push(format!("--dhcp-option={o}"));
         }
