@@ -36,21 +36,34 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
-fn lock(run_dir: &Path, link: &IfName) -> Result<Flock<File>, LinkError> {
+/// Take the per-link lock. Polls a non-blocking flock so that two setups awaiting on
+/// one current_thread runtime cannot deadlock each other.
+async fn lock(run_dir: &Path, link: &IfName) -> Result<Flock<File>, LinkError> {
     let dir = run_dir.join("vlan");
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let p = dir.join(format!("{link}.lock"));
-    let f = File::options()
+    let mut f = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&p)
         .map_err(io("open", &p))?;
-    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| LinkError::Io {
-        what: "lock",
-        path: p.clone(),
-        err: e.into(),
-    })
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((back, nix::Error::EWOULDBLOCK)) => {
+                f = back;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err((_, e)) => {
+                return Err(LinkError::Io {
+                    what: "lock",
+                    path: p.clone(),
+                    err: e.into(),
+                })
+            }
+        }
+    }
 }
 
 fn users_dir(run_dir: &Path, link: &IfName) -> PathBuf {
@@ -70,7 +83,7 @@ pub async fn acquire_vlan(
     owner: &str,
 ) -> Result<(IfName, u32), LinkError> {
     let name = vlan_name(trunk, vid)?;
-    let _guard = lock(run_dir, &name)?;
+    let _guard = lock(run_dir, &name).await?;
     let nl = |what, err| LinkError::Netlink {
         what,
         name: name.to_string(),
@@ -126,7 +139,7 @@ pub async fn release_vlan(
     owner: &str,
 ) -> Result<(), LinkError> {
     let name = vlan_name(trunk, vid)?;
-    let _guard = lock(run_dir, &name)?;
+    let _guard = lock(run_dir, &name).await?;
     let of = owner_file(run_dir, &name, owner);
     match std::fs::remove_file(&of) {
         Ok(()) => {}
