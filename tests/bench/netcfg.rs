@@ -7,8 +7,8 @@
 //!    running `ip`, `busybox udhcpc` and `tc`). Median of N runs each; ratio pipework/berth.
 //! 2. TCP request/response latency and bulk throughput container -> LAN over macvlan vs
 //!    over veth + bridge + NAT (iptables MASQUERADE). Ratios NAT/macvlan.
-//! 3. Achieved rate vs configured limit over 10 s (iperf3, each direction), and the
-//!    overshoot in the first second.
+//! 3. Achieved rate vs configured limit over 10 s (iperf3, each direction, receiver side),
+//!    and the overshoot in the first second.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -204,7 +204,7 @@ async fn rr_latency(ns: &Ns, dst: Ipv4Addr, port: u16) -> (f64, f64) {
 
 fn iperf(ns: &Ns, dst: &str, secs: u32, reverse: bool) -> serde_json::Value {
     let s = secs.to_string();
-    let mut argv = vec!["iperf3", "-c", dst, "-t", &s, "-J"];
+    let mut argv = vec!["iperf3", "-c", dst, "-t", &s, "-J", "--get-server-output"];
     if reverse {
         argv.push("-R");
     }
@@ -322,7 +322,7 @@ async fn bench_limit_accuracy() {
     })
     .await
     .unwrap();
-    let _iperf = lab.lan.spawn(&["iperf3", "-s", "-B", "10.77.0.1"]);
+    let _iperf = lab.lan.spawn(&["iperf3", "-s", "-J", "-B", "10.77.0.1"]);
     std::thread::sleep(Duration::from_millis(300));
     let limit = 50e6;
     println!("(3) achieved rate vs configured limit 50 Mbit/s (default burst), iperf3 10 s:");
@@ -331,9 +331,14 @@ async fn bench_limit_accuracy() {
         let total = v["end"]["sum_received"]["bits_per_second"]
             .as_f64()
             .unwrap();
-        let first = v["intervals"][0]["sum"]["bits_per_second"]
-            .as_f64()
-            .unwrap();
+        // The receiver's view: for egress that is the server (in the LAN), for ingress
+        // (-R) the client; the sender's view also counts bytes still in socket buffers.
+        let intervals = if rev {
+            &v["intervals"]
+        } else {
+            &v["server_output_json"]["intervals"]
+        };
+        let first = intervals[0]["sum"]["bits_per_second"].as_f64().unwrap();
         println!(
             "    {dir}  10 s avg {:6.2} Mbit/s (ratio {:.3})  first second {:6.2} Mbit/s (overshoot {:+.1} %)",
             total / 1e6,

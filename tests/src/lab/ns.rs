@@ -63,8 +63,18 @@ impl Ns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Start `argv` inside the netns in the background; killed when the guard drops.
+    /// Start `argv` inside the netns in the background, output discarded (a server that
+    /// prints a lot can never block on a full pipe); killed when the guard drops.
     pub fn spawn(&self, argv: &[&str]) -> ChildGuard {
+        let mut c = self.command(argv);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        ChildGuard::spawn(c, &format!("{argv:?} in {}", self.name))
+    }
+
+    /// Like [`Ns::spawn`] with stdout and stderr piped, for [`ChildGuard::wait_output`].
+    pub fn spawn_piped(&self, argv: &[&str]) -> ChildGuard {
         let mut c = self.command(argv);
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
