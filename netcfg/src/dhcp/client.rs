@@ -22,12 +22,12 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rtnetlink::Handle;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::apply::{apply, deconfigure, write_resolv_conf};
+use super::apply::write_resolv_conf;
+use super::io::{Configurator, NetlinkConfigurator, Transport};
 use super::lease::{now_secs, Lease};
 use super::msg::{build, client_id_for, encode, parse_reply, Ident, Kind, Reply};
 use super::socket::DhcpSocket;
@@ -47,14 +47,12 @@ pub struct ClientConfig {
     pub lease_file: Option<PathBuf>,
     /// resolv.conf to write DNS servers and domain into; `None` = leave alone.
     pub resolv_conf: Option<PathBuf>,
-    /// Put the lease on the interface (address, routes, MTU). Off only for tests.
-    pub configure: bool,
     /// First retransmission interval (doubles up to 16 s).
     pub retransmit: Duration,
 }
 
 impl ClientConfig {
-    /// Defaults: configure the interface, no lease file, no resolv.conf.
+    /// Defaults: no lease file, no resolv.conf, retransmit after 1 s.
     pub fn new(iface: IfName, identity: &str) -> Self {
         Self {
             iface,
@@ -62,7 +60,6 @@ impl ClientConfig {
             hostname: None,
             lease_file: None,
             resolv_conf: None,
-            configure: true,
             retransmit: Duration::from_secs(1),
         }
     }
@@ -89,13 +86,17 @@ pub struct Status {
     pub renewals: u32,
 }
 
-/// The client.
-pub struct Client {
+/// The client, generic over the wire and the interface configurator (real ones by
+/// default; tests pass fakes).
+pub struct Client<T = DhcpSocket, C = NetlinkConfigurator> {
     cfg: ClientConfig,
     ident: Ident,
-    sock: DhcpSocket,
-    h: Handle,
+    wire: T,
+    conf: C,
     lease: Option<Lease>,
+    /// When the current lease's ACK arrived, on the monotonic clock (timers run from it;
+    /// `Lease::acquired_at` is wall-clock, for the lease file and status).
+    bound_at: Instant,
     status: watch::Sender<Status>,
     xid_seq: u32,
 }
@@ -124,7 +125,18 @@ impl Client {
         if let Some(m) = mac_of(&link).filter(|m| m.len() >= 6) {
             mac.copy_from_slice(&m[..6]);
         }
-        let sock = DhcpSocket::bind(&cfg.iface)?;
+        let wire = DhcpSocket::bind(&cfg.iface)?;
+        let conf = NetlinkConfigurator {
+            handle: h,
+            iface: cfg.iface.clone(),
+        };
+        Ok(Client::with_parts(cfg, mac, wire, conf))
+    }
+}
+
+impl<T: Transport, C: Configurator> Client<T, C> {
+    /// A client on the given wire and configurator, for hardware address `mac`.
+    pub fn with_parts(cfg: ClientConfig, mac: [u8; 6], wire: T, conf: C) -> Self {
         let ident = Ident {
             mac,
             client_id: client_id_for(&cfg.identity),
@@ -136,15 +148,16 @@ impl Client {
             lease: None,
             renewals: 0,
         });
-        Ok(Self {
+        Self {
             cfg,
             ident,
-            sock,
-            h,
+            wire,
+            conf,
             lease: None,
+            bound_at: Instant::now(),
             status,
             xid_seq: 0,
-        })
+        }
     }
 
     /// A receiver of status snapshots (updated on every state change).
@@ -181,9 +194,23 @@ impl Client {
 
     async fn send(&self, xid: u32, kind: Kind, dst: Ipv4Addr) -> Result<(), DhcpError> {
         tracing::debug!(iface = %self.cfg.iface, msg = kind.name(), %dst, "dhcp send");
-        self.sock
+        self.wire
             .send(&encode(&build(&self.ident, xid, kind))?, dst)
             .await
+    }
+
+    /// Receive until `accept` takes a datagram or `deadline` passes.
+    async fn recv_until<R>(
+        &self,
+        deadline: Instant,
+        mut accept: impl FnMut(&[u8]) -> Option<R>,
+    ) -> Option<R> {
+        while let Some(b) = self.wire.recv(deadline).await {
+            if let Some(r) = accept(&b) {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// Send `kind` (retransmitting with backoff) until an ACK/NAK for it or `until`.
@@ -200,7 +227,6 @@ impl Client {
             let deadline = (Instant::now() + wait).min(until);
             let mac = self.ident.mac;
             let got = self
-                .sock
                 .recv_until(deadline, |b| match parse_reply(b, xid, &mac, now_secs()) {
                     Some(r @ (Reply::Ack(_) | Reply::Nak(_))) => Some(r),
                     _ => None,
@@ -223,9 +249,7 @@ impl Client {
     }
 
     async fn bind(&mut self, lease: Lease) -> Result<(), DhcpError> {
-        if self.cfg.configure {
-            apply(&self.h, &self.cfg.iface, &lease).await?;
-        }
+        self.conf.apply(&lease).await?;
         if let Some(p) = &self.cfg.resolv_conf {
             write_resolv_conf(p, &lease)?;
         }
@@ -235,6 +259,7 @@ impl Client {
         tracing::info!(iface = %self.cfg.iface, address = %lease.address, server = %lease.server_id,
             lease_secs = lease.lease_secs, "DHCP lease bound");
         self.lease = Some(lease);
+        self.bound_at = Instant::now();
         self.set_phase(Phase::Bound);
         Ok(())
     }
@@ -244,9 +269,7 @@ impl Client {
         if let Some(p) = &self.cfg.lease_file {
             Lease::remove_file(p)?;
         }
-        if self.cfg.configure {
-            deconfigure(&self.h, &self.cfg.iface).await?;
-        }
+        self.conf.deconfigure().await?;
         self.set_phase(Phase::Init);
         Ok(())
     }
@@ -291,7 +314,6 @@ impl Client {
             let mac = self.ident.mac;
             let deadline = (Instant::now() + wait).min(until);
             let offer = self
-                .sock
                 .recv_until(deadline, |b| match parse_reply(b, xid, &mac, now_secs()) {
                     Some(Reply::Offer { addr, server }) => Some((addr, server)),
                     _ => None,
@@ -344,10 +366,9 @@ impl Client {
         }
     }
 
-    /// One step of the keep loop; cancel-safe at every await (state is only changed after
-    /// a complete exchange).
+    /// One step of the keep loop; cancelling it at any await leaves a consistent state
+    /// (state changes only after a complete exchange).
     async fn step(&mut self) -> Result<(), DhcpError> {
-        let now = now_secs();
         let Some(lease) = self.lease.clone() else {
             self.set_phase(Phase::Init);
             return match self.acquire(Duration::from_secs(60)).await {
@@ -355,17 +376,18 @@ impl Client {
                 Err(e) => Err(e),
             };
         };
-        if lease.expired(now) {
+        let now = Instant::now();
+        let at = |secs: u32| self.bound_at + Duration::from_secs(u64::from(secs));
+        let (t1, t2, expiry) = (at(lease.t1_secs), at(lease.t2_secs), at(lease.lease_secs));
+        if now >= expiry {
             tracing::warn!(iface = %self.cfg.iface, address = %lease.address, "DHCP lease expired");
             return self.drop_lease().await;
         }
-        let t1 = lease.until_renew(now);
-        if !t1.is_zero() {
-            tokio::time::sleep(t1).await;
+        if now < t1 {
+            tokio::time::sleep_until(t1).await;
             return Ok(());
         }
-        let t2 = lease.until_rebind(now);
-        let (kind, dst, phase, left) = if !t2.is_zero() {
+        let (kind, dst, phase, end) = if now < t2 {
             (
                 Kind::Renew {
                     addr: lease.address,
@@ -381,7 +403,7 @@ impl Client {
                 },
                 Ipv4Addr::BROADCAST,
                 Phase::Rebinding,
-                lease.until_expiry(now),
+                expiry,
             )
         };
         if self.status.borrow().phase != phase {
@@ -389,11 +411,11 @@ impl Client {
         }
         // RFC 2131: wait half the remaining time (at least 60 s on real networks; the
         // lab's T1/T2 are seconds, so the floor here is 1 s) before trying again.
+        let left = end - now;
         let window = (left / 2)
             .clamp(Duration::from_secs(1), Duration::from_secs(60))
             .min(left);
-        let until = Instant::now() + window;
-        if let Outcome::Bound = self.request(kind, dst, until).await? {
+        if let Outcome::Bound = self.request(kind, dst, now + window).await? {
             self.status.send_modify(|s| s.renewals += 1);
         }
         Ok(())

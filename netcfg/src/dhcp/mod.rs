@@ -5,6 +5,7 @@
 //! - `msg`: pure builders/parsers of DISCOVER, REQUEST (selecting, INIT-REBOOT, renew,
 //!   rebind), RELEASE, and OFFER/ACK/NAK replies.
 //! - `socket`: UDP port 68 bound to the interface (SO_BINDTODEVICE, broadcast).
+//! - `io`: the wire and the interface behind traits (fakes in the unit tests).
 //! - `apply`: put a lease on the interface over netlink (address, default route, option
 //!   121 routes, MTU) and into resolv.conf; take it off again.
 //! - `client`: the state machine: [`Client::acquire`], [`Client::keep`] (renew at T1 by
@@ -13,9 +14,13 @@
 
 pub mod apply;
 pub mod client;
+pub mod io;
 pub mod lease;
 pub mod msg;
 pub mod socket;
+
+#[cfg(test)]
+mod client_tests;
 
 pub use client::{Client, ClientConfig, Phase, Status};
 pub use lease::Lease;

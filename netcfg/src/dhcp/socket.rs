@@ -70,30 +70,20 @@ impl DhcpSocket {
                 err,
             })
     }
+}
 
-    /// Receive datagrams until `accept` returns `Some` or `deadline` passes.
-    pub async fn recv_until<R>(
-        &self,
-        deadline: Instant,
-        mut accept: impl FnMut(&[u8]) -> Option<R>,
-    ) -> Option<R> {
+impl super::io::Transport for DhcpSocket {
+    async fn send(&self, bytes: &[u8], dst: Ipv4Addr) -> Result<(), DhcpError> {
+        DhcpSocket::send(self, bytes, dst).await
+    }
+
+    async fn recv(&self, deadline: Instant) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 2048];
         loop {
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            let left = deadline - now;
-            match tokio::time::timeout(
-                left.max(Duration::from_millis(1)),
-                self.sock.recv_from(&mut buf),
-            )
-            .await
-            {
+            match tokio::time::timeout_at(deadline, self.sock.recv_from(&mut buf)).await {
                 Ok(Ok((n, _))) => {
-                    if let Some(r) = accept(&buf[..n]) {
-                        return Some(r);
-                    }
+                    buf.truncate(n);
+                    return Some(buf);
                 }
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "dhcp recv");
