@@ -16,7 +16,11 @@
 //! - [`tc`]: rates/sizes ([`tc::units`]), tbf encoding byte-compatible with `tc`
 //!   ([`tc::tbf`]), egress tbf + ingress ifb/mirred shaping, live change, read-back
 //!   ([`tc::shape`]).
-//! - [`dhcp`]: the DHCPv4 client berth-init runs inside the container.
+//! - [`dhcp`]: the DHCPv4 client berth-init runs inside the container:
+//!   [`dhcp::Client::acquire`] (with a timeout), [`dhcp::Client::keep`] (renew/rebind/
+//!   expiry/NAK until a shutdown future), [`dhcp::Client::release`], and
+//!   [`dhcp::Client::status`] (a watch of [`dhcp::Status`] for `ctl status`); the lease
+//!   is persisted for INIT-REBOOT after a restart.
 //!
 //! Typical executor sequence (host netns, tokio runtime):
 //! ```no_run
