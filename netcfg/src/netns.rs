@@ -47,6 +47,20 @@ pub enum NetnsError {
     Thread { path: PathBuf },
 }
 
+impl NetnsError {
+    /// The path was opened but is not a network namespace (setns said EINVAL).
+    pub fn is_not_a_netns(&self) -> bool {
+        matches!(
+            self,
+            NetnsError::Sys {
+                what: "setns",
+                err: nix::Error::EINVAL,
+                ..
+            }
+        )
+    }
+}
+
 /// An open network namespace (keeps the fd; the namespace lives while the fd is open).
 #[derive(Debug)]
 pub struct Netns {

@@ -107,3 +107,21 @@ async fn two_macvlans_reach_each_other_and_the_lan() {
     a.exec_ok(&["busybox", "ping", "-c1", "-W2", "10.77.0.22"]);
     b.exec_ok(&["busybox", "ping", "-c1", "-W2", "10.77.0.1"]);
 }
+
+#[tokio::test]
+async fn teardown_removes_a_half_made_netns_and_is_idempotent() {
+    require_root();
+    let run_dir = Path::new(NETNS_RUN_DIR);
+    let name = NetnsName::for_task(&unique("half.")).unwrap();
+    let _cleanup = NsCleanup(name.clone());
+    // A crash between "create the pin file" and "bind-mount the netns" leaves this.
+    std::fs::create_dir_all(run_dir).unwrap();
+    std::fs::write(run_dir.join(name.as_str()), b"").unwrap();
+    teardown_container(run_dir, &name)
+        .await
+        .expect("teardown of a half-made netns");
+    assert!(!run_dir.join(name.as_str()).exists());
+    teardown_container(run_dir, &name)
+        .await
+        .expect("absent is success");
+}

@@ -81,12 +81,15 @@ pub async fn teardown_container(run_dir: &Path, name: &NetnsName) -> Result<(), 
                 .await;
                 match r {
                     Ok(mut e) => errs.append(&mut e),
+                    // A pin file without a mount (a crash between creating the file and
+                    // bind-mounting the netns) is no netns: nothing to delete inside.
+                    Err(e) if e.is_not_a_netns() => {
+                        tracing::debug!(error = %e, "netns pin is not a netns, removing it")
+                    }
                     Err(e) => errs.push(e.into()),
                 }
             }
-            // A pin file without a mount (half-made netns) cannot be opened as a netns
-            // for setns; it is still removed below.
-            Err(e) => tracing::debug!(error = %e, "netns pin not usable, removing it"),
+            Err(e) => errs.push(e.into()),
         }
     }
     if let Err(e) = netns::delete(run_dir, name) {
@@ -96,5 +99,33 @@ pub async fn teardown_container(run_dir: &Path, name: &NetnsName) -> Result<(), 
         Ok(())
     } else {
         Err(TeardownErrors(errs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_errors_are_reported_with_their_causes() {
+        let e = TeardownErrors(vec![
+            LinkError::NoParent {
+                parent: "eth9".into(),
+            },
+            LinkError::Io {
+                what: "remove",
+                path: "/run/netns/x".into(),
+                err: std::io::Error::from_raw_os_error(libc::EBUSY),
+            },
+        ]);
+        let s = e.to_string();
+        assert!(
+            s.starts_with("teardown failed in 2 step(s): parent interface eth9 does not exist; "),
+            "{s}"
+        );
+        assert!(
+            s.contains("failed to remove /run/netns/x: Device or resource busy"),
+            "{s}"
+        );
     }
 }
