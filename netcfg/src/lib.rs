@@ -16,6 +16,8 @@
 //! - [`tc`]: rates/sizes ([`tc::units`]), tbf encoding byte-compatible with `tc`
 //!   ([`tc::tbf`]), egress tbf + ingress ifb/mirred shaping, live change, read-back
 //!   ([`tc::shape`]).
+//! - [`setup`]: the executor's one call: [`setup::setup`] (netns + VLAN + macvlan + tc,
+//!   rolled back on failure) and [`setup::teardown`].
 //! - [`dhcp`]: the DHCPv4 client berth-init runs inside the container:
 //!   [`dhcp::Client::acquire`] (with a timeout), [`dhcp::Client::keep`] (renew/rebind/
 //!   expiry/NAK until a shutdown future), [`dhcp::Client::release`], and
@@ -46,4 +48,5 @@ pub mod dhcp;
 pub mod link;
 pub mod names;
 pub mod netns;
+pub mod setup;
 pub mod tc;

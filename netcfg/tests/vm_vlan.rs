@@ -157,3 +157,54 @@ async fn vlan_shared_by_two_containers_then_collected() {
     .unwrap();
     assert_eq!(unused, vec![IfName::new("trk0.200").unwrap()]);
 }
+
+#[tokio::test]
+async fn setup_on_a_vlan_and_teardown_releases_it() {
+    use berth_netcfg::setup::{setup, teardown, Dirs, NetSpec};
+    require_root();
+    let run = work_dir();
+    let base = unique("vs");
+    let lan = Ns::new(&format!("{base}-lan"));
+    let host_ns = Ns::new(&format!("{base}-host"));
+    lan.ip(&[
+        "link",
+        "add",
+        "lan0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "trk1",
+        "netns",
+        host_ns.name(),
+    ]);
+    lan.ip(&["link", "set", "lan0", "up"]);
+    host_ns.ip(&["link", "set", "trk1", "up"]);
+    let dirs = Dirs {
+        netns: netns::NETNS_RUN_DIR.into(),
+        run: run.path().into(),
+    };
+    let mut spec = NetSpec::new(&unique("vlan-task."), IfName::new("trk1").unwrap());
+    spec.vlan = Some(300);
+    spec.egress = Some("10mbit".parse().unwrap());
+    let host = Netns::open(&host_ns.path()).unwrap();
+    let (d, s) = (dirs.clone(), spec.clone());
+    let info = in_host(&host, move |h| async move { setup(&h, &d, &s).await })
+        .await
+        .expect("setup");
+    assert_eq!(info.vlan_link, Some(IfName::new("trk1.300").unwrap()));
+    let show = host_ns.exec_ok(&["ip", "-d", "link", "show", "trk1.300"]);
+    assert!(show.contains("id 300"), "{show}");
+    let (d, s) = (dirs.clone(), spec.clone());
+    in_host(&host, move |h| async move { teardown(&h, &d, &s).await })
+        .await
+        .expect("teardown");
+    assert!(!info.netns_path.exists());
+    assert!(
+        !host_ns
+            .exec(&["ip", "link", "show", "trk1.300"])
+            .status
+            .success(),
+        "last user gone"
+    );
+}
