@@ -1,1 +1,2 @@
-//! Not built yet.
+//! berth's test lab, the Mesos agent double, end-to-end tests and benchmarks.
+pub mod mesos;
