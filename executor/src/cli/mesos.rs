@@ -24,7 +24,8 @@ pub fn main(args: Vec<String>) -> ExitCode {
         tracing::error!(error = %e, dir = %dir.display(), "cannot create the state directory");
         return ExitCode::from(1);
     }
-    let name = crate::task::names::container_id(&format!("{}_{}", env.framework_id, env.executor_id));
+    let name =
+        crate::task::names::container_id(&format!("{}_{}", env.framework_id, env.executor_id));
     let checkpoint = dir.join(format!("{name}.json"));
     let executor_cmd = Some(args.join(" ")).filter(|c| !c.trim().is_empty());
     let launcher = Arc::new(ContainerLauncher { cfg, executor_cmd });
@@ -36,7 +37,10 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
     };
     let ckpt = checkpoint.clone();
-    let exit = rt.block_on(async move { Session::run(env, launcher, Some(ckpt), super::stop_signals()).await });
+    let exit =
+        rt.block_on(
+            async move { Session::run(env, launcher, Some(ckpt), super::stop_signals()).await },
+        );
     match exit {
         Ok(Exit::Done) | Ok(Exit::Shutdown) => {
             let _ = std::fs::remove_file(&checkpoint);

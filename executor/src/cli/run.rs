@@ -36,7 +36,10 @@ pub fn main(args: RunArgs) -> ExitCode {
     {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("berth-executor: cannot read the task {}: {e}", args.task.display());
+            eprintln!(
+                "berth-executor: cannot read the task {}: {e}",
+                args.task.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -71,7 +74,10 @@ pub fn main(args: RunArgs) -> ExitCode {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let (kill_tx, kill_rx) = watch::channel(None);
         let grace = crate::mesos::kill::grace(None, task.kill_policy.as_ref());
-        let launcher = ContainerLauncher { cfg: RunConfig::from_env(), executor_cmd: None };
+        let launcher = ContainerLauncher {
+            cfg: RunConfig::from_env(),
+            executor_cmd: None,
+        };
         launcher.launch(LaunchRequest {
             task,
             framework: FrameworkInfo::default(),

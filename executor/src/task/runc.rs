@@ -19,9 +19,17 @@ pub enum RuncError {
         err: std::io::Error,
     },
     #[error("{runtime} {verb} failed: {stderr}")]
-    Failed { runtime: PathBuf, verb: String, stderr: String },
+    Failed {
+        runtime: PathBuf,
+        verb: String,
+        stderr: String,
+    },
     #[error("cannot read the state of container {id}")]
-    State { id: String, #[source] err: serde_json::Error },
+    State {
+        id: String,
+        #[source]
+        err: serde_json::Error,
+    },
 }
 
 /// `runc state` output (the parts berth reads).
@@ -53,7 +61,10 @@ impl Runtime {
             .arg(verb)
             .args(args)
             .output()
-            .map_err(|err| RuncError::Spawn { runtime: self.binary.clone(), err })?;
+            .map_err(|err| RuncError::Spawn {
+                runtime: self.binary.clone(),
+                err,
+            })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -67,7 +78,14 @@ impl Runtime {
 
     /// Starts `runc run` in the foreground under the exit-status wrapper, in its own
     /// session so that signals to the executor's group do not reach it.
-    pub fn run(&self, id: &str, bundle: &Path, stdout: &Path, stderr: &Path, exit_file: &Path) -> Result<Child, RuncError> {
+    pub fn run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdout: &Path,
+        stderr: &Path,
+        exit_file: &Path,
+    ) -> Result<Child, RuncError> {
         use std::os::unix::process::CommandExt;
         let script = r#"rt="$1"; root="$2"; bundle="$3"; id="$4"; out="$5"; err="$6"; ex="$7"
 "$rt" --root "$root" run --bundle "$bundle" "$id" </dev/null >>"$out" 2>>"$err"
@@ -88,14 +106,23 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
-        c.spawn().map_err(|err| RuncError::Spawn { runtime: PathBuf::from("/bin/sh"), err })
+        c.spawn().map_err(|err| RuncError::Spawn {
+            runtime: PathBuf::from("/bin/sh"),
+            err,
+        })
     }
 
     /// The container's state, `None` when the runtime does not know it.
     pub fn state(&self, id: &str) -> Result<Option<ContainerState>, RuncError> {
         match self.run_quiet("state", &[id]) {
-            Ok(out) => serde_json::from_str(&out).map(Some).map_err(|err| RuncError::State { id: id.into(), err }),
-            Err(RuncError::Failed { stderr, .. }) if stderr.contains("does not exist") || stderr.contains("not exist") => Ok(None),
+            Ok(out) => serde_json::from_str(&out)
+                .map(Some)
+                .map_err(|err| RuncError::State { id: id.into(), err }),
+            Err(RuncError::Failed { stderr, .. })
+                if stderr.contains("does not exist") || stderr.contains("not exist") =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -109,7 +136,11 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
     pub fn delete(&self, id: &str) -> Result<(), RuncError> {
         match self.run_quiet("delete", &["--force", id]) {
             Ok(_) => Ok(()),
-            Err(RuncError::Failed { stderr, .. }) if stderr.contains("does not exist") || stderr.contains("not exist") => Ok(()),
+            Err(RuncError::Failed { stderr, .. })
+                if stderr.contains("does not exist") || stderr.contains("not exist") =>
+            {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -124,7 +155,10 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|err| RuncError::Spawn { runtime: self.binary.clone(), err })?;
+            .map_err(|err| RuncError::Spawn {
+                runtime: self.binary.clone(),
+                err,
+            })?;
         Ok(st.code().unwrap_or(128))
     }
 }

@@ -48,7 +48,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn join_errors(errs: &[steps::StepError]) -> String {
-    errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    errs.iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
@@ -69,7 +72,12 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
     };
-    let ctx = Arc::new(StepCtx { plan, cfg, sandbox: req.sandbox.clone(), outputs: Mutex::new(Outputs::default()) });
+    let ctx = Arc::new(StepCtx {
+        plan,
+        cfg,
+        sandbox: req.sandbox.clone(),
+        outputs: Mutex::new(Outputs::default()),
+    });
     let all: Arc<Vec<Box<dyn Step>>> = Arc::new(default_steps());
     if req.recover {
         let state = ctx.state_dir();
@@ -81,7 +89,11 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                 }
                 let rt = Container::runtime(&ctx);
                 let cid = ctx.plan.container_id.clone();
-                let alive = blocking(move || rt.state(&cid)).await.ok().flatten().is_some();
+                let alive = blocking(move || rt.state(&cid))
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
                 alive || ctx.exit_file().exists()
             }
             _ => false,
@@ -99,13 +111,22 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                 }
                 None => "the executor restarted before the container was prepared".to_string(),
             };
-            send(&req, TaskEvent::new(&id, TaskState::TaskFailed).reason(Reason::ReasonExecutorTerminated).message(msg));
+            send(
+                &req,
+                TaskEvent::new(&id, TaskState::TaskFailed)
+                    .reason(Reason::ReasonExecutorTerminated)
+                    .message(msg),
+            );
             return;
         }
         tracing::info!(task = %id, "re-attached to the running container");
     } else {
         if req.kill.borrow().is_some() {
-            send(&req, TaskEvent::new(&id, TaskState::TaskKilled).reason(Reason::ReasonTaskKilledDuringLaunch));
+            send(
+                &req,
+                TaskEvent::new(&id, TaskState::TaskKilled)
+                    .reason(Reason::ReasonTaskKilledDuringLaunch),
+            );
             return;
         }
         let (c, a) = (ctx.clone(), all.clone());
@@ -115,7 +136,10 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                 &req,
                 TaskEvent::new(&id, TaskState::TaskFailed)
                     .reason(Reason::ReasonContainerLaunchFailed)
-                    .message(format!("container preparation failed: {}", join_errors(&errs))),
+                    .message(format!(
+                        "container preparation failed: {}",
+                        join_errors(&errs)
+                    )),
             );
             return;
         }
@@ -147,14 +171,23 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
     let cid = ctx.plan.container_id.clone();
     let socket = ctx.run_dir().join("init.sock");
     let started = Instant::now();
-    let health = ctx.plan.health.as_ref().and_then(|h| HealthSpec::from_proto(h).ok());
+    let health = ctx
+        .plan
+        .health
+        .as_ref()
+        .and_then(|h| HealthSpec::from_proto(h).ok());
     let mut hstate = HealthState::default();
     let mut next_check = health.as_ref().map(|h| started + h.delay);
     let (probe_tx, mut probe_rx) = tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
     let mut probing = false;
     let mut ip = ctx.outputs().ip;
     let mut running_sent = false;
-    let mut end = Ending { code: None, killed: false, unhealthy: false, running_seen: false };
+    let mut end = Ending {
+        code: None,
+        killed: false,
+        unhealthy: false,
+        running_seen: false,
+    };
     let mut term_sent = false;
     let mut kill_sent = false;
     let mut self_deadline: Option<Instant> = None;
@@ -187,15 +220,17 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         }
         if !running_sent && !end.killed {
             let ready = match &ctx.plan.mode {
-                Mode::AppSpec => match init_client::status(&socket, Duration::from_millis(500)).await {
-                    Ok(st) => {
-                        if ip.is_none() {
-                            ip = st.ip();
+                Mode::AppSpec => {
+                    match init_client::status(&socket, Duration::from_millis(500)).await {
+                        Ok(st) => {
+                            if ip.is_none() {
+                                ip = st.ip();
+                            }
+                            st.state == "running"
                         }
-                        st.state == "running"
+                        Err(_) => false,
                     }
-                    Err(_) => false,
-                },
+                }
                 Mode::Command(_) => {
                     let (r, c) = (rt.clone(), cid.clone());
                     matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
@@ -221,7 +256,10 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
             }
         }
         let sleep_for = if let Some(d) = deadline.filter(|_| !kill_sent) {
-            POLL.min(d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))
+            POLL.min(
+                d.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1)),
+            )
         } else {
             POLL
         };
@@ -260,12 +298,19 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
     let (c, a) = (ctx.clone(), all.clone());
     let errs = blocking(move || steps::undo_steps(&a, &c)).await;
     let code = end.code.unwrap_or(-1);
-    let describe = if code > 128 { format!("killed by signal {}", code - 128) } else { format!("exited with status {code}") };
+    let describe = if code > 128 {
+        format!("killed by signal {}", code - 128)
+    } else {
+        format!("exited with status {code}")
+    };
     let mut ev = if end.killed {
-        let mut e = TaskEvent::new(&id, TaskState::TaskKilled).message(format!("container {describe}"));
+        let mut e =
+            TaskEvent::new(&id, TaskState::TaskKilled).message(format!("container {describe}"));
         if end.unhealthy {
             e.healthy = Some(false);
-            e = e.reason(Reason::ReasonTaskHealthCheckStatusUpdated).message("killed after failing its health checks");
+            e = e
+                .reason(Reason::ReasonTaskHealthCheckStatusUpdated)
+                .message("killed after failing its health checks");
         }
         e
     } else if code == 0 {
@@ -273,12 +318,19 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
     } else if !end.running_seen {
         TaskEvent::new(&id, TaskState::TaskFailed)
             .reason(Reason::ReasonContainerLaunchFailed)
-            .message(format!("container failed to start ({describe}): {}", stderr_tail(&ctx.sandbox)))
+            .message(format!(
+                "container failed to start ({describe}): {}",
+                stderr_tail(&ctx.sandbox)
+            ))
     } else {
         TaskEvent::new(&id, TaskState::TaskFailed).message(format!("container {describe}"))
     };
     if !errs.is_empty() {
-        let m = format!("{}; teardown errors: {}", ev.message.clone().unwrap_or_default(), join_errors(&errs));
+        let m = format!(
+            "{}; teardown errors: {}",
+            ev.message.clone().unwrap_or_default(),
+            join_errors(&errs)
+        );
         ev.message = Some(m);
     }
     send(&req, ev);

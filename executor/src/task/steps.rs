@@ -26,7 +26,10 @@ pub struct StepError {
 
 impl StepError {
     pub fn new(step: &str, message: impl Into<String>) -> Self {
-        StepError { step: step.into(), message: message.into() }
+        StepError {
+            step: step.into(),
+            message: message.into(),
+        }
     }
     pub fn io(step: &str, what: &str, path: &Path, err: std::io::Error) -> Self {
         StepError::new(step, format!("{what} {}: {err}", path.display()))
@@ -109,9 +112,12 @@ impl Checkpoint {
     pub fn save(&self, state_dir: &Path) -> Result<(), StepError> {
         let path = Self::path(state_dir);
         let tmp = path.with_extension("tmp");
-        let data = serde_json::to_vec_pretty(self).map_err(|e| StepError::new("checkpoint", e.to_string()))?;
-        std::fs::write(&tmp, data).map_err(|e| StepError::io("checkpoint", "cannot write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| StepError::io("checkpoint", "cannot rename", &path, e))
+        let data = serde_json::to_vec_pretty(self)
+            .map_err(|e| StepError::new("checkpoint", e.to_string()))?;
+        std::fs::write(&tmp, data)
+            .map_err(|e| StepError::io("checkpoint", "cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| StepError::io("checkpoint", "cannot rename", &path, e))
     }
 
     fn mark(&mut self, name: &str, phase: Phase) {
@@ -130,8 +136,12 @@ impl Checkpoint {
 /// first, then any undo failures).
 pub fn prepare(steps: &[Box<dyn Step>], ctx: &StepCtx) -> Result<(), Vec<StepError>> {
     let state = ctx.state_dir();
-    std::fs::create_dir_all(&state).map_err(|e| vec![StepError::io("state", "cannot create", &state, e)])?;
-    let mut cp = Checkpoint { container_id: ctx.plan.container_id.clone(), ..Default::default() };
+    std::fs::create_dir_all(&state)
+        .map_err(|e| vec![StepError::io("state", "cannot create", &state, e)])?;
+    let mut cp = Checkpoint {
+        container_id: ctx.plan.container_id.clone(),
+        ..Default::default()
+    };
     cp.save(&state).map_err(|e| vec![e])?;
     for (i, step) in steps.iter().enumerate() {
         cp.mark(step.name(), Phase::Started);
@@ -140,7 +150,10 @@ pub fn prepare(steps: &[Box<dyn Step>], ctx: &StepCtx) -> Result<(), Vec<StepErr
             result = step.run(ctx);
         }
         if result.is_ok() && ctx.cfg.fail_step.as_deref() == Some(step.name()) {
-            result = Err(StepError::new(step.name(), "failure injected by BERTH_EXECUTOR_FAIL_STEP"));
+            result = Err(StepError::new(
+                step.name(),
+                "failure injected by BERTH_EXECUTOR_FAIL_STEP",
+            ));
         }
         if let Err(e) = result {
             let mut errors = vec![e];
@@ -184,7 +197,10 @@ pub fn undo_all(steps: &[Box<dyn Step>], ctx: &StepCtx, cp: &Checkpoint) -> Vec<
     if let Ok(mut o) = ctx.outputs.lock() {
         *o = cp.outputs.clone();
     }
-    let n = steps.iter().rposition(|s| cp.phase(s.name()).is_some()).map_or(0, |i| i + 1);
+    let n = steps
+        .iter()
+        .rposition(|s| cp.phase(s.name()).is_some())
+        .map_or(0, |i| i + 1);
     undo_steps(&steps[..n], ctx)
 }
 
@@ -253,7 +269,13 @@ mod tests {
     fn steps(log: &Arc<Mutex<Vec<String>>>, fail: Option<&'static str>) -> Vec<Box<dyn Step>> {
         ["a", "b", "c"]
             .into_iter()
-            .map(|n| Box::new(Rec { name: n, fail: Some(n) == fail, log: log.clone() }) as Box<dyn Step>)
+            .map(|n| {
+                Box::new(Rec {
+                    name: n,
+                    fail: Some(n) == fail,
+                    log: log.clone(),
+                }) as Box<dyn Step>
+            })
             .collect()
     }
 
@@ -276,7 +298,10 @@ mod tests {
         let errs = prepare(&steps(&log, Some("b")), &c).unwrap_err();
         assert_eq!(errs[0].to_string(), "b: boom");
         assert_eq!(*log.lock().unwrap(), ["run a", "run b", "undo b", "undo a"]);
-        assert!(!c.state_dir().exists(), "state dir removed after a clean undo");
+        assert!(
+            !c.state_dir().exists(),
+            "state dir removed after a clean undo"
+        );
     }
 
     #[test]
@@ -286,7 +311,10 @@ mod tests {
         let c = ctx(d.path(), Some("c"));
         let errs = prepare(&steps(&log, None), &c).unwrap_err();
         assert!(errs[0].to_string().contains("injected"));
-        assert_eq!(*log.lock().unwrap(), ["run a", "run b", "run c", "undo c", "undo b", "undo a"]);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["run a", "run b", "run c", "undo c", "undo b", "undo a"]
+        );
         // A half-prepared container found after a crash: undo what the checkpoint shows.
         let log = Arc::new(Mutex::new(vec![]));
         let c = ctx(d.path(), None);

@@ -14,7 +14,9 @@
 //! - `state`: what the double records and checks across calls.
 //! - `server`: the accept loop, the event stream, acknowledgements.
 //! - `process`: starting the executor the way the agent and Marathon do.
+//! - `harness`: the end-to-end lab (image, dirs, runc root, leftover checks).
 
+pub mod harness;
 pub mod http;
 pub mod process;
 pub mod server;
