@@ -9,6 +9,7 @@ pub mod launcher;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +77,10 @@ pub struct Session {
     forced: Option<Exit>,
     conn_tx: mpsc::UnboundedSender<ConnMsg>,
     task_tx: mpsc::UnboundedSender<TaskEvent>,
-    send_tx: mpsc::UnboundedSender<Vec<u8>>,
+    send_tx: mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    /// The generation of the subscribed connection, 0 while disconnected: the sender drops
+    /// queued UPDATEs of a connection that is gone (the next SUBSCRIBE carries them).
+    live_gen: Arc<AtomicU64>,
 }
 
 /// A random delay in `[0, max]`.
@@ -101,10 +105,12 @@ impl Session {
         let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
         let (task_tx, mut task_rx) = mpsc::unbounded_channel();
         let (send_tx, send_rx) = mpsc::unbounded_channel();
+        let live_gen = Arc::new(AtomicU64::new(0));
         tokio::spawn(sender(
             env.agent_endpoint.clone(),
             env.auth_token.clone(),
             send_rx,
+            live_gen.clone(),
         ));
         let store = checkpoint
             .as_ref()
@@ -129,6 +135,7 @@ impl Session {
             conn_tx,
             task_tx,
             send_tx,
+            live_gen,
         };
         s.recover_tasks();
         s.subscribe();
@@ -308,6 +315,7 @@ impl Session {
     fn disconnected(&mut self, why: String, retry: bool) {
         let was = self.connected;
         self.connected = false;
+        self.live_gen.store(0, Ordering::SeqCst);
         if was {
             tracing::warn!(%why, "disconnected from the agent");
             self.disconnected_since = Some(Instant::now());
@@ -395,6 +403,7 @@ impl Session {
     fn on_subscribed(&mut self, sub: Subscribed) {
         tracing::info!(agent = %sub.agent_info.hostname, "subscribed");
         self.connected = true;
+        self.live_gen.store(self.gen, Ordering::SeqCst);
         self.disconnected_since = None;
         self.framework = sub.framework_info;
     }
@@ -487,7 +496,7 @@ impl Session {
             let call = Call::update(&self.executor_id, &self.framework_id, status);
             let _ = self
                 .send_tx
-                .send(serde_json::to_vec(&call).unwrap_or_default());
+                .send((self.gen, serde_json::to_vec(&call).unwrap_or_default()));
         }
         Ok(())
     }
@@ -498,9 +507,14 @@ impl Session {
 async fn sender(
     endpoint: String,
     token: Option<crate::mesos::env::Secret>,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+    live_gen: Arc<AtomicU64>,
 ) {
-    while let Some(body) = rx.recv().await {
+    while let Some((gen, body)) = rx.recv().await {
+        if live_gen.load(Ordering::SeqCst) != gen {
+            tracing::debug!("UPDATE of a lost connection dropped; resubscription resends it");
+            continue;
+        }
         if let Err(why) = connection::post(&endpoint, token.as_ref(), &body).await {
             tracing::warn!(%why, "UPDATE not accepted; it will be resent on resubscription");
         }
