@@ -80,3 +80,34 @@ fn failing_tcp_checks_kill_the_task() {
     assert!(d.violations().is_empty(), "{:?}", d.violations());
     lab.assert_clean();
 }
+
+#[test]
+fn without_a_task_check_init_health_is_reported() {
+    let lab = Lab::new("inithealth");
+    let img = lab.images.join("busybox");
+    std::fs::create_dir_all(img.join("etc/berth")).unwrap();
+    std::fs::create_dir_all(img.join("www")).unwrap();
+    std::fs::write(
+        img.join("etc/berth/app.yaml"),
+        "services:\n  web:\n    command: [\"/bin/httpd\", \"-f\", \"-p\", \"8081\", \"-h\", \"/www\"]\n    health:\n      tcp: {port: 8081}\n      delay: 0s\n      interval: 1s\n",
+    )
+    .unwrap();
+    let tid = lab.task_id("web");
+    let spec = lab.spec(&tid, None);
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task(&tid));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let healthy = d.wait(T, |st| {
+        st.updates.iter().any(|u| {
+            u["healthy"] == true && u["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+        })
+    });
+    assert!(healthy, "{:#?}\n{}", d.state().updates, exec.log());
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}

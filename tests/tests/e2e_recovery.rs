@@ -26,7 +26,7 @@ fn agent_restart_mid_task_resubscribes_with_unacknowledged_updates() {
     d.go_away();
     std::thread::sleep(Duration::from_millis(800));
     d.state().ack_delay = Duration::from_millis(5);
-    d.come_back(Duration::from_millis(700));
+    d.come_back(Duration::from_millis(1500));
     // The executor retries through the 503s and resubscribes.
     assert!(
         d.wait(T, |st| st.subscriptions.len() >= 2),

@@ -147,6 +147,20 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
     supervise(ctx, all, req).await;
 }
 
+/// How often init's own health is read when the task has no health check.
+const INIT_HEALTH_EVERY: Duration = Duration::from_secs(2);
+
+/// Names of services init reports as unhealthy, `None` if there are none.
+fn unhealthy_services(st: &init_client::InitStatus) -> Option<String> {
+    let bad: Vec<&str> = st
+        .services
+        .iter()
+        .filter(|s| s.healthy == Some(false))
+        .map(|s| s.name.as_str())
+        .collect();
+    (!bad.is_empty()).then(|| bad.join(", "))
+}
+
 /// How the container ended.
 struct Ending {
     code: Option<i32>,
@@ -193,6 +207,8 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
     let mut self_deadline: Option<Instant> = None;
     let mut kill_open = true;
     let exit_file = ctx.exit_file();
+    let mut init_next = Instant::now();
+    let mut init_reported: Option<bool> = None;
     loop {
         if let Some(code) = read_exit(&exit_file) {
             end.code = Some(code);
@@ -249,10 +265,44 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
             if running_sent && !end.killed && !probing && Instant::now() >= at {
                 probing = true;
                 let (spec2, r, c, tx) = (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
+                let init_sock = matches!(ctx.plan.mode, Mode::AppSpec).then(|| socket.clone());
                 tokio::spawn(async move {
-                    let res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
+                    let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
+                    // Combined with init's own view of its services' health.
+                    if let (Ok(()), Some(sock)) = (&res, init_sock) {
+                        if let Ok(st) = init_client::status(&sock, spec2.timeout).await {
+                            if let Some(bad) = unhealthy_services(&st) {
+                                res = Err(format!("berth-init reports unhealthy services: {bad}"));
+                            }
+                        }
+                    }
                     let _ = tx.send(res);
                 });
+            }
+        }
+        // Without a TaskInfo health check, init's own health of its services is reported
+        // (each change as TASK_RUNNING with `healthy`); init restarts what fails itself.
+        if health.is_none()
+            && running_sent
+            && !end.killed
+            && matches!(ctx.plan.mode, Mode::AppSpec)
+            && Instant::now() >= init_next
+        {
+            init_next = Instant::now() + INIT_HEALTH_EVERY;
+            if let Ok(st) = init_client::status(&socket, Duration::from_millis(500)).await {
+                let h = if st.services.iter().any(|s| s.healthy.is_some()) {
+                    Some(unhealthy_services(&st).is_none())
+                } else {
+                    None
+                };
+                if h.is_some() && h != init_reported {
+                    init_reported = h;
+                    let mut ev = TaskEvent::new(&id, TaskState::TaskRunning)
+                        .reason(Reason::ReasonTaskHealthCheckStatusUpdated);
+                    ev.healthy = h;
+                    ev.ip = ip.clone();
+                    send(&req, ev);
+                }
             }
         }
         let sleep_for = if let Some(d) = deadline.filter(|_| !kill_sent) {
