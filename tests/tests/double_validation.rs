@@ -294,3 +294,53 @@ fn resubscription_must_carry_unacknowledged_updates() {
     assert_eq!(v.len(), n + 1, "{v:?}");
     assert!(v.last().unwrap().contains("lacks unacknowledged update"));
 }
+
+#[test]
+fn accept_and_call_shapes() {
+    let d = AgentDouble::start(FW, EX);
+    // SUBSCRIBE without an Accept header is fine (the agent then answers JSON).
+    let (st, text) = post(
+        &d.endpoint,
+        &[("Content-Type", "application/json")],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 200, "{text}");
+    // Accept lists with a wildcard are fine too.
+    let (st, _) = post(
+        &d.endpoint,
+        &[
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "text/html, */*;q=0.1"),
+        ],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 200);
+    // Protobuf bodies are not spoken by the double: 400, not 415.
+    assert_eq!(
+        post(
+            &d.endpoint,
+            &[("Content-Type", "application/x-protobuf")],
+            "\u{8}\u{1}"
+        )
+        .0,
+        400
+    );
+    // Unknown call type, MESSAGE without base64 data, SUBSCRIBE without its body: 400.
+    let unknown =
+        json!({"type":"FLY","executor_id":{"value":EX},"framework_id":{"value":FW}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &unknown).0, 400);
+    let msg = json!({"type":"MESSAGE","executor_id":{"value":EX},"framework_id":{"value":FW},"message":{"data":"%%"}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &msg).0, 400);
+    let sub = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW}})
+        .to_string();
+    assert_eq!(post(&d.endpoint, JSON, &sub).0, 400);
+    // A resubscription whose updates break the rules is refused as a whole.
+    let bad = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
+        "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"AAAA"}}]}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &bad).0, 400);
+    // An update naming a foreign agent is silently dropped (202, not recorded).
+    let mut foreign = good_status();
+    foreign["agent_id"] = json!({"value": "another-agent"});
+    assert_eq!(post(&d.endpoint, JSON, &update_body(foreign)).0, 202);
+    assert!(d.state().updates.is_empty());
+}

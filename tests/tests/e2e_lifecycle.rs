@@ -167,3 +167,21 @@ fn shutdown_kills_and_exits_within_the_grace_period() {
     assert!(d.state().states(&tid).iter().any(|s| s == "TASK_KILLED"));
     lab.assert_clean();
 }
+
+#[test]
+fn kill_right_after_launch_ends_killed_and_clean() {
+    let lab = Lab::new("earlykill");
+    let tid = lab.task_id("app");
+    let spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec));
+    assert!(d.wait(T, |st| st.stream.is_some()));
+    d.launch(lab.task(&tid));
+    d.kill(&tid, Some(Duration::from_secs(2)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}

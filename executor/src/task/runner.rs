@@ -218,19 +218,21 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         if let Some(d) = deadline {
             end.killed = true;
             let now = Instant::now();
+            // A signal sent before runc has created the container fails: it is retried
+            // on the next round until it lands (or the container has exited).
             if !term_sent {
-                term_sent = true;
                 let (r, c) = (rt.clone(), cid.clone());
-                if let Err(e) = blocking(move || r.kill(&c, "TERM")).await {
-                    tracing::debug!(error = %e, "runc kill TERM");
+                match blocking(move || r.kill(&c, "TERM")).await {
+                    Ok(()) => term_sent = true,
+                    Err(e) => tracing::debug!(error = %e, "runc kill TERM (will retry)"),
                 }
             }
             if now >= d && !kill_sent {
-                kill_sent = true;
                 tracing::info!(task = %id, "grace period over: SIGKILL");
                 let (r, c) = (rt.clone(), cid.clone());
-                if let Err(e) = blocking(move || r.kill(&c, "KILL")).await {
-                    tracing::debug!(error = %e, "runc kill KILL");
+                match blocking(move || r.kill(&c, "KILL")).await {
+                    Ok(()) => kill_sent = true,
+                    Err(e) => tracing::debug!(error = %e, "runc kill KILL (will retry)"),
                 }
             }
         }
@@ -308,7 +310,7 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         let sleep_for = if let Some(d) = deadline.filter(|_| !kill_sent) {
             POLL.min(
                 d.saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1)),
+                    .max(Duration::from_millis(5)),
             )
         } else {
             POLL
