@@ -58,6 +58,18 @@ fn launch_run_health_kill_leaves_nothing() {
         !env.contains("secret-token-xyz") && !env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
         "{env}"
     );
+    // Nor any process the executor started (runc, its wrapper): only the executor has it.
+    let holders: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|b| String::from_utf8_lossy(&b).contains("secret-token-xyz"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(holders, vec![exec.pid()], "processes holding the token");
 
     // KILL without a policy: the task's 5 s grace; sleep ignores nothing, SIGTERM ends it.
     d.kill(&tid, None);
@@ -89,11 +101,17 @@ fn launch_run_health_kill_leaves_nothing() {
 fn sigterm_ignoring_task_is_killed_at_the_grace_end() {
     let lab = Lab::new("grace");
     let tid = lab.task_id("stubborn");
-    let spec = lab.spec(&tid, Some("trap '' TERM; while true; do sleep 0.1; done"));
+    let spec = lab.spec(
+        &tid,
+        Some("trap '' TERM; echo > /mnt/mesos/sandbox/ready; while true; do sleep 0.1; done"),
+    );
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
     d.launch_on_subscribe(lab.task(&tid));
     let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
     d.wait_state(&tid, "TASK_RUNNING", T);
+    // The shell must have set its trap before the KILL.
+    let ready = spec.sandbox.join("ready");
+    assert!(d.wait(T, |_| ready.exists()), "the task never got ready");
     // Without TASK_KILLING_STATE, no TASK_KILLING. Marathon repeats KILL; a repeated KILL
     // with a longer grace must not extend the first one (1 s).
     let t0 = std::time::Instant::now();

@@ -60,6 +60,7 @@ pub async fn run(
     match probe {
         Probe::Command(cmd) => {
             let mut c = tokio::process::Command::new(&rt.binary);
+            c.env_remove(super::runc::TOKEN_VAR);
             c.arg("--root")
                 .arg(&rt.root)
                 .args(["exec", container, "/bin/sh", "-c", cmd]);

@@ -32,6 +32,9 @@ pub enum RuncError {
     },
 }
 
+/// The executor's secret never reaches the runtime's processes either.
+pub const TOKEN_VAR: &str = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN";
+
 /// `runc state` output (the parts berth reads).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContainerState {
@@ -52,6 +55,7 @@ impl Runtime {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root);
         c.stdin(Stdio::null());
+        c.env_remove(TOKEN_VAR);
         c
     }
 
@@ -92,6 +96,7 @@ impl Runtime {
 code=$?
 echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
         let mut c = Command::new("/bin/sh");
+        c.env_remove(TOKEN_VAR);
         c.arg("-c")
             .arg(script)
             .arg("berth-runc")
