@@ -202,3 +202,33 @@ fn services_lack_net_caps_even_without_network() {
     p.signal(libc::SIGTERM);
     assert_eq!(p.wait_exit(Duration::from_secs(10)), 0, "{}", p.log());
 }
+
+#[test]
+fn sigterm_while_waiting_for_a_lease_stops_promptly() {
+    assert_root();
+    let c = Ns::new(&unique("bdhcp-term"));
+    c.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+    ]);
+    c.ip(&["link", "set", "eth0", "up"]);
+    c.ip(&["link", "set", "peer0", "up"]);
+    let spec = "network:\n  dhcp: eth0\n  dhcp_timeout: 30s\n  resolv_conf: @DIR@/resolv.conf\nservices:\n  app:\n    command: [/bin/touch, '@DIR@/started']\n";
+    let mut p = Pid1::start_in(Some(c.name()), spec, &[], &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.log().contains("acquiring a DHCP lease") {
+        assert!(Instant::now() < deadline, "{}", p.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Instant::now();
+    p.signal(libc::SIGTERM);
+    let code = p.wait_exit(Duration::from_secs(10));
+    let log = p.log();
+    assert_eq!(code, 0, "{log}");
+    assert!(sent.elapsed() < Duration::from_secs(5), "{log}");
+    assert!(
+        log.contains("shutdown requested while waiting for a DHCP lease on eth0"),
+        "{log}"
+    );
+    assert!(!p.path("started").exists(), "{log}");
+}

@@ -120,7 +120,7 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
 
     let inherited = InheritedSignals::capture()?;
     signals::block_all()?;
-    let sigfd = SignalFd::new(true)?;
+    let mut sigfd = SignalFd::new(true)?;
 
     add::run_all(&spec.adds)?;
     let io = |what: String| move |err| SupervisorError::Io { what, err };
@@ -143,8 +143,21 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
                 hostname(),
             );
             tracing::info!(iface = %cfg.iface, identity = %cfg.identity, timeout_secs = cfg.timeout.as_secs(), "acquiring a DHCP lease");
-            match network::Network::start(cfg) {
+            let mut got = Vec::new();
+            let sigfd = &mut sigfd;
+            let abort = move || {
+                got.clear();
+                let _ = sigfd.read(&mut got);
+                got.iter()
+                    .any(|r| r.signo == libc::SIGTERM || r.signo == libc::SIGINT)
+            };
+            match network::Network::start(cfg, abort) {
                 Ok(n) => Some(n),
+                Err(e @ network::NetworkError::Aborted(_)) => {
+                    tracing::info!("{e}: nothing was started");
+                    let _ = std::fs::remove_file(&opts.socket);
+                    return Ok(0);
+                }
                 Err(e) => {
                     let _ = std::fs::remove_file(&opts.socket);
                     return Err(e.into());

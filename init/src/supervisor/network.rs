@@ -38,6 +38,9 @@ pub enum NetworkError {
         #[source]
         err: Box<berth_netcfg::dhcp::DhcpError>,
     },
+    /// SIGTERM/SIGINT came while waiting for the first lease.
+    #[error("shutdown requested while waiting for a DHCP lease on {0}")]
+    Aborted(String),
     /// The thread or its runtime could not start, or died.
     #[error("the DHCP thread for {iface}: {what}")]
     Thread {
@@ -104,8 +107,10 @@ pub struct Network {
 type Started = Result<watch::Receiver<Status>, NetworkError>;
 
 impl Network {
-    /// Starts the thread and waits until the first lease is applied (or fails).
-    pub fn start(cfg: NetConfig) -> Result<Self, NetworkError> {
+    /// Starts the thread and waits until the first lease is applied (or fails). `abort`
+    /// is asked every 100 ms meanwhile: when it says yes (a SIGTERM), acquiring stops,
+    /// whatever was configured is released, and this returns [`NetworkError::Aborted`].
+    pub fn start(cfg: NetConfig, mut abort: impl FnMut() -> bool) -> Result<Self, NetworkError> {
         let iface = cfg.iface.clone();
         let thread_err = |what: String| NetworkError::Thread {
             iface: iface.clone(),
@@ -117,7 +122,20 @@ impl Network {
             .name("berth-dhcp".into())
             .spawn(move || thread_main(cfg, ready_tx, stop_rx))
             .map_err(|e| thread_err(format!("cannot start: {e}")))?;
-        match ready_rx.recv() {
+        let ready = loop {
+            match ready_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(r) => break Ok(r),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Err(()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if abort() {
+                        let _ = stop_tx.send(());
+                        let _ = thread.join();
+                        return Err(NetworkError::Aborted(iface));
+                    }
+                }
+            }
+        };
+        match ready {
             Ok(Ok(status)) => Ok(Network {
                 iface,
                 status,
@@ -202,7 +220,15 @@ fn thread_main(cfg: NetConfig, ready: mpsc::Sender<Started>, mut stop: oneshot::
                 return;
             }
         };
-        match client.acquire(cfg.timeout).await {
+        let acquired = tokio::select! {
+            r = client.acquire(cfg.timeout) => r,
+            _ = &mut stop => {
+                // Cancelled at an await: release whatever may be configured.
+                let _ = tokio::time::timeout(RELEASE_TIMEOUT, client.release()).await;
+                return;
+            }
+        };
+        match acquired {
             Ok(lease) => {
                 info!(iface = %cfg.iface, address = %lease.address, prefix_len = lease.prefix_len,
                       server = %lease.server_id, lease_secs = lease.lease_secs, "DHCP lease acquired");
