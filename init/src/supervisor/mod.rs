@@ -151,7 +151,7 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
                 got.iter()
                     .any(|r| r.signo == libc::SIGTERM || r.signo == libc::SIGINT)
             };
-            match network::Network::start(cfg, abort) {
+            match network::Network::start(cfg, waker.clone(), abort) {
                 Ok(n) => Some(n),
                 Err(e @ network::NetworkError::Aborted(_)) => {
                     tracing::info!("{e}: nothing was started");

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 use tracing::{error, info, warn};
 
+use super::wake::{Msg, Waker};
 use crate::spec::NetworkSpec;
 
 /// How long the RELEASE may take at shutdown.
@@ -110,7 +111,11 @@ impl Network {
     /// Starts the thread and waits until the first lease is applied (or fails). `abort`
     /// is asked every 100 ms meanwhile: when it says yes (a SIGTERM), acquiring stops,
     /// whatever was configured is released, and this returns [`NetworkError::Aborted`].
-    pub fn start(cfg: NetConfig, mut abort: impl FnMut() -> bool) -> Result<Self, NetworkError> {
+    pub fn start(
+        cfg: NetConfig,
+        waker: Waker,
+        mut abort: impl FnMut() -> bool,
+    ) -> Result<Self, NetworkError> {
         let iface = cfg.iface.clone();
         let thread_err = |what: String| NetworkError::Thread {
             iface: iface.clone(),
@@ -120,7 +125,7 @@ impl Network {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("berth-dhcp".into())
-            .spawn(move || thread_main(cfg, ready_tx, stop_rx))
+            .spawn(move || thread_main(cfg, waker, ready_tx, stop_rx))
             .map_err(|e| thread_err(format!("cannot start: {e}")))?;
         let ready = loop {
             match ready_rx.recv_timeout(Duration::from_millis(100)) {
@@ -182,7 +187,12 @@ impl Drop for Network {
     }
 }
 
-fn thread_main(cfg: NetConfig, ready: mpsc::Sender<Started>, mut stop: oneshot::Receiver<()>) {
+fn thread_main(
+    cfg: NetConfig,
+    waker: Waker,
+    ready: mpsc::Sender<Started>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let iface = cfg.iface.clone();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -241,6 +251,13 @@ fn thread_main(cfg: NetConfig, ready: mpsc::Sender<Started>, mut stop: oneshot::
         if ready.send(Ok(client.status())).is_err() {
             return;
         }
+        // Wake the run loop on every lease change so what it publishes is fresh.
+        let mut changes = client.status();
+        let notifier = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                waker.send(Msg::Network);
+            }
+        });
         loop {
             match client.keep(async { let _ = (&mut stop).await; }).await {
                 Ok(()) => break,
@@ -253,6 +270,7 @@ fn thread_main(cfg: NetConfig, ready: mpsc::Sender<Started>, mut stop: oneshot::
                 }
             }
         }
+        notifier.abort();
         match tokio::time::timeout(RELEASE_TIMEOUT, client.release()).await {
             Ok(Ok(())) => info!(iface = %cfg.iface, "DHCP lease released"),
             Ok(Err(e)) => warn!(iface = %cfg.iface, error = %crate::log::chain(&e), "DHCP release failed"),

@@ -121,6 +121,8 @@ impl<O: Os> Loop<O> {
                         } => self
                             .engine
                             .on_probe(service, generation, ok, Instant::now()),
+                        // The next tick publishes the new lease (GET /health).
+                        Msg::Network => {}
                     }
                 }
             }

@@ -22,6 +22,8 @@ pub enum Msg {
         /// Passed.
         ok: bool,
     },
+    /// The DHCP lease changed (acquired, renewed, lost): refresh what is published.
+    Network,
 }
 
 /// The sending side, cloned into threads.
