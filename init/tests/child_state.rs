@@ -184,3 +184,33 @@ fn init_is_one_thread_and_never_wakes_when_idle() {
     assert_eq!(switches(), before, "the idle init woke up");
     drop(run);
 }
+
+#[test]
+fn started_with_sigchld_ignored_the_init_still_sees_its_child_exit() {
+    assert_root();
+    // An ignored SIGCHLD makes the kernel reap children itself; the init must undo that
+    // for itself (tini 0.19 hangs here) but hand the ignored state on to the child.
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(common::BIN);
+        cmd.args(args);
+        // SAFETY: sigaction is async-signal-safe; only the child's disposition changes.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = libc::SIG_IGN;
+                if libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        common::start_command(cmd, false).wait(TIMEOUT)
+    };
+    let done = run(&["-s", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(done.code(), 3, "{done:?}");
+
+    let done = run(&["-s", "--", "cat", "/proc/self/status"]);
+    assert_eq!(done.code(), 0, "{done:?}");
+    let (_, ignored) = parse_state(&done.stdout);
+    assert_ne!(ignored & bit(libc::SIGCHLD), 0, "child: {}", done.stdout);
+}
