@@ -58,6 +58,13 @@ pub struct BackendArgs {
     /// lvm: directory of the per-volume lock files.
     #[arg(long, default_value = "/run/lock/berth-lvm")]
     pub lock_dir: PathBuf,
+    /// lvm: don't wait for udev (DM_DISABLE_UDEV=1, --noudevsync). Default: only when udev
+    /// is not running.
+    #[arg(long)]
+    pub no_udev: bool,
+    /// lvm: extra settings for every lvm call, passed as --config.
+    #[arg(long)]
+    pub lvm_config: Option<String>,
     /// Abort the process at this named step (crash-safety tests only).
     #[arg(long, env = "BERTH_VOL_CRASH_AT", hide = true)]
     pub crash_at: Option<String>,
@@ -146,6 +153,8 @@ pub fn lvm_backend(a: &BackendArgs) -> Result<LvmBackend, VolumeError> {
     cfg.home_layout = if a.thin { Layout::Thin } else { Layout::Linear };
     cfg.free_floor_percent = a.floor_percent;
     cfg.lock_dir = a.lock_dir.clone();
+    cfg.no_udev = a.no_udev.then_some(true);
+    cfg.lvm_config = a.lvm_config.clone();
     let mut b = LvmBackend::new(cfg)?;
     b.crash = CrashPoints {
         crash_at: a.crash_at.clone(),

@@ -25,7 +25,7 @@ pub fn collect(
         if !doomed {
             continue;
         }
-        let lock = match backend.try_lock(&v.name) {
+        let lock = match try_lock_briefly(backend, &v.name) {
             Ok(Some(l)) => l,
             Ok(None) => {
                 report.skipped_busy.push(v.name);
@@ -54,4 +54,19 @@ pub fn collect(
         }
     }
     Ok(report)
+}
+
+/// `try_lock`, retried for a moment: a lock file's descriptor can be held for an instant by
+/// a child another thread is forking (until its exec closes it), which is not "busy".
+fn try_lock_briefly(
+    backend: &dyn Backend,
+    name: &VolumeName,
+) -> Result<Option<crate::lock::VolumeLock>, VolumeError> {
+    for _ in 0..5 {
+        if let Some(l) = backend.try_lock(name)? {
+            return Ok(Some(l));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(None)
 }

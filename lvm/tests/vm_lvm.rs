@@ -34,10 +34,16 @@ fn sh(cmd: &str) -> String {
 struct Lab {
     scratch: Scratch,
     vg: String,
+    fast: bool,
 }
 
+const FAST_CONFIG: &str = "activation{monitoring=0}";
+
 impl Lab {
-    fn new(pv_mib: u64, pool_mib: Option<u64>) -> Lab {
+    /// `fast`: no dmeventd monitoring of the pool (it costs seconds per thin call under
+    /// emulation); one test keeps the production defaults. (Bypassing udev while udev runs,
+    /// `no_udev`, races with udev over /dev nodes: that mode is only for hosts without udev.)
+    fn new(pv_mib: u64, pool_mib: Option<u64>, fast: bool) -> Lab {
         assert_root();
         assert_eq!(
             std::env::var("BERTH_VM_TIER").as_deref(),
@@ -49,7 +55,7 @@ impl Lab {
             .expect("BERTH_VM_WORK");
         let scratch = Scratch::new(Path::new(&base));
         let vg = unique("bvg");
-        let lab = Lab { scratch, vg };
+        let lab = Lab { scratch, vg, fast };
         let pv = lab.scratch.path().join("pv0");
         sh(&format!("truncate -s {pv_mib}M {}", pv.display()));
         let dev = sh(&format!("losetup -f --show {}", pv.display()));
@@ -58,7 +64,7 @@ impl Lab {
             lab.vg
         ));
         if let Some(p) = pool_mib {
-            sh(&format!("lvm lvcreate -q -y --type thin-pool -L {p}m -n pool {vg} && lvm lvchange -q --errorwhenfull y {vg}/pool", vg = lab.vg));
+            sh(&format!("lvm lvcreate -q -y --type thin-pool --monitor {m} -L {p}m -n pool {vg} && lvm lvchange -q --errorwhenfull y {vg}/pool", vg = lab.vg, m = if fast { "n" } else { "y" }));
         }
         lab
     }
@@ -70,6 +76,9 @@ impl Lab {
         c.free_floor_percent = floor;
         c.lock_dir = self.scratch.path().join("locks");
         c.timeout_secs = 120;
+        if self.fast {
+            c.lvm_config = Some(FAST_CONFIG.into());
+        }
         c
     }
 
@@ -99,6 +108,9 @@ impl Lab {
         if thin {
             v.push("--thin".into());
         }
+        if self.fast {
+            v.extend(["--lvm-config".to_string(), FAST_CONFIG.into()]);
+        }
         v.extend(rest.iter().map(|s| s.to_string()));
         v
     }
@@ -121,16 +133,10 @@ impl Drop for Lab {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }
         let _ = Command::new("lvm")
-            .args(["vgremove", "-q", "-ff", "-y", &self.vg])
+            .args(["vgremove", "-qq", "-ff", "-y", &self.vg])
+            .stdout(std::process::Stdio::null())
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
             .status();
-        for l in self.scratch.loops() {
-            let _ = Command::new("lvm")
-                .args(["pvremove", "-q", "-ff", "-y"])
-                .arg(&l)
-                .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-                .status();
-        }
         // Scratch's own drop detaches the loop devices.
     }
 }
@@ -146,7 +152,7 @@ fn req(name: &str, size: &str, fs: Filesystem, owner: &str) -> CreateRequest {
 
 #[test]
 fn vm_linear_and_thin_lifecycle() {
-    let lab = Lab::new(1024, Some(512));
+    let lab = Lab::new(1024, Some(512), false);
     let b = lab.backend(Layout::Linear, 5.0);
     assert!(b.health().unwrap().is_ok(), "{:?}", b.health().unwrap());
 
@@ -253,7 +259,7 @@ fn vm_linear_and_thin_lifecycle() {
 
 #[test]
 fn vm_snapshot_root_from_image_base() {
-    let lab = Lab::new(1024, Some(512));
+    let lab = Lab::new(1024, Some(512), true);
     let b = lab.backend(Layout::Thin, 5.0);
     let src = lab.dir("image-src");
     std::fs::create_dir_all(src.join("etc")).unwrap();
@@ -344,7 +350,7 @@ fn vm_snapshot_root_from_image_base() {
 
 #[test]
 fn vm_full_pool_and_vg_are_refused_at_the_floor() {
-    let lab = Lab::new(512, Some(64));
+    let lab = Lab::new(512, Some(64), true);
     let b = lab.backend(Layout::Thin, 50.0);
     let r = req("berth-home-fill", "200M", Filesystem::Ext4, "t");
     b.create(&r).unwrap();
@@ -385,7 +391,7 @@ fn vm_full_pool_and_vg_are_refused_at_the_floor() {
 
 #[test]
 fn vm_crashes_leave_nothing_a_complete_volume_or_gc_food() {
-    let lab = Lab::new(1024, Some(256));
+    let lab = Lab::new(1024, Some(256), true);
     let b = lab.backend(Layout::Linear, 5.0);
 
     // Killed between lvcreate and mkfs: owned + incomplete; the next create rebuilds it.
@@ -506,7 +512,7 @@ fn vm_crashes_leave_nothing_a_complete_volume_or_gc_food() {
 
 #[test]
 fn vm_concurrent_creates_from_two_processes() {
-    let lab = Lab::new(1024, Some(256));
+    let lab = Lab::new(1024, Some(256), true);
     let spawn = |name: &str, owner: &str| {
         let args = lab.vol_args(false, &["create", name, "64M", "--owner", owner]);
         Command::new(env!("CARGO_BIN_EXE_berth-vol"))

@@ -221,9 +221,15 @@ impl Backend for LoopfileBackend {
         self.grow_fs(name, &m)?;
         m.state = meta::state_str(VolumeState::Complete).into();
         meta::write_atomic(&mpath, &m)?;
-        Ok(Resized::Grown {
-            from: current,
-            to: size,
+        // After a crash mid-grow the metadata already has the new size: the redo is not a
+        // grow from the caller's point of view.
+        Ok(if size > current {
+            Resized::Grown {
+                from: current,
+                to: size,
+            }
+        } else {
+            Resized::Unchanged
         })
     }
 

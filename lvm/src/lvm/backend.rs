@@ -68,14 +68,13 @@ impl LvmBackend {
         .into())
     }
 
-    /// Shared by create and the snapshot root: what to do with an existing LV of this name.
-    /// `Ok(Some(v))`: done, return it; `Ok(None)`: absent (or an incomplete one was removed).
-    pub(crate) fn reuse_or_clear(
-        &self,
-        req: &CreateRequest,
-    ) -> Result<Option<Volume>, VolumeError> {
-        let Some(lv) = self.find_lv(&req.name)? else {
-            return Ok(None);
+    /// Shared by create, images and snapshot roots: what to do with an existing LV of this
+    /// name, from one report. `Existing`: done, return it; `Absent`: go on creating, with the
+    /// VG state (re-read if an incomplete leftover was removed).
+    pub(crate) fn reuse_or_clear(&self, req: &CreateRequest) -> Result<Reuse, VolumeError> {
+        let vg = self.vg()?;
+        let Some(lv) = vg.lvs.iter().find(|l| l.name == req.name.as_str()).cloned() else {
+            return Ok(Reuse::Absent(vg));
         };
         let Some(v) = Self::to_volume(&lv) else {
             return Err(VolumeError::NotOurs { name: lv.name });
@@ -90,7 +89,7 @@ impl LvmBackend {
         if v.state == VolumeState::Incomplete {
             tracing::info!(volume = %req.name, "removing incomplete volume left by a crash");
             self.destroy(&req.name)?;
-            return Ok(None);
+            return Ok(Reuse::Absent(self.vg()?));
         }
         if v.fs != req.fs {
             return Err(VolumeError::FilesystemMismatch {
@@ -100,17 +99,34 @@ impl LvmBackend {
             });
         }
         self.ensure_active(&lv)?;
-        Ok(Some(v))
+        Ok(Reuse::Existing(v))
     }
 
-    pub(crate) fn finish(&self, name: &VolumeName) -> Result<Volume, VolumeError> {
-        self.lvm(&self.tool.del_tag(&self.cfg.vg, name, TAG_INCOMPLETE))?;
+    /// Drops the incomplete marker: from here on the volume is complete.
+    pub(crate) fn finish(
+        &self,
+        req: &CreateRequest,
+        size: Bytes,
+        layout: &str,
+    ) -> Result<Volume, VolumeError> {
+        self.lvm(&self.tool.del_tag(&self.cfg.vg, &req.name, TAG_INCOMPLETE))?;
         self.crash.step(crash::AFTER_COMPLETE);
-        let lv = self
-            .find_lv(name)?
-            .ok_or_else(|| VolumeError::NotFound(name.clone()))?;
-        Self::to_volume(&lv).ok_or(VolumeError::NotOurs { name: lv.name })
+        Ok(Volume {
+            name: req.name.clone(),
+            owner: req.owner.clone(),
+            size,
+            fs: req.fs,
+            state: VolumeState::Complete,
+            device: self.device(&req.name),
+            layout: layout.into(),
+        })
     }
+}
+
+/// What [`LvmBackend::reuse_or_clear`] found.
+pub(crate) enum Reuse {
+    Existing(Volume),
+    Absent(super::report::Vg),
 }
 
 impl Backend for LvmBackend {
@@ -123,10 +139,10 @@ impl Backend for LvmBackend {
             });
         }
         let _lock = lock::lock(&self.cfg.lock_dir, &req.name)?;
-        if let Some(v) = self.reuse_or_clear(req)? {
-            return Ok(v);
-        }
-        let vg = self.vg()?;
+        let vg = match self.reuse_or_clear(req)? {
+            Reuse::Existing(v) => return Ok(v),
+            Reuse::Absent(vg) => vg,
+        };
         let size = req.size.round_up(vg.extent_size.0);
         let c = match self.cfg.home_layout {
             Layout::Linear => {
@@ -152,7 +168,11 @@ impl Backend for LvmBackend {
         self.crash.step(crash::AFTER_ALLOCATE);
         fs::mkfs(self.run.as_ref(), req.fs, &self.device(&req.name))?;
         self.crash.step(crash::AFTER_MKFS);
-        self.finish(&req.name)
+        let layout = match self.cfg.home_layout {
+            Layout::Linear => "linear",
+            Layout::Thin => "thin",
+        };
+        self.finish(req, size, layout)
     }
 
     fn resize(&self, name: &VolumeName, size: Bytes) -> Result<Resized, VolumeError> {

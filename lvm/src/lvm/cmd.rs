@@ -21,6 +21,9 @@ pub struct LvmTool {
     /// Set `DM_DISABLE_UDEV=1` and `--noudevsync`: for hosts or containers without udev,
     /// where waiting for udev would hang.
     pub no_udev: bool,
+    /// Extra `--config` settings for every call (operator configuration, e.g.
+    /// `activation{monitoring=0}` or a `devices{filter=...}`).
+    pub config: Option<String>,
 }
 
 impl LvmTool {
@@ -30,6 +33,9 @@ impl LvmTool {
             .env("LVM_SUPPRESS_FD_WARNINGS", "1");
         if self.no_udev {
             c = c.env("DM_DISABLE_UDEV", "1");
+        }
+        if let Some(conf) = &self.config {
+            c = c.args(["--config", conf]);
         }
         c
     }
@@ -180,6 +186,7 @@ mod tests {
         LvmTool {
             program: "lvm".into(),
             no_udev: false,
+            config: None,
         }
     }
 
@@ -227,20 +234,24 @@ mod tests {
         let t = LvmTool {
             program: "/sbin/lvm".into(),
             no_udev: true,
+            config: Some("activation{monitoring=0}".into()),
         };
         let n = VolumeName::new("v").unwrap();
         let c = t.remove("vg0", &n);
-        assert_eq!(c.to_string(), "/sbin/lvm lvremove --noudevsync --yes vg0/v");
+        assert_eq!(
+            c.to_string(),
+            "/sbin/lvm lvremove --config activation{monitoring=0} --noudevsync --yes vg0/v"
+        );
         assert!(c
             .env
             .contains(&("DM_DISABLE_UDEV".to_string(), "1".to_string())));
         assert_eq!(
             t.extend("vg0", &n, Bytes(8 << 20)).to_string(),
-            "/sbin/lvm lvextend --noudevsync --size 8388608b vg0/v"
+            "/sbin/lvm lvextend --config activation{monitoring=0} --noudevsync --size 8388608b vg0/v"
         );
         assert_eq!(
             t.del_tag("vg0", &n, TAG_INCOMPLETE).to_string(),
-            "/sbin/lvm lvchange --noudevsync --deltag berth.incomplete vg0/v"
+            "/sbin/lvm lvchange --config activation{monitoring=0} --noudevsync --deltag berth.incomplete vg0/v"
         );
     }
 }

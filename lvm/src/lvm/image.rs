@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::backend::Reuse;
 use super::cmd::TAG_IMAGE;
 use super::LvmBackend;
 use crate::crash;
@@ -37,10 +38,10 @@ impl LvmBackend {
             owner: owner.clone(),
         };
         let _lock = lock::lock(&self.cfg.lock_dir, &name)?;
-        if let Some(v) = self.reuse_or_clear(&req)? {
-            return Ok(v);
-        }
-        let vg = self.vg()?;
+        let vg = match self.reuse_or_clear(&req)? {
+            Reuse::Existing(v) => return Ok(v),
+            Reuse::Absent(vg) => vg,
+        };
         let size = size.round_up(vg.extent_size.0);
         self.check_thin_floor(&vg, &name, size)?;
         let pool = self.cfg.thin_pool.as_deref().unwrap_or_default();
@@ -71,7 +72,7 @@ impl LvmBackend {
         unmounted?;
         self.crash.step(crash::AFTER_FILL);
         self.lvm(&self.tool.read_only(&self.cfg.vg, &name))?;
-        self.finish(&name)
+        self.finish(&req, size, "image")
     }
 
     /// A container root: a thin snapshot of the image base `base`, grown to `size` if that
@@ -102,7 +103,7 @@ impl LvmBackend {
             fs: base_v.fs,
             owner: owner.clone(),
         };
-        if let Some(v) = self.reuse_or_clear(&req)? {
+        if let Reuse::Existing(v) = self.reuse_or_clear(&req)? {
             return Ok(v);
         }
         self.check_thin_floor(&vg, name, size)?;
@@ -123,6 +124,6 @@ impl LvmBackend {
                 &self.device(name),
             )?;
         }
-        self.finish(name)
+        self.finish(&req, size.max(base_v.size), "snapshot")
     }
 }

@@ -61,6 +61,9 @@ pub struct LvmConfig {
     /// `/run/udev/control` does not exist.
     #[serde(default)]
     pub no_udev: Option<bool>,
+    /// Extra settings passed as `--config` to every `lvm` call.
+    #[serde(default)]
+    pub lvm_config: Option<String>,
 }
 
 fn default_layout() -> Layout {
@@ -90,6 +93,7 @@ impl LvmConfig {
             lvm_program: default_program(),
             timeout_secs: default_timeout(),
             no_udev: None,
+            lvm_config: None,
         }
     }
 
@@ -140,6 +144,7 @@ impl LvmBackend {
             tool: LvmTool {
                 program: cfg.lvm_program.clone(),
                 no_udev,
+                config: cfg.lvm_config.clone(),
             },
             cfg,
             run,

@@ -108,3 +108,16 @@ pub fn fs_size(p: &Path) -> u64 {
     let st = nix::sys::statvfs::statvfs(p).unwrap();
     st.blocks() * st.fragment_size()
 }
+
+/// Waits (up to 5 s) until no loop device is backed by a file under `s`: the kernel clears an
+/// autoclear loop device shortly after its last user goes, not always before umount returns.
+pub fn wait_no_loops(s: &Scratch) -> Vec<PathBuf> {
+    let t = std::time::Instant::now();
+    loop {
+        let l = s.loops();
+        if l.is_empty() || t.elapsed() > std::time::Duration::from_secs(5) {
+            return l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
