@@ -59,10 +59,7 @@ impl Lab {
         let pv = lab.scratch.path().join("pv0");
         sh(&format!("truncate -s {pv_mib}M {}", pv.display()));
         let dev = sh(&format!("losetup -f --show {}", pv.display()));
-        sh(&format!(
-            "lvm pvcreate -q -y {dev} && lvm vgcreate -q {} {dev}",
-            lab.vg
-        ));
+        sh(&format!("lvm vgcreate -q {} {dev}", lab.vg));
         if let Some(p) = pool_mib {
             sh(&format!("lvm lvcreate -q -y --type thin-pool --monitor {m} -L {p}m -n pool {vg} && lvm lvchange -q --errorwhenfull y {vg}/pool", vg = lab.vg, m = if fast { "n" } else { "y" }));
         }

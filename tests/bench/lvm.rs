@@ -112,7 +112,7 @@ fn main() {
     let disk = work.join("disk.img");
     sh(&format!("truncate -s 2200M {}", disk.display()));
     let dev = PathBuf::from(sh(&format!(
-        "losetup -f --show --direct-io=on {}",
+        "losetup -f --show {}",
         disk.display()
     )));
     println!(

@@ -12,6 +12,9 @@ pub mod cmd;
 pub mod image;
 pub mod report;
 
+#[cfg(test)]
+mod fake_tests;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
