@@ -90,10 +90,10 @@ pub fn grow_cmd(fs: Filesystem, dev: &Path, mountpoint: &Path) -> Cmd {
     }
 }
 
-/// Grows the filesystem on `dev` to fill it. Mounted: online (resize2fs needs
-/// CAP_SYS_RESOURCE for that, xfs_growfs CAP_SYS_ADMIN). Not mounted: ext4 is checked
-/// (`e2fsck -f`, which resize2fs insists on) and grown offline; xfs can only grow mounted, so
-/// it is mounted on a private temporary directory for the duration.
+/// Grows the filesystem on `dev` to fill it, preferably online: a mounted filesystem in
+/// place, an unmounted one on a private temporary mount (xfs can only grow mounted; for ext4
+/// this avoids a full `e2fsck -f`, which takes long on a populated filesystem). Online ext4
+/// growth needs CAP_SYS_RESOURCE; without it an unmounted ext4 is checked and grown offline.
 pub fn grow(run: &dyn Runner, mountinfo: &Path, fs: Filesystem, dev: &Path) -> Result<(), FsError> {
     let grow_err = |err: ExecError| {
         if err.to_string().contains("Permission denied to resize") {
@@ -116,21 +116,6 @@ pub fn grow(run: &dyn Runner, mountinfo: &Path, fs: Filesystem, dev: &Path) -> R
             .map(drop)
             .map_err(grow_err);
     }
-    if fs == Filesystem::Ext4 {
-        let out = run.run(&fsck_cmd(dev)).map_err(grow_err)?;
-        // e2fsck: 0 clean, 1 errors fixed; anything else means the grow must not go on.
-        if !matches!(out.code, Some(0) | Some(1)) {
-            return Err(grow_err(ExecError::Failed {
-                cmd: fsck_cmd(dev).to_string(),
-                code: out.code,
-                stderr: out.stderr_text(),
-            }));
-        }
-        return run
-            .check(&grow_cmd(fs, dev, Path::new("/")))
-            .map(drop)
-            .map_err(grow_err);
-    }
     let tmp = tempfile::Builder::new()
         .prefix("berth-grow.")
         .tempdir()
@@ -139,13 +124,42 @@ pub fn grow(run: &dyn Runner, mountinfo: &Path, fs: Filesystem, dev: &Path) -> R
             err,
         })?;
     // nouuid: an xfs thin snapshot shares its UUID with its base and sibling snapshots.
-    mount(run, fs, dev, tmp.path(), "rw,nouuid")?;
+    let opts = if fs == Filesystem::Xfs {
+        "rw,nouuid"
+    } else {
+        "rw"
+    };
+    mount(run, fs, dev, tmp.path(), opts)?;
     let res = run
         .check(&grow_cmd(fs, dev, tmp.path()))
         .map(drop)
         .map_err(grow_err);
-    let un = unmount(run, mountinfo, tmp.path());
-    res.and(un)
+    unmount(run, mountinfo, tmp.path())?;
+    match res {
+        Err(FsError::NeedsCapability { .. }) if fs == Filesystem::Ext4 => {
+            grow_ext4_offline(run, dev, grow_err)
+        }
+        other => other,
+    }
+}
+
+fn grow_ext4_offline(
+    run: &dyn Runner,
+    dev: &Path,
+    grow_err: impl Fn(ExecError) -> FsError,
+) -> Result<(), FsError> {
+    let out = run.run(&fsck_cmd(dev)).map_err(&grow_err)?;
+    // e2fsck: 0 clean, 1 errors fixed; anything else means the grow must not go on.
+    if !matches!(out.code, Some(0) | Some(1)) {
+        return Err(grow_err(ExecError::Failed {
+            cmd: fsck_cmd(dev).to_string(),
+            code: out.code,
+            stderr: out.stderr_text(),
+        }));
+    }
+    run.check(&grow_cmd(Filesystem::Ext4, dev, Path::new("/")))
+        .map(drop)
+        .map_err(grow_err)
 }
 
 pub fn fsck_cmd(dev: &Path) -> Cmd {

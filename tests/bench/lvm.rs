@@ -65,6 +65,16 @@ const PATTERNS: [Pattern; 4] = [
     },
 ];
 
+/// Writes the whole test region once, untimed, so reads hit allocated blocks everywhere (an
+/// unwritten thin block reads as zeros without touching the disk) and no pattern pays for the
+/// tmpfs backing file's first allocation.
+fn prefill(target: &Path, size_mib: u64) {
+    sh(&format!(
+        "dd if=/dev/zero of={} bs=1M count={size_mib} oflag=direct conv=fsync status=none",
+        target.display()
+    ));
+}
+
 /// Runs one fio job on `target` (a block device or a file) and returns MiB/s.
 fn fio(target: &Path, p: Pattern, size_mib: u64) -> f64 {
     let out = Command::new("fio")
@@ -97,6 +107,30 @@ fn fio(target: &Path, p: Pattern, size_mib: u64) -> f64 {
     kib / 1024.0
 }
 
+/// 200 files of 1 MiB and 2000 of 4 KiB of incompressible bytes (xorshift), written from
+/// here: spawning 2200 `head` processes costs minutes under emulation.
+fn write_tree(src: &Path) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut fill = |buf: &mut [u8]| {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+    };
+    let mut big = vec![0u8; 1 << 20];
+    for i in 1..=200 {
+        fill(&mut big);
+        std::fs::write(src.join(format!("lib/blob{i}")), &big).unwrap();
+    }
+    let mut small = vec![0u8; 4096];
+    for i in 1..=2000 {
+        fill(&mut small);
+        std::fs::write(src.join(format!("etc/f{i}")), &small).unwrap();
+    }
+}
+
 fn main() {
     if std::env::var("BERTH_VM_TIER").as_deref() != Ok("1") {
         eprintln!("bench lvm: needs device-mapper; run scripts/bench-vm.sh (boots the VM and runs it there)");
@@ -111,10 +145,7 @@ fn main() {
     // One loop device on a tmpfs file is the disk; the raw anchor is measured on it first.
     let disk = work.join("disk.img");
     sh(&format!("truncate -s 2200M {}", disk.display()));
-    let dev = PathBuf::from(sh(&format!(
-        "losetup -f --show {}",
-        disk.display()
-    )));
+    let dev = PathBuf::from(sh(&format!("losetup -f --show {}", disk.display())));
     println!(
         "bench lvm: disk {} on tmpfs, fio {FIO_SECS}s per job, libaio, O_DIRECT",
         dev.display()
@@ -122,6 +153,7 @@ fn main() {
 
     let size_mib = 384;
     let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+    prefill(&dev, size_mib);
     let raw: Vec<f64> = PATTERNS.iter().map(|p| fio(&dev, *p, size_mib)).collect();
     rows.push(("raw loop device (anchor)".into(), raw.clone()));
 
@@ -147,6 +179,7 @@ fn main() {
             owner: owner.clone(),
         })
         .unwrap();
+    prefill(&lin.device, size_mib);
     rows.push((
         "linear LV".into(),
         PATTERNS
@@ -162,6 +195,7 @@ fn main() {
             owner: owner.clone(),
         })
         .unwrap();
+    prefill(&th.device, size_mib);
     rows.push((
         "thin LV".into(),
         PATTERNS
@@ -192,6 +226,7 @@ fn main() {
         m = merged.display()
     ));
     let f = merged.join("fio.dat");
+    prefill(&f, size_mib);
     rows.push((
         "overlayfs dir (ext4 upper)".into(),
         PATTERNS.iter().map(|p| fio(&f, *p, size_mib)).collect(),
@@ -227,14 +262,7 @@ fn main() {
     let src = work.join("image");
     std::fs::create_dir_all(src.join("lib")).unwrap();
     std::fs::create_dir_all(src.join("etc")).unwrap();
-    sh(&format!(
-        "for i in $(seq 1 200); do head -c 1048576 /dev/urandom > {}/lib/blob$i; done",
-        src.display()
-    ));
-    sh(&format!(
-        "for i in $(seq 1 2000); do head -c 4096 /dev/urandom > {}/etc/f$i; done",
-        src.display()
-    ));
+    write_tree(&src);
     let image_bytes: u64 = sh(&format!("du -sb {} | cut -f1", src.display()))
         .parse()
         .unwrap();
@@ -254,18 +282,23 @@ fn main() {
     let base_fill = t.elapsed();
 
     let mut snap_times = Vec::new();
+    let mut grown_times = Vec::new();
     let mut copy_times = Vec::new();
     for i in 0..3 {
-        let mnt = work.join(format!("root-snap-{i}"));
-        let t = Instant::now();
-        let name = VolumeName::new(&format!("bench-root-snap-{i}")).unwrap();
-        thin.snapshot_root(&name, &owner, &img.name, Bytes::mib(512))
-            .unwrap();
-        thin.mount(&name, &mnt, &MountOptions::default()).unwrap();
-        snap_times.push(t.elapsed());
-        assert!(mnt.join("lib/blob200").exists());
-        thin.unmount(&mnt).unwrap();
-        thin.remove(&name).unwrap();
+        for (size, times) in [
+            (img.size, &mut snap_times),
+            (Bytes::mib(512), &mut grown_times),
+        ] {
+            let mnt = work.join(format!("root-snap-{i}"));
+            let t = Instant::now();
+            let name = VolumeName::new(&format!("bench-root-snap-{i}")).unwrap();
+            thin.snapshot_root(&name, &owner, &img.name, size).unwrap();
+            thin.mount(&name, &mnt, &MountOptions::default()).unwrap();
+            times.push(t.elapsed());
+            assert!(mnt.join("lib/blob200").exists());
+            thin.unmount(&mnt).unwrap();
+            thin.remove(&name).unwrap();
+        }
 
         let mnt = work.join(format!("root-copy-{i}"));
         let t = Instant::now();
@@ -288,7 +321,11 @@ fn main() {
         v.sort();
         v[v.len() / 2]
     };
-    let (s, c) = (med(&mut snap_times), med(&mut copy_times));
+    let (s, g, c) = (
+        med(&mut snap_times),
+        med(&mut grown_times),
+        med(&mut copy_times),
+    );
     println!(
         "\nready root from a {} MB image (median of 3; create + mount):",
         image_bytes / 1_000_000
@@ -296,6 +333,10 @@ fn main() {
     println!(
         "  thin snapshot of the image base (berth)  {:>8.2} s",
         s.as_secs_f64()
+    );
+    println!(
+        "  same, grown to 512 MiB (lvextend+resize2fs) {:>5.2} s",
+        g.as_secs_f64()
     );
     println!(
         "  new thin LV + mkfs + cp -a + sync        {:>8.2} s   ({:.1}x the snapshot)",
