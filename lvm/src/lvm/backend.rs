@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::cmd::{TAG_INCOMPLETE, TAG_RESIZING};
-use super::report::Lv;
+use super::report::{Lv, Vg};
 use super::{Layout, LvmBackend};
 use crate::crash;
 use crate::exec::Cmd;
@@ -71,8 +71,7 @@ impl LvmBackend {
     /// Shared by create, images and snapshot roots: what to do with an existing LV of this
     /// name, from one report. `Existing`: done, return it; `Absent`: go on creating, with the
     /// VG state (re-read if an incomplete leftover was removed).
-    pub(crate) fn reuse_or_clear(&self, req: &CreateRequest) -> Result<Reuse, VolumeError> {
-        let vg = self.vg()?;
+    pub(crate) fn reuse_or_clear(&self, req: &CreateRequest, vg: Vg) -> Result<Reuse, VolumeError> {
         let Some(lv) = vg.lvs.iter().find(|l| l.name == req.name.as_str()).cloned() else {
             return Ok(Reuse::Absent(vg));
         };
@@ -126,7 +125,7 @@ impl LvmBackend {
 /// What [`LvmBackend::reuse_or_clear`] found.
 pub(crate) enum Reuse {
     Existing(Volume),
-    Absent(super::report::Vg),
+    Absent(Vg),
 }
 
 impl Backend for LvmBackend {
@@ -139,7 +138,7 @@ impl Backend for LvmBackend {
             });
         }
         let _lock = lock::lock(&self.cfg.lock_dir, &req.name)?;
-        let vg = match self.reuse_or_clear(req)? {
+        let vg = match self.reuse_or_clear(req, self.vg()?)? {
             Reuse::Existing(v) => return Ok(v),
             Reuse::Absent(vg) => vg,
         };

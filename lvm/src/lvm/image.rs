@@ -38,7 +38,7 @@ impl LvmBackend {
             owner: owner.clone(),
         };
         let _lock = lock::lock(&self.cfg.lock_dir, &name)?;
-        let vg = match self.reuse_or_clear(&req)? {
+        let vg = match self.reuse_or_clear(&req, self.vg()?)? {
             Reuse::Existing(v) => return Ok(v),
             Reuse::Absent(vg) => vg,
         };
@@ -103,9 +103,10 @@ impl LvmBackend {
             fs: base_v.fs,
             owner: owner.clone(),
         };
-        if let Reuse::Existing(v) = self.reuse_or_clear(&req)? {
-            return Ok(v);
-        }
+        let vg = match self.reuse_or_clear(&req, vg)? {
+            Reuse::Existing(v) => return Ok(v),
+            Reuse::Absent(vg) => vg,
+        };
         self.check_thin_floor(&vg, name, size)?;
         self.lvm(
             &self
