@@ -25,3 +25,19 @@ pub mod signals;
 pub mod single;
 pub mod spawn;
 pub mod subreaper;
+
+// Supervisor mode (the app spec's services):
+// - `spec`: the app spec (YAML), parsed and validated before anything runs.
+// - `supervisor`: services as process groups, health checks, hooks, cron, status socket.
+// - `cron`, `backoff`, `health`: the pure schedule, restart-delay and health machines.
+// - `status`: the status socket's JSON protocol; `ctl`: its client; `sup_cli`: the
+//   supervisor's command line (`--spec`, `--socket`, `ctl`); `sup_log`: its log lines.
+pub mod backoff;
+pub mod cron;
+pub mod ctl;
+pub mod health;
+pub mod spec;
+pub mod status;
+pub mod sup_cli;
+pub mod sup_log;
+pub mod supervisor;

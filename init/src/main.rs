@@ -18,6 +18,11 @@ use berth_init::single;
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
+    let args: Vec<std::ffi::OsString> = args.collect();
+    // Supervisor mode and `ctl` (init-sup); None = the tini mode below.
+    if let Some(code) = berth_init::sup_cli::dispatch(&args) {
+        return code;
+    }
     let action = match cli::parse(args, |name| std::env::var_os(name)) {
         Ok(action) => action,
         Err(err) => {
