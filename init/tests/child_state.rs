@@ -214,3 +214,35 @@ fn started_with_sigchld_ignored_the_init_still_sees_its_child_exit() {
     let (_, ignored) = parse_state(&done.stdout);
     assert_ne!(ignored & bit(libc::SIGCHLD), 0, "child: {}", done.stdout);
 }
+
+#[test]
+fn supervisor_mode_started_with_sigchld_ignored_still_sees_its_services_exit() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("app.yaml");
+    std::fs::write(
+        &spec,
+        "services:\n  once:\n    command: [/bin/sh, -c, 'exit 3']\n    restart: never\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(common::BIN);
+    cmd.arg("--spec")
+        .arg(&spec)
+        .arg("--socket")
+        .arg(dir.path().join("init.sock"));
+    // SAFETY: sigaction is async-signal-safe; only the child's disposition changes.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_IGN;
+            if libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Without the reset the service's exit is never seen and the init runs until the
+    // timeout kills it; with it, the failed required service ends the init with its code.
+    let done = common::start_command(cmd, false).wait(TIMEOUT);
+    assert_eq!(done.code(), 3, "{done:?}");
+}
