@@ -133,10 +133,22 @@ fn child_inherits_no_descriptor_the_init_opened() {
             init_fds.iter().any(|(_, t)| t.contains("signalfd")),
             "init should hold a signalfd: {init_fds:?}"
         );
-        // ... and the child has only stdin, stdout and stderr.
-        let child_fds = fds_of(child);
-        let names: Vec<&str> = child_fds.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["0", "1", "2"], "{child_fds:?}");
+        // ... and the child has only stdin, stdout and stderr. `sleep` opens files of its
+        // own while it starts (e.g. /etc/locale.alias), so wait for it to settle: a
+        // descriptor leaked by the init would stay open for good and fail at the deadline.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let child_fds = fds_of(child);
+            let names: Vec<&str> = child_fds.iter().map(|(n, _)| n.as_str()).collect();
+            if names == ["0", "1", "2"] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child keeps more than stdio: {child_fds:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         drop(run);
     }
 }
