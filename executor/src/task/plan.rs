@@ -305,6 +305,7 @@ mod tests {
             run_dir: "/tmp/run".into(),
             cgroup_parent: "berth".into(),
             fail_step: None,
+            net: None,
         }
     }
 
