@@ -1,12 +1,13 @@
 //! The app spec (`/etc/berth/app.yaml`): parsed and fully validated before anything runs.
 //!
 //! Two formats in one file: the legacy keys (`require`, `service: [{port}]`, `add`,
-//! `entry`) and the full format (`services`, `cron`, `debug`, `env`, `health_port`).
+//! `entry`) and the full format (`services`, `cron`, `debug`, `env`, `health_port`, `network`).
 //! `entry` lines become services named `entry-1`, `entry-2`, ..., each depending on the
 //! one before, restarted on failure. Every error names the file, line, column and key.
 
 pub mod command;
 pub mod duration;
+pub mod network;
 pub mod service;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use command::Command;
+pub use network::NetworkSpec;
 pub use service::{HealthSpec, HookSpec, LogSpec, Port, Probe, RestartPolicy, ServiceSpec};
 
 use crate::cron::Schedule;
@@ -107,6 +109,7 @@ struct RawSpec {
     #[serde(default)]
     env: BTreeMap<String, String>,
     health_port: Option<Port>,
+    network: Option<NetworkSpec>,
 }
 
 /// The validated app spec.
@@ -130,6 +133,8 @@ pub struct AppSpec {
     pub env: BTreeMap<String, String>,
     /// Port of the optional `GET /health` endpoint.
     pub health_port: Option<u16>,
+    /// DHCP on an interface before services start (`network: {dhcp: eth0}`).
+    pub network: Option<NetworkSpec>,
 }
 
 impl AppSpec {

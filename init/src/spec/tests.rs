@@ -281,3 +281,55 @@ fn nested_values_point_at_their_key() {
     assert_eq!((line, col), (3, 3), "{msg}");
     assert!(msg.starts_with("service[1].port: "), "{msg}");
 }
+
+#[test]
+fn network_section() {
+    let s = parse("network:\n  dhcp: eth0\n  dhcp_timeout: 5s\n  resolv_conf: /tmp/r.conf\n  hostname: web-1\nservices:\n  a:\n    command: [\"true\"]\n").unwrap();
+    let n = s.network.unwrap();
+    assert_eq!(n.dhcp.0, "eth0");
+    assert_eq!(n.timeout(), Duration::from_secs(5));
+    assert_eq!(n.resolv_conf(), Path::new("/tmp/r.conf"));
+    assert_eq!(n.hostname.as_deref(), Some("web-1"));
+    let n = parse("network: {dhcp: eth1}\n").unwrap().network.unwrap();
+    assert_eq!(n.timeout(), Duration::from_secs(30));
+    assert_eq!(n.resolv_conf(), Path::new("/etc/resolv.conf"));
+    assert!(parse("services: {}\n").unwrap().network.is_none());
+}
+
+#[test]
+fn network_errors_are_positioned() {
+    let (line, _, msg) = err("network:\n  dhcp: eth0\n  dhcp_iface: eth1\n");
+    assert_eq!(line, 3, "{msg}");
+    assert!(
+        msg.contains("network") && msg.contains("dhcp_iface"),
+        "{msg}"
+    );
+    let (line, _, msg) = err("network:\n  dhcp: \"eth/0\"\n");
+    assert_eq!(line, 2, "{msg}");
+    assert!(msg.contains("bad interface name"), "{msg}");
+    let (_, _, msg) = err("network:\n  dhcp: eth0\n  dhcp_timeout: soon\n");
+    assert!(msg.contains("network.dhcp_timeout"), "{msg}");
+    let (_, _, msg) = err("network:\n  dhcp_timeout: 5s\n");
+    assert!(msg.contains("missing field `dhcp`"), "{msg}");
+}
+
+#[test]
+fn dhcp_env_wins_over_the_spec_interface() {
+    let spec = parse("network:\n  dhcp: eth0\n  dhcp_timeout: 5s\n")
+        .unwrap()
+        .network;
+    let n = NetworkSpec::merge_env(spec.clone(), Some("eth9"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.dhcp.0, "eth9");
+    assert_eq!(n.timeout(), Duration::from_secs(5));
+    assert_eq!(
+        NetworkSpec::merge_env(spec.clone(), Some("")).unwrap(),
+        spec
+    );
+    let n = NetworkSpec::merge_env(None, Some("eth0")).unwrap().unwrap();
+    assert_eq!(n.timeout(), Duration::from_secs(30));
+    assert!(NetworkSpec::merge_env(None, None).unwrap().is_none());
+    let e = NetworkSpec::merge_env(None, Some("a b")).unwrap_err();
+    assert!(e.starts_with("BERTH_DHCP_IFACE: bad interface name"), "{e}");
+}

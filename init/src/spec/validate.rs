@@ -403,5 +403,6 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         debug: raw.debug,
         env: raw.env,
         health_port: raw.health_port.map(|p| p.0),
+        network: raw.network,
     })
 }

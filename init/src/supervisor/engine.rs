@@ -87,6 +87,8 @@ pub struct Engine<O: Os> {
     pub(super) hard_deadline: Option<Instant>,
     /// Exit code of the first service that failed.
     pub(super) first_failure: Option<i32>,
+    /// The `network` part of the status (the DHCP lease), when networking is configured.
+    pub(super) network: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
 
 /// Everything the engine needs to start.
@@ -170,6 +172,7 @@ impl<O: Os> Engine<O> {
             hard: false,
             hard_deadline: None,
             first_failure: None,
+            network: None,
         }
     }
 
@@ -390,8 +393,13 @@ impl<O: Os> Engine<O> {
                 })
                 .collect(),
             require: self.require.clone(),
-            network: None,
+            network: self.network.as_ref().map(|f| f()),
         }
+    }
+
+    /// Where the status's `network` object comes from (called at every `status`).
+    pub fn set_network_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
+        self.network = Some(Box::new(f));
     }
 
     /// Whether every service that has a health check is healthy (for `GET /health`).

@@ -5,12 +5,14 @@
 //! first process starts, so a bad spec starts nothing.
 
 mod add;
+pub mod caps;
 mod checks;
 mod cronrun;
 pub mod engine;
 mod health_http;
 mod lifecycle;
 mod logfile;
+pub mod network;
 pub mod os;
 mod requests;
 mod runloop;
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex};
 pub use engine::{Engine, EngineConfig};
 
 use crate::signals::{self, InheritedSignals, SignalFd};
-use crate::spec::{AppSpec, SpecError};
+use crate::spec::{AppSpec, NetworkSpec, SpecError};
 
 /// Default spec path.
 pub const DEFAULT_SPEC: &str = "/etc/berth/app.yaml";
@@ -57,6 +59,12 @@ pub enum SupervisorError {
     /// Signal setup failed.
     #[error(transparent)]
     Signals(#[from] signals::SignalError),
+    /// DHCP could not get a lease (or could not start).
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
+    /// The network capabilities could not be dropped for the services.
+    #[error("cannot drop CAP_NET_ADMIN/CAP_NET_RAW for the services")]
+    Caps(#[source] std::io::Error),
     /// The status socket or the health port cannot be set up.
     #[error("cannot set up {what}")]
     Io {
@@ -72,7 +80,9 @@ impl SupervisorError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            SupervisorError::Spec(_) | SupervisorError::Ids(_) => 2,
+            SupervisorError::Spec(_)
+            | SupervisorError::Ids(_)
+            | SupervisorError::Network(network::NetworkError::Env(_)) => 2,
             _ => 1,
         }
     }
@@ -117,6 +127,37 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
     let listener = socket::bind(&opts.socket)
         .map_err(io(format!("the status socket {}", opts.socket.display())))?;
     let (waker, inbox) = wake::channel().map_err(io("the wake pipe".into()))?;
+    // DHCP before any service (and before the health port), on its own thread; then the
+    // main thread, which forks every service, gives up the network capabilities.
+    let net_spec = NetworkSpec::merge_env(
+        spec.network.clone(),
+        std::env::var("BERTH_DHCP_IFACE").ok().as_deref(),
+    )
+    .map_err(network::NetworkError::Env);
+    let net = match net_spec {
+        Ok(Some(ns)) => {
+            let cfg = network::NetConfig::resolve(
+                &ns,
+                &opts.socket,
+                |k| std::env::var(k).ok(),
+                hostname(),
+            );
+            tracing::info!(iface = %cfg.iface, identity = %cfg.identity, timeout_secs = cfg.timeout.as_secs(), "acquiring a DHCP lease");
+            match network::Network::start(cfg) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&opts.socket);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(None) => None,
+        Err(e) => {
+            let _ = std::fs::remove_file(&opts.socket);
+            return Err(e.into());
+        }
+    };
+    caps::drop_for_children().map_err(SupervisorError::Caps)?;
     let snapshot = match spec.health_port {
         Some(port) => {
             let snap = Arc::new(Mutex::new(health_http::Snapshot::default()));
@@ -139,7 +180,13 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
         cron_ids,
     };
     let os = sys::SysOs::new(inherited, waker.clone());
-    let engine = Engine::new(cfg, os, runloop::wall_now());
+    let mut engine = Engine::new(cfg, os, runloop::wall_now());
+    if let Some(n) = &net {
+        let rx = n.watch();
+        engine.set_network_status(move || {
+            network::status_json(&rx.borrow(), berth_netcfg::dhcp::lease::now_secs())
+        });
+    }
     let code = runloop::Loop {
         engine,
         sigfd,
@@ -149,8 +196,24 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
         snapshot,
     }
     .run();
+    // Services are down: now give the address back.
+    if let Some(n) = net {
+        n.stop();
+    }
     let _ = std::fs::remove_file(&opts.socket);
     Ok(code)
+}
+
+/// The container's hostname, if it has one.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let h = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!h.is_empty()).then_some(h)
 }
 
 #[cfg(test)]

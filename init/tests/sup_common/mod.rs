@@ -39,6 +39,17 @@ impl Pid1 {
     /// Like `start`, writing `files` (relative to the temp dir, `@DIR@` replaced) first;
     /// a file starting with `#!` is made executable.
     pub fn start_with(spec: &str, env: &[(&str, &str)], files: &[(&str, &str)]) -> Self {
+        Self::start_in(None, spec, env, files)
+    }
+
+    /// Like `start_with`, inside the named network namespace (`ip netns exec`, which
+    /// execs, so the child is still unshare).
+    pub fn start_in(
+        netns: Option<&str>,
+        spec: &str,
+        env: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> Self {
         assert_root();
         let dir = tempfile::Builder::new()
             .prefix("berth-sup-")
@@ -58,7 +69,14 @@ impl Pid1 {
         std::fs::write(&spec_path, spec.replace("@DIR@", &d)).unwrap();
         let socket = dir.path().join("init.sock");
         let log = std::fs::File::create(dir.path().join("init.log")).unwrap();
-        let mut cmd = Command::new("unshare");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "unshare"]);
+                c
+            }
+            None => Command::new("unshare"),
+        };
         cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
             .arg(BIN)
             .arg("--spec")
