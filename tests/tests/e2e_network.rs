@@ -322,3 +322,78 @@ fn without_networking_the_container_has_a_private_netns_with_only_lo() {
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     lab.assert_clean();
 }
+
+#[test]
+fn task_running_carries_the_dhcp_address_which_answers_from_the_lan() {
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = ExecLab::new("netdhcp");
+    // App spec mode: berth-init acquires the lease on eth0 (BERTH_DHCP_IFACE from the
+    // executor) before starting its services, and reports it on its status socket.
+    let img = lab.images.join("busybox");
+    std::fs::create_dir_all(img.join("etc/berth")).expect("etc/berth");
+    std::fs::write(
+        img.join("etc/berth/app.yaml"),
+        "services:\n  main:\n    command: [\"/bin/sleep\", \"1000\"]\n",
+    )
+    .expect("app.yaml");
+    let tid = lab.task_id("dhcp");
+    let guard = task_netns(&tid);
+    let mut spec = lab.spec(&tid, None);
+    spec.env
+        .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
+    let (d, mut exec) = start_in(&net.host, spec, lab.task(&tid));
+    d.wait_state(&tid, "TASK_RUNNING", Duration::from_secs(45));
+    let running = d
+        .state()
+        .updates
+        .iter()
+        .find(|u| u["state"] == "TASK_RUNNING")
+        .cloned()
+        .expect("TASK_RUNNING update");
+    let ipa = &running["container_status"]["network_infos"][0]["ip_addresses"][0];
+    assert_eq!(ipa["protocol"], "IPv4", "{running}");
+    let ip: std::net::Ipv4Addr = ipa["ip_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address in {running}\n{}", exec.log()))
+        .parse()
+        .expect("an IPv4 address");
+    let o = ip.octets();
+    assert!(
+        o[..3] == [10, 77, 0] && (100..=199).contains(&o[3]),
+        "{ip} is not from dnsmasq's range"
+    );
+    assert!(
+        net.dhcp.leases().contains(&ip.to_string()),
+        "dnsmasq has no lease for {ip}: {}",
+        net.dhcp.leases()
+    );
+    // The address is on eth0 in the task's netns and answers from the LAN.
+    let addrs = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["-n", &guard.0, "-4", "-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip addr")
+            .stdout,
+    )
+    .to_string();
+    assert!(addrs.contains(&format!("{ip}/")), "{addrs}");
+    let ping = net
+        .lan
+        .exec(&["busybox", "ping", "-c", "2", "-W", "2", &ip.to_string()]);
+    assert!(
+        ping.status.success(),
+        "ping {ip} from the LAN: {}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
+    );
+
+    d.kill(&tid, Some(Duration::from_secs(5)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert_host_clean(&net.host);
+    lab.assert_clean();
+}
