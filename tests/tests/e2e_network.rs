@@ -25,18 +25,21 @@ const T: Duration = Duration::from_secs(30);
 
 /// Runs `f` on a thread that has joined `ns`: sockets it opens (the double's listener)
 /// and processes it starts (the executor) live in that netns.
-fn in_netns<R: Send + 'static>(ns: &Ns, f: impl FnOnce() -> R + Send + 'static) -> R {
+fn in_netns<R: Send>(ns: &Ns, f: impl FnOnce() -> R + Send) -> R {
     let path = ns.path();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open the netns");
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns(2) on a valid netns fd; it only changes this (new) thread's netns.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
+            // thread's netns.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("netns thread")
     })
-    .join()
-    .expect("netns thread")
 }
 
 /// Starts the double and the executor inside `ns`, with the task launched on subscribe.
@@ -392,6 +395,75 @@ fn task_running_carries_the_dhcp_address_which_answers_from_the_lan() {
     d.wait_state(&tid, "TASK_KILLED", T);
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert_host_clean(&net.host);
+    lab.assert_clean();
+}
+
+#[test]
+fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = ExecLab::new("netrecover");
+    let img = lab.images.join("busybox");
+    std::fs::create_dir_all(img.join("etc/berth")).expect("etc/berth");
+    std::fs::write(
+        img.join("etc/berth/app.yaml"),
+        "services:\n  main:\n    command: [\"/bin/sleep\", \"1000\"]\n",
+    )
+    .expect("app.yaml");
+    let tid = lab.task_id("rec");
+    let guard = task_netns(&tid);
+    let mut spec = lab.spec(&tid, None);
+    spec.env
+        .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
+    let task = with_labels(lab.task(&tid), &[("berth.bandwidth", "30mbit")]);
+    let (d, mut exec) = start_in(&net.host, spec.clone(), task);
+    d.wait_state(&tid, "TASK_RUNNING", Duration::from_secs(45));
+    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    let ips = |d: &AgentDouble| -> Vec<String> {
+        d.state()
+            .updates
+            .iter()
+            .filter(|u| u["state"] == "TASK_RUNNING")
+            .filter_map(|u| {
+                u["container_status"]["network_infos"][0]["ip_addresses"][0]["ip_address"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let first = ips(&d);
+    assert_eq!(first.len(), 1, "{:#?}", d.state().updates);
+    exec.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        netns_path(&guard.0).exists(),
+        "the network outlives its executor"
+    );
+    let mut exec2 = in_netns(&net.host, || {
+        d.spawn_executor(&spec, Duration::from_secs(10))
+    });
+    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
+    // Re-attached: RUNNING again, with the same address.
+    assert!(
+        d.wait(T, |st| st
+            .states(&tid)
+            .iter()
+            .filter(|s| *s == "TASK_RUNNING")
+            .count()
+            == 2),
+        "{}",
+        exec2.log()
+    );
+    let both = ips(&d);
+    assert_eq!(both, [first[0].clone(), first[0].clone()], "{both:?}");
+    d.kill(&tid, Some(Duration::from_secs(5)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
     assert!(!netns_path(&guard.0).exists(), "netns left behind");
     assert_host_clean(&net.host);
