@@ -469,3 +469,78 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
     assert_host_clean(&net.host);
     lab.assert_clean();
 }
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_with_net_parent_prints_the_dhcp_address() {
+    use std::io::{BufRead, BufReader};
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = ExecLab::new("netrun");
+    let img = lab.images.join("busybox");
+    std::fs::create_dir_all(img.join("etc/berth")).expect("etc/berth");
+    std::fs::write(
+        img.join("etc/berth/app.yaml"),
+        "services:\n  main:\n    command: [\"/bin/sleep\", \"1000\"]\n",
+    )
+    .expect("app.yaml");
+    let tid = lab.task_id("run");
+    let guard = task_netns(&tid);
+    let mut task = with_labels(lab.task(&tid), &[("berth.bandwidth", "40mbit")]);
+    task.as_object_mut().expect("task").remove("executor");
+    let task_file = lab.dir.path().join("task.json");
+    std::fs::write(&task_file, serde_json::to_vec(&task).expect("json")).expect("task.json");
+    let sandbox = lab.dir.path().join("sb");
+    std::fs::create_dir_all(&sandbox).expect("sandbox");
+    // Not `ip netns exec`: it remounts /sys, and runc would find no cgroup mount.
+    let mut cmd = Command::new(&lab.executor);
+    cmd.args(["run", "--task"])
+        .arg(&task_file)
+        .arg("--sandbox")
+        .arg(&sandbox)
+        .args(["--net-parent", &net.parent])
+        .envs(lab.executor_env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = KillOnDrop(in_netns(&net.host, move || cmd.spawn().expect("spawn run")));
+    let lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let mut states = Vec::new();
+    let mut ip = None;
+    let mut all = Vec::new();
+    for line in lines {
+        let line = line.expect("line");
+        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        let state = v["state"].as_str().expect("state").to_string();
+        if state == "TASK_RUNNING" {
+            ip = v["ip"].as_str().map(str::to_string);
+            assert!(netns_path(&guard.0).exists());
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+        }
+        states.push(state);
+        all.push(line);
+    }
+    let status = child.0.wait().expect("wait");
+    assert_eq!(
+        states,
+        ["TASK_STARTING", "TASK_RUNNING", "TASK_KILLED"],
+        "{all:#?}\n{}",
+        std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default()
+    );
+    assert!(status.success());
+    let ip = ip.expect("TASK_RUNNING without an ip");
+    assert!(ip.starts_with("10.77.0."), "{ip}");
+    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert_host_clean(&net.host);
+    lab.assert_clean();
+}
