@@ -97,9 +97,16 @@ pub fn from_task(
         }
         return Ok(None);
     };
-    let (parent, mode) = cfg
-        .checked()
-        .map_err(|e| label_err("network", format!("executor setting: {e}")))?;
+    let (parent, mode) = cfg.checked().map_err(|e| match e {
+        NetConfigError::Parent(v, why) => PlanError::Config {
+            setting: "BERTH_EXECUTOR_NET_PARENT".into(),
+            why: format!("{v:?}: {why}"),
+        },
+        NetConfigError::Mode(v, why) => PlanError::Config {
+            setting: "BERTH_EXECUTOR_NET_MODE".into(),
+            why: format!("{v:?}: {why}"),
+        },
+    })?;
     let mut spec = NetSpec::new(&task.task_id.value, parent);
     spec.mode = mode;
     if let Some(v) = labels.get(LABEL_VLAN) {
@@ -289,5 +296,15 @@ mod tests {
         };
         let e = from_task(&task(&[]), Some(&bad), 0.0).unwrap_err();
         assert!(e.to_string().contains("BERTH_EXECUTOR_NET_MODE"), "{e}");
+        let bad = NetConfig {
+            parent: "eth0/../x".into(),
+            mode: "bridge".into(),
+        };
+        let e = from_task(&task(&[]), Some(&bad), 0.0).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("executor setting BERTH_EXECUTOR_NET_PARENT"),
+            "{e}"
+        );
     }
 }
