@@ -4,7 +4,8 @@
 # Builds every test target named `vm_*` of every workspace package that has a `vm-tier`
 # feature, boots ONE VM with Debian's kernel (virtme-ng, software emulation, ~25 s), runs all
 # of them inside it one after another, and fails if any fails. The host's root filesystem is
-# visible read-only in the VM; the work dir is shared read-write for results.
+# visible read-only in the VM; the work dir is shared read-write for results (BERTH_VM_WORK),
+# and BERTH_VM_SCRATCH is a tmpfs inside the VM for loop files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,10 @@ cat >"$work/inside.sh" <<INSIDE
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export BERTH_VM_TIER=1 BERTH_VM_WORK=$work RUST_BACKTRACE=1
 modprobe -a dm-mod dm-thin-pool dm-snapshot loop 8021q ip_vs ip_vs_rr ip_vs_wrr || true
+# Fast scratch space for loop files (the shared work dir is 9p with sync: ~8 MB/s). tmpfs
+# pages are only used as written, so sparse PVs cost what the tests write.
+export BERTH_VM_SCRATCH=/tmp/berth-vm-scratch
+mkdir -p "\$BERTH_VM_SCRATCH" && mount -t tmpfs -o size=1200M tmpfs "\$BERTH_VM_SCRATCH"
 rc=0
 while read -r exe; do
   echo "vm-tier: == \$exe"

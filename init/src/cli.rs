@@ -8,7 +8,8 @@
 //!
 //! The environment is read through a closure so unit tests pass a fake one. Variables,
 //! as in tini: `TINI_SUBREAPER` (present, even empty = `-s`), `TINI_KILL_PROCESS_GROUP`
-//! (present = `-g`), `TINI_VERBOSITY=N` (overrides `-v`).
+//! (present = `-g`), `TINI_VERBOSITY=N` (overrides `-v`; read like C's `atoi`, as tini
+//! does: no number is 0, negative is 0, more than 4 is 4).
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -85,9 +86,9 @@ pub enum CliError {
     /// `-p` with something that is not a signal.
     #[error("not a valid signal for -p: '{0}' (expected a name such as SIGKILL, or a number)")]
     BadSignal(String),
-    /// `TINI_VERBOSITY` that is not a number.
-    #[error("TINI_VERBOSITY is not a number: '{0}'")]
-    BadVerbosity(String),
+    /// `--version` with other arguments (tini refuses that too).
+    #[error("--version takes no other arguments")]
+    VersionNotAlone,
     /// Options but no command.
     #[error("no command given")]
     NoCommand,
@@ -102,14 +103,20 @@ where
     let mut config = Config::default();
     let mut args = args.into_iter();
     let mut v_count: u8 = 0;
+    let mut first = true;
     while let Some(arg) = args.next() {
         let bytes = arg.as_encoded_bytes();
         if bytes == b"--" {
             break;
         }
         if bytes == b"--version" {
+            // As tini: only `berth-init --version` alone.
+            if !first || args.next().is_some() {
+                return Err(CliError::VersionNotAlone);
+            }
             return Ok(Action::Version);
         }
+        first = false;
         if bytes == b"--help" {
             return Ok(Action::Help);
         }
@@ -166,13 +173,37 @@ where
         config.kill_process_group = true;
     }
     if let Some(v) = env("TINI_VERBOSITY") {
-        let v = v.to_string_lossy();
-        config.verbosity = v
-            .trim()
-            .parse::<u8>()
-            .map_err(|_| CliError::BadVerbosity(v.clone().into_owned()))?;
+        config.verbosity = verbosity_from_env(v.as_encoded_bytes());
     }
     Ok(Action::Run(config))
+}
+
+/// Highest verbosity (trace); `TINI_VERBOSITY` above it means the same.
+pub const MAX_VERBOSITY: u8 = 4;
+
+/// `TINI_VERBOSITY` read like tini's `atoi`: leading blanks, an optional sign, the digits
+/// up to the first other character; no digits or a negative number is 0 (fatal errors
+/// only), anything above [`MAX_VERBOSITY`] is [`MAX_VERBOSITY`]. Never an error: tini
+/// runs the command whatever the variable holds.
+pub fn verbosity_from_env(text: &[u8]) -> u8 {
+    // C's isspace: blank, \t, \n, \v, \f, \r.
+    let start = text
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'..=b'\r'))
+        .unwrap_or(text.len());
+    let (negative, digits) = match &text[start..] {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    if negative {
+        return 0;
+    }
+    let mut value: u8 = 0;
+    for b in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        value = value.saturating_mul(10).saturating_add(b - b'0');
+    }
+    value.min(MAX_VERBOSITY)
 }
 
 /// The `--version` line. Invoked as `docker-init` (Docker's `--init`), it is tini's
@@ -214,7 +245,8 @@ Options:
 Environment:
   TINI_SUBREAPER           Set (even empty): same as -s.
   TINI_KILL_PROCESS_GROUP  Set: same as -g.
-  TINI_VERBOSITY=N         Verbosity: 0 errors only, 1 warnings (default), 2-4 more.
+  TINI_VERBOSITY=N         Verbosity: 0 errors only, 1 warnings (default), 2-4 more
+                           (overrides -v; not a number counts as 0, as in tini).
 
 Exit codes:
   PROGRAM's code, or 128+N for signal N (after -e remapping); 2 for a bad command
@@ -343,6 +375,14 @@ mod tests {
         assert_eq!(parse(os(&["-s", "-h", "-x"]), no_env), Ok(Action::Help));
         assert_eq!(parse(os(&["--help"]), no_env), Ok(Action::Help));
         assert_eq!(parse(os(&["--version"]), no_env), Ok(Action::Version));
+        // As tini: --version only alone.
+        for args in [&["--version", "extra"][..], &["-s", "--version"][..]] {
+            assert_eq!(
+                parse(os(args), no_env),
+                Err(CliError::VersionNotAlone),
+                "{args:?}"
+            );
+        }
         assert_eq!(parse(os(&["-l"]), no_env), Ok(Action::License));
         // After the command, --version belongs to the command.
         assert_eq!(run(&["ls", "--version"]).command, os(&["ls", "--version"]));
@@ -361,11 +401,41 @@ mod tests {
         };
         assert!(c.subreaper && c.kill_process_group);
         assert_eq!(c.verbosity, 3, "TINI_VERBOSITY overrides -v, as in tini");
-        let bad = |k: &str| (k == "TINI_VERBOSITY").then(|| OsString::from("loud"));
-        assert_eq!(
-            parse(os(&["true"]), bad),
-            Err(CliError::BadVerbosity("loud".into()))
-        );
+        // Whatever the variable holds, the command runs (tini reads it with atoi).
+        for (text, level) in [
+            ("", 0),
+            ("loud", 0),
+            ("-2", 0),
+            ("99999999999", 4),
+            ("2x", 2),
+        ] {
+            let env = |k: &str| (k == "TINI_VERBOSITY").then(|| OsString::from(text));
+            let Ok(Action::Run(c)) = parse(os(&["-vv", "true"]), env) else {
+                panic!("TINI_VERBOSITY={text:?} refused")
+            };
+            assert_eq!(c.verbosity, level, "TINI_VERBOSITY={text:?}");
+        }
+    }
+
+    #[test]
+    fn verbosity_reads_like_atoi() {
+        let cases: &[(&str, u8)] = &[
+            ("0", 0),
+            ("1", 1),
+            ("4", 4),
+            ("5", 4),
+            ("300", 4),
+            (" \t3", 3),
+            ("+2", 2),
+            ("-1", 0),
+            ("3 4", 3),
+            ("x3", 0),
+            ("", 0),
+            ("+", 0),
+        ];
+        for &(text, level) in cases {
+            assert_eq!(verbosity_from_env(text.as_bytes()), level, "{text:?}");
+        }
     }
 
     #[test]
@@ -384,19 +454,32 @@ mod tests {
 
     #[test]
     fn usage_names_every_option() {
+        // The option column of each line of the Options section, whole entries only (a
+        // plain substring test would find "-v" inside "--version").
         let u = usage();
-        for opt in [
-            "-s",
-            "-g",
-            "-e CODE",
-            "-p SIGNAL",
-            "-v",
-            "-w",
-            "-l",
-            "-h",
-            "--version",
-        ] {
-            assert!(u.contains(opt), "{opt}");
-        }
+        let section = u
+            .split_once("Options:\n")
+            .and_then(|(_, rest)| rest.split_once("\n\n"))
+            .map(|(options, _)| options)
+            .expect("an Options section");
+        let entries: Vec<&str> = section
+            .lines()
+            .filter_map(|line| line.trim_start().split_once("  "))
+            .map(|(entry, _)| entry)
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                "-s",
+                "-g",
+                "-e CODE",
+                "-p SIGNAL",
+                "-v",
+                "-w",
+                "-l",
+                "-h, --help",
+                "--version"
+            ]
+        );
     }
 }

@@ -56,7 +56,8 @@ impl Log {
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         if self.enabled(level) {
             let line = format_line(level, std::process::id(), args);
-            // Nothing useful can be done if stderr is gone.
+            // Nothing useful can be done if stderr is gone; a closed pipe gives EPIPE here
+            // (SIGPIPE is blocked, and the loop does not forward the init's own SIGPIPE).
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }

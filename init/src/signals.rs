@@ -4,7 +4,8 @@
 //! The sequence every mode follows:
 //!
 //! 1. [`InheritedSignals::capture`] before anything touches signals: the mask and the set
-//!    of ignored signals the init was started with.
+//!    of ignored signals the init was started with. Then [`reset_to_default`] of SIGCHLD
+//!    (an inherited `SIG_IGN` makes the kernel reap the init's children behind its back).
 //! 2. [`block_all`]: every signal becomes pending instead of being delivered. A blocked
 //!    signal is queued even for PID 1 of a namespace (the kernel drops only signals that
 //!    are unblocked *and* left at the default action there), so nothing is lost and no
@@ -201,6 +202,26 @@ fn query_ignored_set() -> u64 {
         }
     }
     ignored
+}
+
+/// Sets the disposition of `signo` to `SIG_DFL` in the init itself.
+///
+/// For SIGCHLD after [`InheritedSignals::capture`]: an init started with SIGCHLD ignored
+/// would have its children reaped by the kernel (no zombie, no SIGCHLD) and never learn
+/// that its command ended. The child still gets the inherited disposition back from
+/// [`InheritedSignals::restore_in_child`].
+pub fn reset_to_default(signo: i32) -> Result<(), SignalError> {
+    // SAFETY: a zeroed sigaction is valid (empty sa_mask, no flags, SIG_DFL); the old
+    // action is not requested.
+    let rc = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(signo, &action, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(SignalError::last("sigaction"));
+    }
+    Ok(())
 }
 
 /// Blocks every signal in the calling thread (SIGKILL and SIGSTOP cannot be blocked; the

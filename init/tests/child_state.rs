@@ -133,10 +133,22 @@ fn child_inherits_no_descriptor_the_init_opened() {
             init_fds.iter().any(|(_, t)| t.contains("signalfd")),
             "init should hold a signalfd: {init_fds:?}"
         );
-        // ... and the child has only stdin, stdout and stderr.
-        let child_fds = fds_of(child);
-        let names: Vec<&str> = child_fds.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["0", "1", "2"], "{child_fds:?}");
+        // ... and the child has only stdin, stdout and stderr. `sleep` opens files of its
+        // own while it starts (e.g. /etc/locale.alias), so wait for it to settle: a
+        // descriptor leaked by the init would stay open for good and fail at the deadline.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let child_fds = fds_of(child);
+            let names: Vec<&str> = child_fds.iter().map(|(n, _)| n.as_str()).collect();
+            if names == ["0", "1", "2"] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child keeps more than stdio: {child_fds:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         drop(run);
     }
 }
@@ -183,4 +195,66 @@ fn init_is_one_thread_and_never_wakes_when_idle() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(switches(), before, "the idle init woke up");
     drop(run);
+}
+
+#[test]
+fn started_with_sigchld_ignored_the_init_still_sees_its_child_exit() {
+    assert_root();
+    // An ignored SIGCHLD makes the kernel reap children itself; the init must undo that
+    // for itself (tini 0.19 hangs here) but hand the ignored state on to the child.
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(common::BIN);
+        cmd.args(args);
+        // SAFETY: sigaction is async-signal-safe; only the child's disposition changes.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = libc::SIG_IGN;
+                if libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        common::start_command(cmd, false).wait(TIMEOUT)
+    };
+    let done = run(&["-s", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(done.code(), 3, "{done:?}");
+
+    let done = run(&["-s", "--", "cat", "/proc/self/status"]);
+    assert_eq!(done.code(), 0, "{done:?}");
+    let (_, ignored) = parse_state(&done.stdout);
+    assert_ne!(ignored & bit(libc::SIGCHLD), 0, "child: {}", done.stdout);
+}
+
+#[test]
+fn supervisor_mode_started_with_sigchld_ignored_still_sees_its_services_exit() {
+    assert_root();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("app.yaml");
+    std::fs::write(
+        &spec,
+        "services:\n  once:\n    command: [/bin/sh, -c, 'exit 3']\n    restart: never\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(common::BIN);
+    cmd.arg("--spec")
+        .arg(&spec)
+        .arg("--socket")
+        .arg(dir.path().join("init.sock"));
+    // SAFETY: sigaction is async-signal-safe; only the child's disposition changes.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = libc::SIG_IGN;
+            if libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // Without the reset the service's exit is never seen and the init runs until the
+    // timeout kills it; with it, the failed required service ends the init with its code.
+    let done = common::start_command(cmd, false).wait(TIMEOUT);
+    assert_eq!(done.code(), 3, "{done:?}");
 }

@@ -88,6 +88,33 @@ fn unrunnable_commands_exit_127_and_126_like_tini() {
 }
 
 #[test]
+fn e_remaps_the_codes_of_unrunnable_commands_like_tini() {
+    assert_root();
+    let dir = common::tempdir();
+    let missing = dir.path().join("missing");
+    let plain = dir.path().join("not-executable");
+    std::fs::write(&plain, "data").unwrap();
+    for (path, code) in [(&missing, "127"), (&plain, "126")] {
+        let path = path.to_str().unwrap();
+        let done = start(Mode::Direct, &["-s", "-e", code, "--", path]).wait(TIMEOUT);
+        assert_eq!(done.code(), 0, "-e {code} {path}: {done:?}");
+        assert!(
+            done.stderr.contains("[FATAL berth-init (") && done.stderr.contains("exec "),
+            "the failure is still reported: {}",
+            done.stderr
+        );
+        // Another -e value leaves the code alone.
+        let done = start(Mode::Direct, &["-s", "-e", "3", "--", path]).wait(TIMEOUT);
+        assert_eq!(done.code().to_string(), code, "{done:?}");
+        let tini = std::process::Command::new("tini")
+            .args(["-s", "-e", code, "--", path])
+            .output()
+            .expect("tini is installed (scripts/deps.sh)");
+        assert_eq!(tini.status.code(), Some(0), "tini reference changed");
+    }
+}
+
+#[test]
 fn bad_command_lines_exit_2_with_a_message() {
     assert_root();
     let cases: &[(&[&str], &str)] = &[
@@ -106,6 +133,12 @@ fn bad_command_lines_exit_2_with_a_message() {
             &["-p", "SIGFOO", "true"],
             "not a valid signal for -p: 'SIGFOO'",
         ),
+        // tini accepts --version only alone.
+        (
+            &["--version", "extra"],
+            "--version takes no other arguments",
+        ),
+        (&["-s", "--version"], "--version takes no other arguments"),
     ];
     for (args, message) in cases {
         let done = start(Mode::Direct, args).wait(TIMEOUT);

@@ -291,3 +291,60 @@ impl Drop for InitByPidFile {
         kill(pid, libc::SIGKILL);
     }
 }
+
+#[test]
+fn sigpipe_the_init_raises_itself_is_not_forwarded() {
+    assert_root();
+    // `berth-init -s -w -- sh -c '...' 2>&1 | true`: stderr is a pipe nobody reads, so
+    // the -w line about the reaped orphan raises SIGPIPE in the init itself. That signal
+    // is the init's, not the app's: the app must not be killed by it (exit 141).
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created and are owned here only.
+    let (read_end, write_end) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    drop(read_end);
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args([
+        "-s",
+        "-w",
+        "--",
+        "sh",
+        "-c",
+        "sleep .3; (sleep .1 &); sleep .5; exit 0",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::from(write_end));
+    let mut child = KillTree(cmd.spawn().expect("spawn"));
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "init did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// Kills a started process and its descendants on drop if it is still running.
+struct KillTree(std::process::Child);
+
+impl Drop for KillTree {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            for pid in common::descendants(self.0.id() as i32) {
+                kill(pid, libc::SIGKILL);
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

@@ -4,8 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{assert_root, kill, script, start, Mode, TIMEOUT};
@@ -100,57 +98,76 @@ fn reaps_orphans_as_subreaper() {
     }
 }
 
+/// Signals the storm sends, alternating between two real-time signals (which queue: every
+/// one sent is delivered, so the child's count must match exactly).
+const STORM: usize = 2000;
+
 #[test]
 fn signal_storm_during_exit_storm_loses_nothing() {
     assert_root();
     let dir = common::tempdir();
     let d = dir.path().display();
-    // 500 orphans blocked opening a FIFO, released all at once by opening and closing
-    // its write end (a burst of exits), while the test floods the init with SIGUSR1 and
-    // SIGUSR2 that it forwards to the child; the child counts the ones it saw.
+    let (rt1, rt2) = (libc::SIGRTMIN() + 1, libc::SIGRTMIN() + 2);
+    // 500 orphans blocked opening a FIFO; then the child becomes a Python counter that
+    // blocks both real-time signals, says ready, and when the first forwarded one is
+    // pending releases the orphans all at once (a burst of exits) while the test goes on
+    // sending the init exactly STORM real-time signals to forward; once told the storm
+    // is over, it takes every queued signal and counts it.
+    let counter = script(
+        dir.path(),
+        "counter.py",
+        &format!(
+            "import os, signal, sys, time\n\
+             d, sigs = sys.argv[1], {{{rt1}, {rt2}}}\n\
+             signal.pthread_sigmask(signal.SIG_BLOCK, sigs)\n\
+             open(d + '/ready', 'w').write('go')\n\
+             while not signal.sigpending() & sigs:\n\
+             \x20   time.sleep(0.001)\n\
+             os.close(os.open(d + '/fifo', os.O_WRONLY))\n\
+             while not os.path.exists(d + '/stopped'):\n\
+             \x20   time.sleep(0.01)\n\
+             n = 0\n\
+             while signal.sigtimedwait(sigs, 2.0) is not None:\n\
+             \x20   n += 1\n\
+             time.sleep(0.5)\n\
+             z = 0\n\
+             for p in os.listdir('/proc'):\n\
+             \x20   try:\n\
+             \x20       z += p.isdigit() and open('/proc/' + p + '/stat').read().rsplit(')', 1)[1].split()[0] == 'Z'\n\
+             \x20   except OSError:\n\
+             \x20       pass\n\
+             open(d + '/count', 'w').write(str(n))\n\
+             open(d + '/zombies', 'w').write(str(z))\n\
+             sys.exit(42)"
+        ),
+    );
     let child = script(
         dir.path(),
         "child.sh",
         &format!(
-            "n=0\ntrap 'n=$((n+1))' USR1\ntrap 'n=$((n+1))' USR2\nmkfifo {d}/fifo\n\
+            "mkfifo {d}/fifo\n\
              i=0\nwhile [ $i -lt 500 ]; do ( {{ read x < {d}/fifo; }} & echo $! >> {d}/pids ); i=$((i+1)); done\n\
-             sleep 0.5\necho go > {d}/ready\nsleep 0.2\n\
-             exec 3> {d}/fifo\nsleep 0.2\nexec 3>&-\n\
              sleep 0.5\n\
-             echo $n > {d}/count\n\
-             cat /proc/[0-9]*/stat 2>/dev/null | awk '$3 == \"Z\"' | wc -l > {d}/zombies\n\
-             exit 42"
+             exec python3 {counter} {d}",
+            counter = counter.display()
         ),
     );
     let run = start(Mode::Pid1, &["-w", "--", child.to_str().unwrap()]);
     let init = run.init_pid();
     common::wait_for_file(&dir.path().join("ready"), TIMEOUT, |t| t.contains("go"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicUsize::new(0));
-    let storm = {
-        let (stop, sent) = (stop.clone(), sent.clone());
-        std::thread::spawn(move || {
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                kill(
-                    init,
-                    if i & 1 == 0 {
-                        libc::SIGUSR1
-                    } else {
-                        libc::SIGUSR2
-                    },
-                );
-                i += 1;
-                if i & 63 == 0 {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+    // The storm ends (and is joined) before the init can exit: the counter waits for
+    // "stopped", so `init` cannot be a reused pid while signals are sent to it.
+    let storm = std::thread::spawn(move || {
+        for i in 0..STORM {
+            kill(init, if i % 2 == 0 { rt1 } else { rt2 });
+            if i % 16 == 15 {
+                std::thread::sleep(Duration::from_micros(100));
             }
-            sent.store(i, Ordering::Relaxed);
-        })
-    };
-    let done = run.wait(TIMEOUT * 4);
-    stop.store(true, Ordering::Relaxed);
+        }
+    });
     storm.join().unwrap();
+    std::fs::write(dir.path().join("stopped"), "").unwrap();
+    let done = run.wait(TIMEOUT * 4);
     assert_eq!(done.code(), 42, "{}", done.stderr);
     let orphans = pid_file(&dir.path().join("pids"));
     assert_eq!(orphans.len(), 500);
@@ -163,12 +180,9 @@ fn signal_storm_during_exit_storm_loses_nothing() {
             .unwrap()
     };
     assert_eq!(read("zombies"), 0);
-    assert!(
-        sent.load(Ordering::Relaxed) > 100,
-        "the storm really happened"
-    );
-    assert!(
-        read("count") > 0,
-        "forwarded signals reached the child during the storm"
+    assert_eq!(
+        read("count"),
+        STORM,
+        "every real-time signal sent to the init reached the child, once"
     );
 }

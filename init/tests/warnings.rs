@@ -93,3 +93,32 @@ fn verbose_levels_add_info_and_debug() {
     let done = start(Mode::Direct, &["-s", "true"]).wait(TIMEOUT);
     assert!(done.stderr.is_empty(), "quiet by default: {}", done.stderr);
 }
+
+#[test]
+fn any_tini_verbosity_runs_the_command() {
+    assert_root();
+    // tini reads TINI_VERBOSITY with atoi: whatever it holds, the command runs.
+    for (value, info_lines) in [
+        ("", false),
+        ("loud", false),
+        ("-1", false),
+        ("99999999999", true),
+    ] {
+        let (mut cmd, pid1) = command(Mode::Direct, common::BIN, &["-s", "sh", "-c", "exit 3"]);
+        cmd.env("TINI_VERBOSITY", value);
+        let done = start_command(cmd, pid1).wait(TIMEOUT);
+        assert_eq!(done.code(), 3, "TINI_VERBOSITY={value:?}: {done:?}");
+        assert_eq!(
+            done.stderr.contains("Spawned child process"),
+            info_lines,
+            "TINI_VERBOSITY={value:?}: {}",
+            done.stderr
+        );
+        let tini = std::process::Command::new("tini")
+            .args(["-s", "--", "sh", "-c", "exit 3"])
+            .env("TINI_VERBOSITY", value)
+            .output()
+            .expect("tini is installed (scripts/deps.sh)");
+        assert_eq!(tini.status.code(), Some(3), "tini reference changed");
+    }
+}

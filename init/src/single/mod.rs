@@ -10,10 +10,10 @@
 
 use crate::cli::Config;
 use crate::exit_status::ExitKind;
-use crate::log::Log;
+use crate::log::{self, Log};
 use crate::reaper::{self, ReapError, Reaped, SysWait, WaitAny};
 use crate::signals::{self, InheritedSignals, Received, SignalError, SignalFd};
-use crate::spawn::{Spawn, SpawnError};
+use crate::spawn::{Spawn, SpawnError, Stage};
 use crate::subreaper::{self, PrctlError};
 
 /// Why the tini mode stopped without a child status to report.
@@ -51,6 +51,9 @@ impl SingleError {
 /// inherited, to give exactly that to the child) and from a single-threaded process.
 pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
     let inherited = InheritedSignals::capture()?;
+    // Started with SIGCHLD ignored, the kernel would reap every child itself and the
+    // loop would wait forever. The child still gets the inherited state back.
+    signals::reset_to_default(libc::SIGCHLD)?;
     signals::block_all()?;
     let signal_fd = SignalFd::new(false)?;
 
@@ -69,13 +72,29 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
     let spawn = Spawn::new(&config.command)?
         .process_group(true)
         .foreground(true);
-    let child = spawn.spawn(&inherited)?;
+    let child = match spawn.spawn(&inherited) {
+        Ok(child) => child,
+        // The command could not be executed: 127/126 as the child's exit code, remapped
+        // by `-e` like any other (tini's child exits with it, then tini remaps).
+        Err(
+            err @ SpawnError::Child {
+                stage: Stage::Exec, ..
+            },
+        ) => {
+            log.fatal(format_args!("{}", log::chain(&err)));
+            return Ok(config.remap.apply(err.exit_code()));
+        }
+        Err(err) => return Err(err.into()),
+    };
     log.info(format_args!(
         "Spawned child process '{}' with pid '{child}'",
         spawn.program()
     ));
 
-    let mut os = SysOs { signal_fd };
+    let mut os = SysOs {
+        signal_fd,
+        pid: std::process::id(),
+    };
     supervise(&mut os, child, config, log)
 }
 
@@ -86,11 +105,14 @@ pub trait Os: WaitAny {
     fn read_signals(&mut self, out: &mut Vec<Received>) -> Result<(), SignalError>;
     /// `kill(target, signo)`.
     fn kill(&mut self, target: i32, signo: i32) -> std::io::Result<()>;
+    /// The init's own pid, as senders appear in [`Received::sender`].
+    fn own_pid(&self) -> u32;
 }
 
 /// The real kernel: the blocking signalfd, `kill`, `waitpid(-1, WNOHANG)`.
 struct SysOs {
     signal_fd: SignalFd,
+    pid: u32,
 }
 
 impl WaitAny for SysOs {
@@ -110,6 +132,23 @@ impl Os for SysOs {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    fn own_pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+/// Why the loop does not pass a signal on.
+fn skip_reason(signal: &Received, own_pid: u32) -> Option<&'static str> {
+    if !signals::is_forwardable(signal.signo) {
+        Some("not forwardable")
+    } else if signal.sender == own_pid {
+        // Raised by the init itself, e.g. SIGPIPE from a log line written to a closed
+        // pipe: the init's business, not the child's.
+        Some("sent by the init itself")
+    } else {
+        None
     }
 }
 
@@ -133,8 +172,27 @@ pub fn supervise<O: Os>(
         for signal in &received {
             if signal.signo == libc::SIGCHLD {
                 sigchld = true;
-            } else if signals::is_forwardable(signal.signo) {
-                forward(os, target, signal.signo, log);
+            } else if let Some(reason) = skip_reason(signal, os.own_pid()) {
+                log.debug(format_args!(
+                    "Not passing signal '{}': {reason}",
+                    signals::name(signal.signo)
+                ));
+            } else {
+                log.debug(format_args!(
+                    "Passing signal: '{}'",
+                    signals::name(signal.signo)
+                ));
+                match forward(os, target, signal.signo) {
+                    Forwarded::Sent => {}
+                    Forwarded::ChildGone => {
+                        log.warn(format_args!("{CHILD_GONE}"));
+                    }
+                    Forwarded::Failed(err) => {
+                        log.warn(format_args!(
+                            "Unexpected error when forwarding signal: {err}"
+                        ));
+                    }
+                }
             }
         }
         if !sigchld {
@@ -167,16 +225,27 @@ pub fn supervise<O: Os>(
     }
 }
 
-/// Sends `signo` to the child (or its group, for a negative `target`). A child that is
-/// already gone (ESRCH) is not an error: its SIGCHLD is on the way.
-fn forward<O: Os>(os: &mut O, target: i32, signo: i32, log: &Log) {
-    log.debug(format_args!("Passing signal: '{}'", signals::name(signo)));
-    if let Err(err) = os.kill(target, signo) {
-        if err.raw_os_error() != Some(libc::ESRCH) {
-            log.warn(format_args!(
-                "Unexpected error when forwarding signal: {err}"
-            ));
-        }
+/// tini's warning when a signal finds the child already gone (printed at the default
+/// verbosity, as tini does).
+pub const CHILD_GONE: &str = "Child was dead when forwarding signal";
+
+/// What became of one forwarded signal.
+#[derive(Debug)]
+pub enum Forwarded {
+    /// Delivered.
+    Sent,
+    /// The child (or its group) is already gone (ESRCH): its SIGCHLD is on the way.
+    ChildGone,
+    /// Any other `kill` error.
+    Failed(std::io::Error),
+}
+
+/// Sends `signo` to the child (or its group, for a negative `target`).
+pub fn forward<O: Os>(os: &mut O, target: i32, signo: i32) -> Forwarded {
+    match os.kill(target, signo) {
+        Ok(()) => Forwarded::Sent,
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Forwarded::ChildGone,
+        Err(err) => Forwarded::Failed(err),
     }
 }
 

@@ -8,10 +8,14 @@ use super::*;
 use crate::exit_status::ExitRemap;
 
 const CHILD: i32 = 100;
+/// The init's pid in the fake.
+const INIT: u32 = 1;
+/// Some other process that sends signals to the init.
+const OTHER: u32 = 55;
 
 /// One wake-up of the loop: the signals read, then what `waitpid` returns if it reaps.
 struct Fake {
-    wakeups: VecDeque<Vec<i32>>,
+    wakeups: VecDeque<Vec<Received>>,
     exits: VecDeque<Reaped>,
     kills: Vec<(i32, i32)>,
     kill_error: Option<i32>,
@@ -21,7 +25,10 @@ struct Fake {
 impl Fake {
     fn new(wakeups: &[&[i32]], exits: &[Reaped]) -> Self {
         Self {
-            wakeups: wakeups.iter().map(|w| w.to_vec()).collect(),
+            wakeups: wakeups
+                .iter()
+                .map(|w| w.iter().map(|&signo| from(signo, OTHER)).collect())
+                .collect(),
             exits: exits.iter().copied().collect(),
             kills: Vec::new(),
             kill_error: None,
@@ -44,11 +51,7 @@ impl Os for Fake {
             .pop_front()
             .expect("the loop read past the script");
         out.clear();
-        out.extend(batch.into_iter().map(|signo| Received {
-            signo,
-            sender: 0,
-            code: 0,
-        }));
+        out.extend(batch);
         Ok(())
     }
 
@@ -58,6 +61,18 @@ impl Os for Fake {
             Some(e) => Err(io::Error::from_raw_os_error(e)),
             None => Ok(()),
         }
+    }
+
+    fn own_pid(&self) -> u32 {
+        INIT
+    }
+}
+
+fn from(signo: i32, sender: u32) -> Received {
+    Received {
+        signo,
+        sender,
+        code: libc::SI_USER,
     }
 }
 
@@ -154,6 +169,10 @@ impl Os for Staged {
     fn kill(&mut self, target: i32, signo: i32) -> io::Result<()> {
         self.0.kill(target, signo)
     }
+
+    fn own_pid(&self) -> u32 {
+        self.0.own_pid()
+    }
 }
 
 #[test]
@@ -181,8 +200,41 @@ fn remapped_codes_become_zero() {
 
 #[test]
 fn a_child_already_gone_is_not_an_error() {
+    // forward() itself: ESRCH is "child gone" (tini's warning), anything else a failure.
+    let mut os = Fake::new(&[], &[]);
+    assert!(matches!(
+        forward(&mut os, CHILD, libc::SIGTERM),
+        Forwarded::Sent
+    ));
+    os.kill_error = Some(libc::ESRCH);
+    assert!(matches!(
+        forward(&mut os, CHILD, libc::SIGTERM),
+        Forwarded::ChildGone
+    ));
+    os.kill_error = Some(libc::EPERM);
+    match forward(&mut os, CHILD, libc::SIGTERM) {
+        Forwarded::Failed(err) => assert_eq!(err.raw_os_error(), Some(libc::EPERM)),
+        other => panic!("EPERM gave {other:?}"),
+    }
+    assert_eq!(CHILD_GONE, "Child was dead when forwarding signal");
+
+    // The loop carries on after ESRCH and exits with the child's status.
     let mut os = Fake::new(&[&[libc::SIGTERM], &[libc::SIGCHLD]], &[exited(CHILD, 0)]);
     os.kill_error = Some(libc::ESRCH);
     assert_eq!(supervise(&mut os, CHILD, &config(), &quiet()).unwrap(), 0);
     assert_eq!(os.kills, [(CHILD, libc::SIGTERM)]);
+    assert_eq!(os.reads, 2);
+}
+
+#[test]
+fn signals_the_init_sent_itself_are_not_forwarded() {
+    // SIGPIPE raised by writing a log line to a closed pipe comes back with the init's
+    // own pid as sender; the same signal from anyone else is forwarded.
+    let mut os = Fake::new(&[], &[exited(CHILD, 0)]);
+    os.wakeups = VecDeque::from([
+        vec![from(libc::SIGPIPE, INIT), from(libc::SIGPIPE, OTHER)],
+        vec![from(libc::SIGTERM, INIT), from(libc::SIGCHLD, 0)],
+    ]);
+    assert_eq!(supervise(&mut os, CHILD, &config(), &quiet()).unwrap(), 0);
+    assert_eq!(os.kills, [(CHILD, libc::SIGPIPE)]);
 }

@@ -119,6 +119,9 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
     }
 
     let inherited = InheritedSignals::capture()?;
+    // Started with SIGCHLD ignored, the kernel would reap our children itself and no exit
+    // would ever reach the reaper: undo that for init (children still inherit it).
+    signals::reset_to_default(libc::SIGCHLD)?;
     signals::block_all()?;
     let sigfd = SignalFd::new(true)?;
 
