@@ -13,6 +13,7 @@ use crate::mesos::types::{FrameworkInfo, TaskInfo, TaskState};
 use crate::mesos::updates::now_seconds;
 use crate::session::{LaunchRequest, Launcher};
 use crate::task::config::RunConfig;
+use crate::task::network::NetConfig;
 use crate::task::runner::ContainerLauncher;
 
 #[derive(Debug, Args)]
@@ -27,6 +28,14 @@ pub struct RunArgs {
     /// Extra environment for the task, NAME=value (repeatable).
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Give the task a network: a macvlan eth0 on this host NIC (or VLAN trunk) in its
+    /// own netns, DHCP by berth-init (default: BERTH_EXECUTOR_NET_PARENT; unset = only lo).
+    #[arg(long, value_name = "IFACE")]
+    pub net_parent: Option<String>,
+    /// macvlan mode: bridge, private, vepa or passthru (default: BERTH_EXECUTOR_NET_MODE,
+    /// else bridge).
+    #[arg(long, value_name = "MODE", requires = "net_parent")]
+    pub net_mode: Option<String>,
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -74,8 +83,16 @@ pub fn main(args: RunArgs) -> ExitCode {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let (kill_tx, kill_rx) = watch::channel(None);
         let grace = crate::mesos::kill::grace(None, task.kill_policy.as_ref());
+        let mut cfg = RunConfig::from_env();
+        if let Some(parent) = args.net_parent {
+            let mode = args
+                .net_mode
+                .or_else(|| cfg.net.as_ref().map(|n| n.mode.clone()))
+                .unwrap_or_else(|| "bridge".into());
+            cfg.net = Some(NetConfig { parent, mode });
+        }
         let launcher = ContainerLauncher {
-            cfg: RunConfig::from_env(),
+            cfg,
             executor_cmd: None,
         };
         launcher.launch(LaunchRequest {

@@ -22,6 +22,8 @@ pub struct RunConfig {
     pub cgroup_parent: String,
     /// Test hook: make the preparation step of this name fail (see README).
     pub fail_step: Option<String>,
+    /// Container networking (the network step); `None` = a private netns with only lo.
+    pub net: Option<super::network::NetConfig>,
 }
 
 impl RunConfig {
@@ -44,6 +46,10 @@ impl RunConfig {
             run_dir: path("BERTH_EXECUTOR_RUN_DIR", "/run/berth/tasks"),
             cgroup_parent: var("BERTH_EXECUTOR_CGROUP_PARENT").unwrap_or_else(|| "berth".into()),
             fail_step: var("BERTH_EXECUTOR_FAIL_STEP"),
+            net: var("BERTH_EXECUTOR_NET_PARENT").map(|parent| super::network::NetConfig {
+                parent,
+                mode: var("BERTH_EXECUTOR_NET_MODE").unwrap_or_else(|| "bridge".into()),
+            }),
         }
     }
 }

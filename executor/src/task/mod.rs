@@ -6,6 +6,7 @@
 //! - `config`: the executor's own settings (`BERTH_EXECUTOR_*`).
 //! - `steps`: the `Step` trait, the checkpoint, prepare/undo.
 //! - `builtin`: berth's steps (run dir, overlay root filesystem, bundle, container).
+//! - `network`: the network step (berth-netcfg: netns, macvlan eth0, VLAN, tc limits).
 //! - `bundle`: the OCI `config.json` (oci-spec).
 //! - `runc`: the runtime commands.
 //! - `init_client`: berth-init's status socket.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod health;
 pub mod init_client;
 pub mod names;
+pub mod network;
 pub mod plan;
 pub mod probe;
 pub mod runc;

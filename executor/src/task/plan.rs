@@ -28,6 +28,9 @@ pub enum PlanError {
     Command { why: String },
     #[error("health_check: {why}")]
     Health { why: String },
+    /// The executor's own settings make the task impossible (not the task's fault).
+    #[error("executor setting {setting}: {why}")]
+    Config { setting: String, why: String },
 }
 
 /// How init runs the task.
@@ -305,6 +308,7 @@ mod tests {
             run_dir: "/tmp/run".into(),
             cgroup_parent: "berth".into(),
             fail_step: None,
+            net: None,
         }
     }
 

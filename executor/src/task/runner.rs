@@ -15,6 +15,7 @@ use super::builtin::{default_steps, Container};
 use super::config::RunConfig;
 use super::health::{HealthSpec, HealthState, Verdict};
 use super::init_client;
+use super::network;
 use super::plan::{Mode, Plan};
 use super::steps::{self, Checkpoint, Outputs, Phase, Step, StepCtx};
 
@@ -59,7 +60,17 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
     if !req.recover {
         send(&req, TaskEvent::new(&id, TaskState::TaskStarting));
     }
-    let plan = match Plan::from_task(&req.task, &req.env, executor_cmd.as_deref(), &cfg) {
+    let planned =
+        Plan::from_task(&req.task, &req.env, executor_cmd.as_deref(), &cfg).and_then(|mut p| {
+            let net = network::from_task(&req.task, cfg.net.as_ref(), p.bandwidth_mbit)?;
+            if net.is_some() {
+                // berth-init acquires a DHCP lease on eth0 before starting services.
+                p.env
+                    .push(format!("BERTH_DHCP_IFACE={}", network::CONTAINER_IFACE));
+            }
+            Ok((p, net))
+        });
+    let (plan, net) = match planned {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "invalid task");
@@ -78,7 +89,16 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
         sandbox: req.sandbox.clone(),
         outputs: Mutex::new(Outputs::default()),
     });
-    let all: Arc<Vec<Box<dyn Step>>> = Arc::new(default_steps());
+    let mut steps = default_steps();
+    if let Some(n) = net {
+        // After the root filesystem, before the bundle (which joins the netns).
+        let at = steps
+            .iter()
+            .position(|s| s.name() == "bundle")
+            .unwrap_or(steps.len());
+        steps.insert(at, Box::new(n));
+    }
+    let all: Arc<Vec<Box<dyn Step>>> = Arc::new(steps);
     if req.recover {
         let state = ctx.state_dir();
         let cp = Checkpoint::load(&state);
