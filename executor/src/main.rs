@@ -1,4 +1,6 @@
+//! berth-executor: started by the Mesos agent (Marathon's `"executor"`), or by an operator
+//! as `berth-executor run --task task.json`. Everything lives in the library.
+
 fn main() -> std::process::ExitCode {
-    eprintln!("berth-executor: not implemented yet");
-    std::process::ExitCode::from(1)
+    berth_executor::cli::main()
 }

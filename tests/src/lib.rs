@@ -1,1 +1,13 @@
-//! Not built yet.
+//! berth-tests: the reusable test lab, the Mesos agent double, end-to-end tests and
+//! benchmarks.
+//!
+//! # Layout
+//! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
+//!   netns whose veth plays the physical NIC, container netns), all RAII.
+//! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
+//!   and the end-to-end harness that launches berth-executor against it.
+//! - [`rootfs`]: a small busybox root filesystem for container tests.
+
+pub mod lab;
+pub mod mesos;
+pub mod rootfs;

@@ -1,0 +1,290 @@
+//! The executor's environment as the Mesos agent (and Marathon) set it.
+//!
+//! The agent describes the executor's situation with `MESOS_*` variables; Marathon adds
+//! the task's own variables (`MARATHON_*`, `PORT*`, `HOST`, the app's `env`). [`ExecutorEnv`]
+//! parses the first kind strictly and keeps the second for the container
+//! ([`ExecutorEnv::task_vars`]). The authentication token is kept in a [`Secret`] that never
+//! prints and never reaches the task.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::duration::{DurationError, StoutDuration};
+
+/// A value that must never be logged (the executor's authentication token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    /// The value itself, for the one place that needs it (the Authorization header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why the environment could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{name} is not set (is this process started by a Mesos agent?)")]
+    Missing { name: &'static str },
+    #[error("{name}={value:?} is not \"1\" or \"0\"")]
+    Bool { name: &'static str, value: String },
+    #[error("{name} is not a valid duration")]
+    Duration {
+        name: &'static str,
+        #[source]
+        err: DurationError,
+    },
+    #[error("{name}={value:?} is not host:port")]
+    Endpoint { name: &'static str, value: String },
+}
+
+/// Everything the executor reads from `MESOS_*`.
+#[derive(Debug, Clone)]
+pub struct ExecutorEnv {
+    pub framework_id: String,
+    pub executor_id: String,
+    /// `ip:port` of the agent.
+    pub agent_endpoint: String,
+    /// The sandbox on the host.
+    pub directory: PathBuf,
+    /// The sandbox as the task sees it (same as `directory` without a container).
+    pub sandbox: Option<PathBuf>,
+    pub agent_id: Option<String>,
+    pub checkpoint: bool,
+    pub recovery_timeout: Duration,
+    pub subscription_backoff_max: Duration,
+    pub shutdown_grace_period: Duration,
+    pub auth_token: Option<Secret>,
+    /// The variables meant for the task (see [`ExecutorEnv::task_vars`]).
+    task_vars: BTreeMap<String, String>,
+}
+
+/// Defaults of the Mesos agent flags, used when a variable is absent.
+pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Host or executor variables that must not reach the task. Everything else the agent
+/// hands the executor (Marathon's variables, the app's `env`) goes into the container.
+fn kept_from_task(name: &str) -> bool {
+    if name == "MESOS_TASK_ID" {
+        return false;
+    }
+    name.starts_with("MESOS_")
+        || name.starts_with("LIBPROCESS_")
+        || name.starts_with("LD_")
+        || name.starts_with("RUST_")
+        || name.starts_with("BERTH_EXECUTOR_")
+        || matches!(
+            name,
+            "PATH"
+                | "HOME"
+                | "PWD"
+                | "OLDPWD"
+                | "SHLVL"
+                | "_"
+                | "USER"
+                | "LOGNAME"
+                | "SHELL"
+                | "TERM"
+                | "MAIL"
+                | "HOSTNAME"
+                | "INVOCATION_ID"
+                | "JOURNAL_STREAM"
+                | "NOTIFY_SOCKET"
+                | "SSL_CERT_FILE"
+        )
+}
+
+impl ExecutorEnv {
+    /// Reads the process environment.
+    pub fn from_process() -> Result<Self, EnvError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Parses a set of variables (the process environment, or a test's map).
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, EnvError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let all: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let req = |name: &'static str| {
+            all.get(name)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or(EnvError::Missing { name })
+        };
+        let dur = |name: &'static str, default: Duration| match all.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<StoutDuration>()
+                .map(|d| d.0)
+                .map_err(|err| EnvError::Duration { name, err }),
+        };
+        let checkpoint = match all.get("MESOS_CHECKPOINT").map(String::as_str) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(EnvError::Bool {
+                    name: "MESOS_CHECKPOINT",
+                    value: other.to_string(),
+                })
+            }
+        };
+        let agent_endpoint = req("MESOS_AGENT_ENDPOINT")?;
+        let valid_endpoint = agent_endpoint
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !valid_endpoint {
+            return Err(EnvError::Endpoint {
+                name: "MESOS_AGENT_ENDPOINT",
+                value: agent_endpoint,
+            });
+        }
+        let task_vars = all
+            .iter()
+            .filter(|(k, _)| !kept_from_task(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(ExecutorEnv {
+            framework_id: req("MESOS_FRAMEWORK_ID")?,
+            executor_id: req("MESOS_EXECUTOR_ID")?,
+            agent_endpoint,
+            directory: PathBuf::from(req("MESOS_DIRECTORY")?),
+            sandbox: all.get("MESOS_SANDBOX").map(PathBuf::from),
+            agent_id: all
+                .get("MESOS_SLAVE_ID")
+                .or(all.get("MESOS_AGENT_ID"))
+                .cloned(),
+            checkpoint,
+            recovery_timeout: dur("MESOS_RECOVERY_TIMEOUT", DEFAULT_RECOVERY_TIMEOUT)?,
+            subscription_backoff_max: dur("MESOS_SUBSCRIPTION_BACKOFF_MAX", DEFAULT_BACKOFF_MAX)?,
+            shutdown_grace_period: dur(
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+                DEFAULT_SHUTDOWN_GRACE,
+            )?,
+            auth_token: all
+                .get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(|t| Secret::new(t.clone())),
+            task_vars,
+        })
+    }
+
+    /// Variables for the task's container: Marathon's (`MESOS_TASK_ID`, `MARATHON_*`,
+    /// `PORT*`, `HOST`) and the app's own, without any `MESOS_*` executor variable (the
+    /// token above all) or host-specific ones such as `PATH`.
+    pub fn task_vars(&self) -> &BTreeMap<String, String> {
+        &self.task_vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("MESOS_FRAMEWORK_ID", "fw-1"),
+            ("MESOS_EXECUTOR_ID", "marathon-app.1"),
+            ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
+            ("MESOS_DIRECTORY", "/var/sandbox"),
+            ("MESOS_SANDBOX", "/mnt/mesos/sandbox"),
+            ("MESOS_SLAVE_ID", "agent-7"),
+            ("MESOS_CHECKPOINT", "1"),
+            ("MESOS_RECOVERY_TIMEOUT", "15mins"),
+            ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2.5secs"),
+            ("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5secs"),
+            ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "s3cret"),
+            ("MESOS_TASK_ID", "app.1"),
+            ("MARATHON_APP_ID", "/app"),
+            ("PORT0", "31000"),
+            ("PORTS", "31000"),
+            ("HOST", "node1"),
+            ("PATH", "/usr/bin"),
+            ("APP_SETTING", "x"),
+        ]
+    }
+
+    #[test]
+    fn parses_the_agent_environment() {
+        let env = ExecutorEnv::from_vars(base()).unwrap();
+        assert_eq!(env.framework_id, "fw-1");
+        assert_eq!(env.executor_id, "marathon-app.1");
+        assert!(env.checkpoint);
+        assert_eq!(env.recovery_timeout, Duration::from_secs(900));
+        assert_eq!(env.subscription_backoff_max, Duration::from_millis(2500));
+        assert_eq!(env.shutdown_grace_period, Duration::from_secs(5));
+        assert_eq!(env.agent_id.as_deref(), Some("agent-7"));
+        assert_eq!(env.auth_token.as_ref().unwrap().expose(), "s3cret");
+    }
+
+    #[test]
+    fn token_never_prints_and_never_reaches_the_task() {
+        let env = ExecutorEnv::from_vars(base()).unwrap();
+        assert!(!format!("{env:?}").contains("s3cret"));
+        let vars = env.task_vars();
+        assert!(vars.values().all(|v| v != "s3cret"));
+        assert!(vars
+            .keys()
+            .all(|k| !k.starts_with("MESOS_") || k == "MESOS_TASK_ID"));
+        for k in [
+            "MESOS_TASK_ID",
+            "MARATHON_APP_ID",
+            "PORT0",
+            "PORTS",
+            "HOST",
+            "APP_SETTING",
+        ] {
+            assert!(vars.contains_key(k), "{k} must reach the task");
+        }
+        assert!(!vars.contains_key("PATH"));
+    }
+
+    #[test]
+    fn checkpoint_is_one_or_zero_only() {
+        let mut v = base();
+        v.retain(|(k, _)| *k != "MESOS_CHECKPOINT");
+        assert!(!ExecutorEnv::from_vars(v.clone()).unwrap().checkpoint);
+        v.push(("MESOS_CHECKPOINT", "true"));
+        assert!(matches!(
+            ExecutorEnv::from_vars(v),
+            Err(EnvError::Bool { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_and_bad_values_are_named() {
+        let mut v = base();
+        v.retain(|(k, _)| *k != "MESOS_EXECUTOR_ID");
+        let err = ExecutorEnv::from_vars(v).unwrap_err();
+        assert!(err.to_string().contains("MESOS_EXECUTOR_ID"));
+        let mut v = base();
+        v.push(("MESOS_RECOVERY_TIMEOUT", "15"));
+        let err = ExecutorEnv::from_vars(v).unwrap_err();
+        assert!(err.to_string().contains("MESOS_RECOVERY_TIMEOUT"));
+        let mut v = base();
+        v.push(("MESOS_AGENT_ENDPOINT", "nohost"));
+        assert!(matches!(
+            ExecutorEnv::from_vars(v),
+            Err(EnvError::Endpoint { .. })
+        ));
+    }
+}

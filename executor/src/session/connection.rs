@@ -1,0 +1,121 @@
+//! One SUBSCRIBE connection: sends the call, then turns the chunked RecordIO stream into
+//! events for the session. Every message carries the connection's generation so the
+//! session can ignore a connection it has already given up on.
+
+use tokio::sync::mpsc;
+
+use crate::mesos::env::Secret;
+use crate::mesos::event::Event;
+use crate::mesos::http::Request;
+use crate::mesos::recordio::Decoder;
+
+pub const PATH: &str = "/api/v1/executor";
+
+#[derive(Debug)]
+pub enum ConnMsg {
+    Event(u64, Event),
+    /// The stream ended or broke.
+    Closed(u64, String),
+    /// SUBSCRIBE failed: `retry` for connection errors, 503 and 404.
+    Failed {
+        gen: u64,
+        retry: bool,
+        why: String,
+    },
+}
+
+pub async fn subscribe(
+    gen: u64,
+    endpoint: String,
+    token: Option<Secret>,
+    body: Vec<u8>,
+    tx: mpsc::UnboundedSender<ConnMsg>,
+) {
+    let req = Request {
+        endpoint: &endpoint,
+        path: PATH,
+        body: &body,
+        token: token.as_ref(),
+    };
+    let mut resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.send(ConnMsg::Failed {
+                gen,
+                retry: true,
+                why: error_chain(&e),
+            });
+            return;
+        }
+    };
+    if resp.status != 200 {
+        let status = resp.status;
+        let body = resp.body(4096).await.unwrap_or_default();
+        let _ = tx.send(ConnMsg::Failed {
+            gen,
+            retry: matches!(status, 503 | 404),
+            why: format!(
+                "SUBSCRIBE answered {status}: {}",
+                String::from_utf8_lossy(&body).trim()
+            ),
+        });
+        return;
+    }
+    let mut decoder = Decoder::new();
+    let why = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => match decoder.feed(&chunk) {
+                Ok(records) => {
+                    for r in records {
+                        match Event::parse(&r) {
+                            Ok(ev) => {
+                                if tx.send(ConnMsg::Event(gen, ev)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %error_chain(&e), "ignoring an undecodable event")
+                            }
+                        }
+                    }
+                }
+                Err(e) => break format!("corrupt event stream: {e}"),
+            },
+            Ok(None) => break "the agent closed the event stream".to_string(),
+            Err(e) => break error_chain(&e),
+        }
+    };
+    let _ = tx.send(ConnMsg::Closed(gen, why));
+}
+
+/// `a: b: c` for an error and its sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Posts one non-SUBSCRIBE call; returns the status code.
+pub async fn post(endpoint: &str, token: Option<&Secret>, body: &[u8]) -> Result<u16, String> {
+    let req = Request {
+        endpoint,
+        path: PATH,
+        body,
+        token,
+    };
+    let resp = req.send().await.map_err(|e| error_chain(&e))?;
+    let status = resp.status;
+    if status != 202 {
+        let body = resp.body(4096).await.unwrap_or_default();
+        return Err(format!(
+            "answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    Ok(status)
+}

@@ -1,0 +1,229 @@
+//! berth's own preparation steps: the run dir, the root filesystem (an overlay on the
+//! image), the bundle, and the container itself. Volume and network steps come from the
+//! lvm and netcfg crates and slot in between (see [`default_steps`]).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::bundle::{self, BundleInputs};
+use super::runc::Runtime;
+use super::steps::{Step, StepCtx, StepError};
+
+/// The steps for a task, in order. Steps of other crates (volume before the root
+/// filesystem, network after it) are inserted by the caller where configured.
+pub fn default_steps() -> Vec<Box<dyn Step>> {
+    vec![
+        Box::new(RunDir),
+        Box::new(Rootfs),
+        Box::new(Bundle),
+        Box::new(Container),
+    ]
+}
+
+fn rm_rf(step: &str, path: &Path) -> Result<(), StepError> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StepError::io(step, "cannot remove", path, e)),
+    }
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.to_string_lossy();
+    text.lines().any(|l| l.split(' ').nth(4) == Some(&*target))
+}
+
+/// The host side of `/run/berth`: init's status socket lives here.
+pub struct RunDir;
+
+impl Step for RunDir {
+    fn name(&self) -> &'static str {
+        "rundir"
+    }
+    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let dir = ctx.run_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| StepError::io("rundir", "cannot create", &dir, e))
+    }
+    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        rm_rf("rundir", &ctx.run_dir())
+    }
+}
+
+/// The root filesystem: an overlay with the image as its read-only lower layer, so tasks
+/// never change the image and nothing of a task outlives it.
+pub struct Rootfs;
+
+impl Step for Rootfs {
+    fn name(&self) -> &'static str {
+        "rootfs"
+    }
+    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let state = ctx.state_dir();
+        let (upper, work, target) = (
+            state.join("upper"),
+            state.join("work"),
+            ctx.bundle_dir().join("rootfs"),
+        );
+        for d in [&upper, &work, &target] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| StepError::io("rootfs", "cannot create", d, e))?;
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            ctx.plan.image.display(),
+            upper.display(),
+            work.display()
+        );
+        mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| {
+            StepError::new(
+                "rootfs",
+                format!("overlay mount on {}: {e}", target.display()),
+            )
+        })
+    }
+    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let state = ctx.state_dir();
+        let target = ctx.bundle_dir().join("rootfs");
+        if is_mounted(&target) {
+            umount2(&target, MntFlags::MNT_DETACH).map_err(|e| {
+                StepError::new("rootfs", format!("umount {}: {e}", target.display()))
+            })?;
+        }
+        rm_rf("rootfs", &target)?;
+        rm_rf("rootfs", &state.join("upper"))?;
+        rm_rf("rootfs", &state.join("work"))
+    }
+}
+
+/// `config.json`.
+pub struct Bundle;
+
+impl Step for Bundle {
+    fn name(&self) -> &'static str {
+        "bundle"
+    }
+    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let out = ctx.outputs();
+        let (run_dir, bundle_dir) = (ctx.run_dir(), ctx.bundle_dir());
+        let spec = bundle::spec(&BundleInputs {
+            plan: &ctx.plan,
+            init: &ctx.cfg.init,
+            run_dir: &run_dir,
+            sandbox: &ctx.sandbox,
+            cgroup_parent: &ctx.cfg.cgroup_parent,
+            netns: out.netns.as_deref(),
+            binds: &out.binds,
+        })
+        .map_err(|e| StepError::new("bundle", e.to_string()))?;
+        bundle::write(&bundle_dir, &spec).map_err(|e| {
+            StepError::new(
+                "bundle",
+                format!("{e}: {:?}", std::error::Error::source(&e)),
+            )
+        })
+    }
+    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        match std::fs::remove_file(ctx.bundle_dir().join("config.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StepError::io(
+                "bundle",
+                "cannot remove",
+                &ctx.bundle_dir(),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The container: `runc run` under the exit-status wrapper.
+pub struct Container;
+
+impl Container {
+    pub fn runtime(ctx: &StepCtx) -> Runtime {
+        Runtime {
+            binary: ctx.cfg.runtime.clone(),
+            root: ctx.cfg.runtime_root.clone(),
+        }
+    }
+}
+
+impl Step for Container {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        if !ctx.cfg.init.is_file() {
+            return Err(StepError::new(
+                "container",
+                format!("berth-init not found at {}", ctx.cfg.init.display()),
+            ));
+        }
+        let rt = Self::runtime(ctx);
+        let exit = ctx.exit_file();
+        let _ = std::fs::remove_file(&exit);
+        let child = rt
+            .run(
+                &ctx.plan.container_id,
+                &ctx.bundle_dir(),
+                &ctx.sandbox.join("stdout"),
+                &ctx.sandbox.join("stderr"),
+                &exit,
+            )
+            .map_err(|e| StepError::new("container", e.to_string()))?;
+        if let Ok(mut o) = ctx.outputs.lock() {
+            o.wrapper_pid = Some(child.id());
+        }
+        // The wrapper is reaped by a thread: the runner watches the exit file, which also
+        // works for a container adopted after an executor restart.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        Ok(())
+    }
+    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let rt = Self::runtime(ctx);
+        let id = &ctx.plan.container_id;
+        if let Ok(Some(_)) = rt.state(id) {
+            let _ = rt.kill(id, "KILL");
+        }
+        // Wait for the wrapper to record the exit (it also means runc has cleaned up).
+        let wrapper = ctx.outputs().wrapper_pid;
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let alive =
+                wrapper.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p));
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        rt.delete(id)
+            .map_err(|e| StepError::new("container", e.to_string()))?;
+        let _ = std::fs::remove_file(ctx.exit_file());
+        Ok(())
+    }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}

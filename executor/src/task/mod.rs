@@ -1,0 +1,25 @@
+//! Tasks as containers: validation, preparation steps, the OCI bundle, runc, berth-init's
+//! status socket, health checks, and the runner that ties them into task events.
+//!
+//! - `plan`: TaskInfo -> validated `Plan` (errors name the field).
+//! - `names`: container ids and hostnames from task ids, sanitized in one place.
+//! - `config`: the executor's own settings (`BERTH_EXECUTOR_*`).
+//! - `steps`: the `Step` trait, the checkpoint, prepare/undo.
+//! - `builtin`: berth's steps (run dir, overlay root filesystem, bundle, container).
+//! - `bundle`: the OCI `config.json` (oci-spec).
+//! - `runc`: the runtime commands.
+//! - `init_client`: berth-init's status socket.
+//! - `health`, `probe`: health checks and their Mesos rules.
+//! - `runner`: one task's life, as a `Launcher` for the session.
+
+pub mod builtin;
+pub mod bundle;
+pub mod config;
+pub mod health;
+pub mod init_client;
+pub mod names;
+pub mod plan;
+pub mod probe;
+pub mod runc;
+pub mod runner;
+pub mod steps;

@@ -1,0 +1,402 @@
+//! tini-compatible command line: `berth-init [OPTIONS] [--] CMD [ARGS...]`.
+//!
+//! Parsed by hand rather than with clap: the grammar is getopt's (clustered flags such
+//! as `-sgvv`, `-e3` and `-e 3`, repeatable options) and has to match tini 0.19 exactly,
+//! and the tini mode is meant to stay a small binary. Option parsing stops at the first
+//! argument that is not an option (as tini does with POSIXLY_CORRECT), so
+//! `berth-init sh -c 'x' -v` passes `-v` to `sh`; `--` is accepted and dropped.
+//!
+//! The environment is read through a closure so unit tests pass a fake one. Variables,
+//! as in tini: `TINI_SUBREAPER` (present, even empty = `-s`), `TINI_KILL_PROCESS_GROUP`
+//! (present = `-g`), `TINI_VERBOSITY=N` (overrides `-v`).
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
+use crate::exit_status::ExitRemap;
+use crate::signals;
+
+/// The tini release whose behaviour berth-init follows (and reports as `docker-init`).
+pub const TINI_VERSION: &str = "0.19.0";
+
+/// Exit code for a command line berth-init cannot use. tini exits 1 there; berth-init
+/// uses the usual 2 ("usage error") so that a typo is not mistaken for a failing child
+/// that exited 1.
+pub const USAGE_EXIT: u8 = 2;
+
+/// What the tini mode runs, parsed from the command line and environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `-s` / `TINI_SUBREAPER`: register as a child subreaper.
+    pub subreaper: bool,
+    /// `-g` / `TINI_KILL_PROCESS_GROUP`: forward signals to the child's process group.
+    pub kill_process_group: bool,
+    /// `-e CODE` (repeatable): child exit codes reported as 0.
+    pub remap: ExitRemap,
+    /// `-p SIGNAL`: the init's own parent-death signal.
+    pub parent_death_signal: Option<i32>,
+    /// 0 = fatal errors only, 1 = warnings (default), 2 = info, 3 = debug, 4 = trace.
+    pub verbosity: u8,
+    /// `-w`: print a warning for every zombie reaped that was not the main child.
+    pub warn_on_reap: bool,
+    /// The command and its arguments (never empty).
+    pub command: Vec<OsString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            subreaper: false,
+            kill_process_group: false,
+            remap: ExitRemap::new(),
+            parent_death_signal: None,
+            verbosity: 1,
+            warn_on_reap: false,
+            command: Vec::new(),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run a command under the init.
+    Run(Config),
+    /// `-h` / `--help`: print [`usage`] on stdout, exit 0.
+    Help,
+    /// `--version`: print [`version_line`], exit 0.
+    Version,
+    /// `-l`: print the license, exit 0.
+    License,
+}
+
+/// A command line berth-init refuses (exit [`USAGE_EXIT`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CliError {
+    /// An option that does not exist.
+    #[error("unknown option '{0}'")]
+    UnknownOption(String),
+    /// `-e` or `-p` at the very end.
+    #[error("option -{0} requires an argument")]
+    MissingArgument(char),
+    /// `-e` with something that is not 0..=255.
+    #[error("not a valid exit code for -e: '{0}' (expected 0 to 255)")]
+    BadExitCode(String),
+    /// `-p` with something that is not a signal.
+    #[error("not a valid signal for -p: '{0}' (expected a name such as SIGKILL, or a number)")]
+    BadSignal(String),
+    /// `TINI_VERBOSITY` that is not a number.
+    #[error("TINI_VERBOSITY is not a number: '{0}'")]
+    BadVerbosity(String),
+    /// Options but no command.
+    #[error("no command given")]
+    NoCommand,
+}
+
+/// Parses the arguments after `argv[0]`, reading variables through `env`.
+pub fn parse<I, F>(args: I, env: F) -> Result<Action, CliError>
+where
+    I: IntoIterator<Item = OsString>,
+    F: Fn(&str) -> Option<OsString>,
+{
+    let mut config = Config::default();
+    let mut args = args.into_iter();
+    let mut v_count: u8 = 0;
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_encoded_bytes();
+        if bytes == b"--" {
+            break;
+        }
+        if bytes == b"--version" {
+            return Ok(Action::Version);
+        }
+        if bytes == b"--help" {
+            return Ok(Action::Help);
+        }
+        if bytes.starts_with(b"--") {
+            return Err(CliError::UnknownOption(arg.to_string_lossy().into_owned()));
+        }
+        if bytes.len() < 2 || bytes[0] != b'-' {
+            config.command.push(arg);
+            break;
+        }
+        // A cluster of short options: -sgvv, -e3, -e 3, -pSIGKILL.
+        let text = arg.to_string_lossy().into_owned();
+        for (i, c) in text[1..].char_indices() {
+            match c {
+                's' => config.subreaper = true,
+                'g' => config.kill_process_group = true,
+                'w' => config.warn_on_reap = true,
+                'v' => v_count = v_count.saturating_add(1),
+                'h' => return Ok(Action::Help),
+                'l' => return Ok(Action::License),
+                'e' | 'p' => {
+                    let rest = &text[1 + i + c.len_utf8()..];
+                    let value = if rest.is_empty() {
+                        let next = args.next().ok_or(CliError::MissingArgument(c))?;
+                        next.to_string_lossy().into_owned()
+                    } else {
+                        rest.to_owned()
+                    };
+                    if c == 'e' {
+                        let code = value
+                            .parse::<u8>()
+                            .map_err(|_| CliError::BadExitCode(value.clone()))?;
+                        config.remap.insert(code);
+                    } else {
+                        let signo =
+                            signals::parse(&value).ok_or(CliError::BadSignal(value.clone()))?;
+                        config.parent_death_signal = Some(signo);
+                    }
+                    break;
+                }
+                other => return Err(CliError::UnknownOption(format!("-{other}"))),
+            }
+        }
+    }
+    config.command.extend(args);
+    if config.command.is_empty() {
+        return Err(CliError::NoCommand);
+    }
+    config.verbosity = config.verbosity.saturating_add(v_count);
+    if env("TINI_SUBREAPER").is_some() {
+        config.subreaper = true;
+    }
+    if env("TINI_KILL_PROCESS_GROUP").is_some() {
+        config.kill_process_group = true;
+    }
+    if let Some(v) = env("TINI_VERBOSITY") {
+        let v = v.to_string_lossy();
+        config.verbosity = v
+            .trim()
+            .parse::<u8>()
+            .map_err(|_| CliError::BadVerbosity(v.clone().into_owned()))?;
+    }
+    Ok(Action::Run(config))
+}
+
+/// The `--version` line. Invoked as `docker-init` (Docker's `--init`), it is tini's
+/// format, `tini version 0.19.0 - git.berth-<version>`, which `docker info` parses;
+/// otherwise `berth-init <version> (tini 0.19.0 compatible)`.
+pub fn version_line(argv0: &OsStr) -> String {
+    let invoked_as = Path::new(argv0).file_name().unwrap_or_default();
+    let version = env!("CARGO_PKG_VERSION");
+    if invoked_as == "docker-init" {
+        format!("tini version {TINI_VERSION} - git.berth-{version}")
+    } else {
+        format!("berth-init {version} (tini {TINI_VERSION} compatible)")
+    }
+}
+
+/// The `-h` text.
+pub fn usage() -> String {
+    format!(
+        "berth-init {version}: PID 1 for containers, a drop-in for tini {TINI_VERSION}
+
+Usage: berth-init [OPTIONS] [--] PROGRAM [ARGS...]
+       berth-init --version | -h
+
+Runs PROGRAM as its child, reaps every zombie (orphans included), forwards every
+signal it gets to PROGRAM, and exits with PROGRAM's exit code (128+N if a signal N
+killed it). Options stop at the first argument that is not an option.
+
+Options:
+  -s          Register as a child subreaper (needed when not PID 1).
+  -g          Send forwarded signals to PROGRAM's whole process group.
+  -e CODE     Exit 0 when PROGRAM's exit code is CODE (0-255). Repeatable.
+  -p SIGNAL   Receive SIGNAL when berth-init's parent dies (e.g. -p SIGKILL).
+  -v          More output on stderr; repeat up to -vvv.
+  -w          Print a warning for every zombie reaped that was not PROGRAM.
+  -l          Show the license and exit.
+  -h, --help  Show this help and exit.
+  --version   Show the version and exit.
+
+Environment:
+  TINI_SUBREAPER           Set (even empty): same as -s.
+  TINI_KILL_PROCESS_GROUP  Set: same as -g.
+  TINI_VERBOSITY=N         Verbosity: 0 errors only, 1 warnings (default), 2-4 more.
+
+Exit codes:
+  PROGRAM's code, or 128+N for signal N (after -e remapping); 2 for a bad command
+  line; 127 if PROGRAM is not found; 126 if it cannot be executed; 1 for any other
+  failure of berth-init itself.
+",
+        version = env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The `-l` text.
+pub const LICENSE: &str =
+    "berth-init is part of berth, licensed under the Apache License, Version 2.0.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn no_env(_: &str) -> Option<OsString> {
+        None
+    }
+
+    fn run(args: &[&str]) -> Config {
+        match parse(os(args), no_env) {
+            Ok(Action::Run(c)) => c,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_command_with_and_without_dashdash() {
+        let c = run(&["sleep", "1"]);
+        assert_eq!(c.command, os(&["sleep", "1"]));
+        assert_eq!(
+            c,
+            Config {
+                command: os(&["sleep", "1"]),
+                ..Config::default()
+            }
+        );
+        assert_eq!(run(&["--", "sleep", "1"]).command, os(&["sleep", "1"]));
+        assert_eq!(
+            run(&["-s", "--", "ls", "--", "-x"]).command,
+            os(&["ls", "--", "-x"])
+        );
+    }
+
+    #[test]
+    fn stops_at_first_non_option() {
+        let c = run(&["-s", "sh", "-c", "exit 3", "-v"]);
+        assert!(c.subreaper);
+        assert_eq!(c.verbosity, 1);
+        assert_eq!(c.command, os(&["sh", "-c", "exit 3", "-v"]));
+        // A lone "-" is an argument, not an option.
+        assert_eq!(run(&["-"]).command, os(&["-"]));
+    }
+
+    #[test]
+    fn flags_cluster_and_repeat() {
+        let c = run(&["-sgw", "-vv", "-v", "true"]);
+        assert!(c.subreaper && c.kill_process_group && c.warn_on_reap);
+        assert_eq!(c.verbosity, 4);
+    }
+
+    #[test]
+    fn exit_codes_attached_or_separate() {
+        let c = run(&["-e", "3", "-e143", "-se", "0", "--", "true"]);
+        assert!(c.remap.contains(3) && c.remap.contains(143) && c.remap.contains(0));
+        assert!(!c.remap.contains(4));
+        assert!(c.subreaper);
+    }
+
+    #[test]
+    fn parent_death_signal_forms() {
+        assert_eq!(
+            run(&["-p", "SIGKILL", "x"]).parent_death_signal,
+            Some(libc::SIGKILL)
+        );
+        assert_eq!(
+            run(&["-pSIGTERM", "x"]).parent_death_signal,
+            Some(libc::SIGTERM)
+        );
+        assert_eq!(
+            run(&["-p", "usr1", "x"]).parent_death_signal,
+            Some(libc::SIGUSR1)
+        );
+        assert_eq!(run(&["-p", "9", "x"]).parent_death_signal, Some(9));
+    }
+
+    #[test]
+    fn bad_command_lines() {
+        let err = |a: &[&str]| parse(os(a), no_env).unwrap_err();
+        assert_eq!(err(&["-x", "true"]), CliError::UnknownOption("-x".into()));
+        assert_eq!(err(&["-sx", "true"]), CliError::UnknownOption("-x".into()));
+        assert_eq!(
+            err(&["--frobnicate", "true"]),
+            CliError::UnknownOption("--frobnicate".into())
+        );
+        assert_eq!(err(&["-e"]), CliError::MissingArgument('e'));
+        assert_eq!(err(&["-p"]), CliError::MissingArgument('p'));
+        assert_eq!(
+            err(&["-e", "256", "true"]),
+            CliError::BadExitCode("256".into())
+        );
+        assert_eq!(
+            err(&["-e", "-1", "true"]),
+            CliError::BadExitCode("-1".into())
+        );
+        assert_eq!(err(&["-e", "x", "true"]), CliError::BadExitCode("x".into()));
+        assert_eq!(
+            err(&["-p", "SIGFOO", "true"]),
+            CliError::BadSignal("SIGFOO".into())
+        );
+        assert_eq!(err(&[]), CliError::NoCommand);
+        assert_eq!(err(&["-s", "--"]), CliError::NoCommand);
+        assert!(err(&["-x"]).to_string().contains("unknown option '-x'"));
+    }
+
+    #[test]
+    fn help_version_license() {
+        assert_eq!(parse(os(&["-h"]), no_env), Ok(Action::Help));
+        assert_eq!(parse(os(&["-s", "-h", "-x"]), no_env), Ok(Action::Help));
+        assert_eq!(parse(os(&["--help"]), no_env), Ok(Action::Help));
+        assert_eq!(parse(os(&["--version"]), no_env), Ok(Action::Version));
+        assert_eq!(parse(os(&["-l"]), no_env), Ok(Action::License));
+        // After the command, --version belongs to the command.
+        assert_eq!(run(&["ls", "--version"]).command, os(&["ls", "--version"]));
+    }
+
+    #[test]
+    fn environment_like_tini() {
+        let env = |k: &str| match k {
+            "TINI_SUBREAPER" => Some(OsString::new()),
+            "TINI_KILL_PROCESS_GROUP" => Some(OsString::from("1")),
+            "TINI_VERBOSITY" => Some(OsString::from("3")),
+            _ => None,
+        };
+        let Ok(Action::Run(c)) = parse(os(&["-v", "true"]), env) else {
+            panic!()
+        };
+        assert!(c.subreaper && c.kill_process_group);
+        assert_eq!(c.verbosity, 3, "TINI_VERBOSITY overrides -v, as in tini");
+        let bad = |k: &str| (k == "TINI_VERBOSITY").then(|| OsString::from("loud"));
+        assert_eq!(
+            parse(os(&["true"]), bad),
+            Err(CliError::BadVerbosity("loud".into()))
+        );
+    }
+
+    #[test]
+    fn version_line_depends_on_name() {
+        let docker = version_line(OsStr::new("/usr/bin/docker-init"));
+        assert!(
+            docker.starts_with("tini version 0.19.0 - git.berth-"),
+            "{docker}"
+        );
+        let own = version_line(OsStr::new("berth-init"));
+        assert!(
+            own.starts_with("berth-init ") && own.contains("tini 0.19.0"),
+            "{own}"
+        );
+    }
+
+    #[test]
+    fn usage_names_every_option() {
+        let u = usage();
+        for opt in [
+            "-s",
+            "-g",
+            "-e CODE",
+            "-p SIGNAL",
+            "-v",
+            "-w",
+            "-l",
+            "-h",
+            "--version",
+        ] {
+            assert!(u.contains(opt), "{opt}");
+        }
+    }
+}

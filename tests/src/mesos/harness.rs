@@ -1,0 +1,316 @@
+//! End-to-end harness: a per-test directory with a busybox image, the executor's state
+//! and run dirs, its own runc root and cgroup parent, the executor environment, and the
+//! checks that nothing is left behind. Names include the pid and a counter so parallel
+//! tests never collide; `Drop` removes whatever a failed test left.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::ExecutorSpec;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub const FRAMEWORK: &str = "marathon-fw-0001";
+
+/// Where cargo put the workspace's binaries (target/debug, next to the test's deps dir).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// A binary built by `cargo build --workspace --bins`.
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+pub fn assert_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this end-to-end test runs runc containers and must run as root"
+    );
+}
+
+/// Single-quotes a string for `sh` (Marathon appends the app's `cmd` to a shell line).
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// One test's world.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub images: PathBuf,
+    pub state: PathBuf,
+    pub run: PathBuf,
+    pub runc_root: PathBuf,
+    pub cgroup_parent: String,
+    pub executor: PathBuf,
+    pub init: PathBuf,
+}
+
+impl Lab {
+    pub fn new(test: &str) -> Lab {
+        assert_root();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{test}-{}-{n}", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("berth-e2e-{name}-"))
+            .tempdir()
+            .expect("tempdir");
+        let executor = binary("berth-executor");
+        let init = binary("berth-init");
+        let images = dir.path().join("images");
+        crate::rootfs::busybox(&images.join("busybox"), &[&init]).expect("busybox rootfs");
+        let lab = Lab {
+            images,
+            state: dir.path().join("state"),
+            run: dir.path().join("run"),
+            runc_root: dir.path().join("runc"),
+            cgroup_parent: format!("berth-test-{name}"),
+            executor,
+            init,
+            name,
+            dir,
+        };
+        std::fs::create_dir_all(&lab.runc_root).expect("runc root");
+        lab
+    }
+
+    /// The executor as Marathon's agent would start it for `task_id`.
+    pub fn spec(&self, task_id: &str, cmd: Option<&str>) -> ExecutorSpec {
+        let sandbox = self.dir.path().join("sandboxes").join(task_id);
+        let mut s = ExecutorSpec::new(&self.executor, FRAMEWORK, task_id, "/e2e/app", &sandbox);
+        s.cmd = cmd.map(sh_quote);
+        s.env = self.executor_env();
+        s
+    }
+
+    /// BERTH_EXECUTOR_* settings pointing at this lab.
+    pub fn executor_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "BERTH_EXECUTOR_INIT".into(),
+                self.init.display().to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_IMAGES".into(),
+                self.images.display().to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_STATE_DIR".into(),
+                self.state.display().to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_RUN_DIR".into(),
+                self.run.display().to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_RUNTIME_ROOT".into(),
+                self.runc_root.display().to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_CGROUP_PARENT".into(),
+                self.cgroup_parent.clone(),
+            ),
+        ]
+    }
+
+    /// A TaskInfo as Marathon sends it for an app with `"executor"` (the command is on
+    /// the executor's command line, not in the TaskInfo).
+    pub fn task(&self, task_id: &str) -> Value {
+        json!({
+            "name": "e2e-app",
+            "task_id": {"value": task_id},
+            "agent_id": {"value": "agent-double-S0"},
+            "resources": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.2}, "role": "*"},
+                {"name": "mem", "type": "SCALAR", "scalar": {"value": 64.0}, "role": "*"},
+                {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 31000}]}, "role": "*"}
+            ],
+            "executor": {
+                "executor_id": {"value": format!("marathon-{task_id}")},
+                "framework_id": {"value": FRAMEWORK},
+                "command": {"value": format!("chmod ug+rx '{0}' && exec '{0}'", self.executor.display()), "shell": true},
+                "resources": []
+            },
+            "labels": {"labels": [{"key": "berth.image", "value": "busybox"}]},
+            "discovery": {"visibility": "FRAMEWORK", "name": "e2e-app"}
+        })
+    }
+
+    /// Containers runc still knows in this lab's root.
+    pub fn runc_containers(&self) -> Vec<String> {
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&self.runc_root)
+            .args(["list", "-q"])
+            .output()
+            .expect("runc list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Mount points under this lab's directory.
+    pub fn mounts(&self) -> Vec<String> {
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let base = self.dir.path().display().to_string();
+        text.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&base))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// cgroup directories of this lab's containers.
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let Ok(ctrls) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return found;
+        };
+        for c in ctrls.flatten() {
+            for base in [
+                c.path().join(&self.cgroup_parent),
+                PathBuf::from("/sys/fs/cgroup").join(&self.cgroup_parent),
+            ] {
+                if let Ok(children) = std::fs::read_dir(&base) {
+                    for ch in children.flatten() {
+                        if ch.path().is_dir() {
+                            found.push(ch.path());
+                        }
+                    }
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Processes whose environment names one of this lab's containers.
+    pub fn processes(&self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(env) = std::fs::read(p.path().join("environ")) {
+                let env = String::from_utf8_lossy(&env);
+                if env.contains(&format!(
+                    "BERTH_EXECUTOR_CGROUP_PARENT={}",
+                    self.cgroup_parent
+                )) || env
+                    .split('\0')
+                    .any(|kv| kv.starts_with("BERTH_CONTAINER_ID=") && self.is_ours(kv))
+                {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+
+    fn is_ours(&self, kv: &str) -> bool {
+        // Task ids in tests contain the lab name.
+        kv.contains(&self.name)
+    }
+
+    /// Asserts that runc, cgroups, mounts, processes and state dirs are all gone.
+    pub fn assert_clean(&self) {
+        // The executor may still be exiting: give it a moment.
+        let mut left = String::new();
+        for _ in 0..100 {
+            left.clear();
+            let c = self.runc_containers();
+            let m = self.mounts();
+            let g = self.cgroups();
+            let p = self.processes();
+            let s: Vec<_> = std::fs::read_dir(&self.state)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| !p.ends_with("executors"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let r: Vec<_> = std::fs::read_dir(&self.run)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if c.is_empty()
+                && m.is_empty()
+                && g.is_empty()
+                && p.is_empty()
+                && s.is_empty()
+                && r.is_empty()
+            {
+                return;
+            }
+            left = format!(
+                "runc {c:?}, mounts {m:?}, cgroups {g:?}, processes {p:?}, state {s:?}, run {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("left behind: {left}");
+    }
+
+    /// A unique task id for this lab.
+    pub fn task_id(&self, what: &str) -> String {
+        format!("{what}.{}", self.name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in self.runc_containers() {
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&self.runc_root)
+                .args(["kill", &c, "KILL"])
+                .status();
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&self.runc_root)
+                .args(["delete", "--force", &c])
+                .status();
+        }
+        for pid in self.processes() {
+            // SAFETY: kill(2) with a pid we found; at worst the process is already gone.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        for g in self.cgroups() {
+            let _ = std::fs::remove_dir(&g);
+        }
+        if let Ok(ctrls) = std::fs::read_dir("/sys/fs/cgroup") {
+            for c in ctrls.flatten() {
+                let _ = std::fs::remove_dir(c.path().join(&self.cgroup_parent));
+            }
+        }
+        let _ = std::fs::remove_dir(PathBuf::from("/sys/fs/cgroup").join(&self.cgroup_parent));
+    }
+}

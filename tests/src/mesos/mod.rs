@@ -1,0 +1,247 @@
+//! A Mesos agent double for the executor HTTP API, as strict as the real agent.
+//!
+//! It launches the executor with the real `MESOS_*` and Marathon environment
+//! ([`ExecutorSpec`]), answers with the agent's status codes in the agent's order
+//! ([`validate`]), sends SUBSCRIBED then LAUNCH, acknowledges each update after
+//! "persisting" it, deduplicates by uuid, can delay or drop acknowledgements, go away
+//! (connection refused) and come back answering 503 while "recovering", send KILL with or
+//! without a kill policy (and repeat it like Marathon), SHUTDOWN, enforce a registration
+//! timeout, and records every violation of the protocol ([`AgentDouble::violations`]).
+//!
+//! # Layout
+//! - `validate`: the agent's request checks, pure functions.
+//! - `http`: the server side of HTTP/1.1 (requests, responses, chunked streams).
+//! - `state`: what the double records and checks across calls.
+//! - `server`: the accept loop, the event stream, acknowledgements.
+//! - `process`: starting the executor the way the agent and Marathon do.
+//! - `harness`: the end-to-end lab (image, dirs, runc root, leftover checks).
+
+pub mod harness;
+pub mod http;
+pub mod process;
+pub mod server;
+pub mod state;
+pub mod validate;
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+pub use process::{ExecutorProcess, ExecutorSpec};
+use server::{send_event, Command, Shared};
+use state::State;
+use validate::AgentView;
+
+/// A running double. Dropping it stops the server (the executor process is separate).
+pub struct AgentDouble {
+    shared: Shared,
+    cmds: mpsc::UnboundedSender<Command>,
+    pub endpoint: String,
+    runtime: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AgentDouble {
+    /// Starts a double on 127.0.0.1 with a free port, for one framework and executor.
+    pub fn start(framework_id: &str, executor_id: &str) -> AgentDouble {
+        let view = AgentView {
+            recovering: false,
+            subscribed: false,
+            framework_id: framework_id.into(),
+            executor_id: executor_id.into(),
+            token: None,
+        };
+        let shared: Shared = Arc::new((
+            Mutex::new(State::new(view, "agent-double-S0".into())),
+            Condvar::new(),
+        ));
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the double");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let endpoint = std_listener.local_addr().expect("addr").to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sh = shared.clone();
+        let runtime = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                server::serve(listener, sh, rx).await;
+            });
+        });
+        AgentDouble {
+            shared,
+            cmds: tx,
+            endpoint,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// The state, locked (read what was recorded, or change a knob).
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.0.lock().unwrap()
+    }
+
+    /// Waits until `cond` holds or `timeout` passes; returns whether it held.
+    pub fn wait(&self, timeout: Duration, mut cond: impl FnMut(&State) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        let (m, cv) = &*self.shared;
+        let mut st = m.lock().unwrap();
+        loop {
+            if cond(&st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            // Wake regularly too: some conditions depend on time or on other processes.
+            st = cv
+                .wait_timeout(st, (end - now).min(Duration::from_millis(100)))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Waits for a state of a task; panics with what was seen if it does not come.
+    pub fn wait_state(&self, task_id: &str, state: &str, timeout: Duration) {
+        let ok = self.wait(timeout, |st| st.states(task_id).iter().any(|s| s == state));
+        if !ok {
+            let st = self.state();
+            panic!(
+                "task {task_id} never reached {state} within {timeout:?}; states {:?}; updates {:#?}; violations {:?}",
+                st.states(task_id),
+                st.updates,
+                st.violations
+            );
+        }
+    }
+
+    /// Requires the executor's authentication token on every call.
+    pub fn require_token(&self, token: &str) {
+        self.state().view.token = Some(token.to_string());
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.state().violations.clone()
+    }
+
+    /// Sends LAUNCH now (the executor must be subscribed).
+    pub fn launch(&self, task: Value) {
+        let (m, cv) = &*self.shared;
+        let mut st = m.lock().unwrap();
+        server::launch_into(&mut st, task);
+        cv.notify_all();
+    }
+
+    /// LAUNCH this task right after the first SUBSCRIBED (like a real agent).
+    pub fn launch_on_subscribe(&self, task: Value) {
+        self.state().launch_on_subscribe.push(task);
+    }
+
+    /// KILL, with a kill policy grace period if given.
+    pub fn kill(&self, task_id: &str, grace: Option<Duration>) {
+        let mut kill = json!({"task_id": {"value": task_id}});
+        if let Some(g) = grace {
+            kill["kill_policy"] = json!({"grace_period": {"nanoseconds": g.as_nanos() as i64}});
+        }
+        send_event(&mut self.state(), json!({"type": "KILL", "kill": kill}));
+    }
+
+    /// KILL `times` times, `every` apart, as Marathon does while a task does not die.
+    pub fn kill_like_marathon(
+        &self,
+        task_id: &str,
+        grace: Option<Duration>,
+        every: Duration,
+        times: usize,
+    ) {
+        for i in 0..times {
+            if i > 0 {
+                std::thread::sleep(every);
+            }
+            if self.state().tasks.get(task_id).is_some_and(|t| t.terminal) {
+                return;
+            }
+            self.kill(task_id, grace);
+        }
+    }
+
+    pub fn shutdown(&self) {
+        send_event(&mut self.state(), json!({"type": "SHUTDOWN"}));
+    }
+
+    pub fn heartbeat(&self) {
+        send_event(&mut self.state(), json!({"type": "HEARTBEAT"}));
+    }
+
+    /// Sends any event (for unknown types and fields).
+    pub fn send_raw(&self, event: Value) {
+        send_event(&mut self.state(), event);
+    }
+
+    /// The agent stops: the stream closes, connections are refused.
+    pub fn go_away(&self) {
+        let _ = self.cmds.send(Command::GoAway);
+        assert!(
+            self.wait(Duration::from_secs(5), |st| !st.up),
+            "the double did not go down"
+        );
+    }
+
+    /// The agent is back on the same port, answering 503 for `recovering` first.
+    pub fn come_back(&self, recovering: Duration) {
+        self.state().recovering_until = Some(Instant::now() + recovering);
+        let _ = self.cmds.send(Command::ComeBack);
+        assert!(
+            self.wait(Duration::from_secs(5), |st| st.up),
+            "the double could not listen again"
+        );
+    }
+
+    /// Launches the executor with the agent's and Marathon's environment. A missing
+    /// SUBSCRIBE within `registration_timeout` is a violation (and the executor is killed
+    /// by [`AgentDouble::enforce_registration`]).
+    pub fn spawn_executor(
+        &self,
+        spec: &ExecutorSpec,
+        registration_timeout: Duration,
+    ) -> ExecutorProcess {
+        {
+            let mut st = self.state();
+            st.register_by = Some(Instant::now() + registration_timeout);
+            st.view.subscribed = false;
+        }
+        spec.spawn(&self.endpoint, &self.state().agent_id.clone())
+    }
+
+    /// Waits for a subscription until the registration deadline; on timeout records a
+    /// violation and kills the executor, as the agent does.
+    pub fn enforce_registration(&self, exec: &mut ExecutorProcess) -> bool {
+        let by = self.state().register_by;
+        let Some(by) = by else { return true };
+        let left = by.saturating_duration_since(Instant::now());
+        let n = self.state().subscriptions.len();
+        let ok = self.wait(left, |st| {
+            st.subscriptions.len() > n || st.register_by.is_none()
+        });
+        if !ok {
+            self.state()
+                .violation("executor did not subscribe within the registration timeout");
+            exec.kill();
+        }
+        ok
+    }
+}
+
+impl Drop for AgentDouble {
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.cmds, tx));
+        if let Some(h) = self.runtime.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! What the double knows and records: its knobs, the calls it saw, the updates it
+//! accepted, and every violation of the protocol.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::validate::{AgentView, TERMINAL_STATES};
+
+/// The double's view of one task.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    pub info: Value,
+    /// States received, in order (duplicates by uuid not repeated).
+    pub states: Vec<String>,
+    pub terminal: bool,
+}
+
+/// One response the double gave.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub kind: String,
+    pub status: u16,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub view: AgentView,
+    pub agent_id: String,
+    /// Listening (false: connection refused).
+    pub up: bool,
+    /// Answer 503 until then.
+    pub recovering_until: Option<Instant>,
+    /// The open event stream: its number and sender.
+    pub stream: Option<(u64, UnboundedSender<Vec<u8>>)>,
+    pub next_stream: u64,
+    /// SUBSCRIBE calls received (whole bodies).
+    pub subscriptions: Vec<Value>,
+    /// Distinct statuses accepted, in arrival order.
+    pub updates: Vec<Value>,
+    /// uuid (base64) -> acknowledged?
+    pub uuids: BTreeMap<String, bool>,
+    pub answers: Vec<Answer>,
+    pub violations: Vec<String>,
+    pub tasks: BTreeMap<String, TaskView>,
+    /// Wait this long ("persisting") before acknowledging.
+    pub ack_delay: Duration,
+    /// Drop the next N acknowledgements.
+    pub drop_acks: usize,
+    /// Split each event over this many chunks.
+    pub pieces: usize,
+    /// Tasks to LAUNCH right after the first SUBSCRIBED.
+    pub launch_on_subscribe: Vec<Value>,
+    pub framework_capabilities: Vec<String>,
+    pub heartbeats: usize,
+    pub messages: Vec<Value>,
+    /// Registration deadline of the running executor.
+    pub register_by: Option<Instant>,
+    pub subscribed_once: bool,
+}
+
+impl State {
+    pub fn new(view: AgentView, agent_id: String) -> Self {
+        State {
+            view,
+            agent_id,
+            up: true,
+            recovering_until: None,
+            stream: None,
+            next_stream: 1,
+            subscriptions: Vec::new(),
+            updates: Vec::new(),
+            uuids: BTreeMap::new(),
+            answers: Vec::new(),
+            violations: Vec::new(),
+            tasks: BTreeMap::new(),
+            ack_delay: Duration::from_millis(5),
+            drop_acks: 0,
+            pieces: 1,
+            launch_on_subscribe: Vec::new(),
+            framework_capabilities: Vec::new(),
+            heartbeats: 0,
+            messages: Vec::new(),
+            register_by: None,
+            subscribed_once: false,
+        }
+    }
+
+    pub fn violation(&mut self, v: impl Into<String>) {
+        let v = v.into();
+        eprintln!("agent double: VIOLATION: {v}");
+        self.violations.push(v);
+    }
+
+    /// States received for a task.
+    pub fn states(&self, task_id: &str) -> Vec<String> {
+        self.tasks
+            .get(task_id)
+            .map(|t| t.states.clone())
+            .unwrap_or_default()
+    }
+
+    /// Statuses received and not acknowledged (they must come back on resubscription).
+    pub fn unacknowledged(&self) -> Vec<Value> {
+        self.updates
+            .iter()
+            .filter(|u| {
+                let id = u["uuid"].as_str().unwrap_or("");
+                !self.uuids.get(id).copied().unwrap_or(false)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Checks a (re)subscription against what the double knows.
+    pub fn check_subscribe(&mut self, call: &Value) {
+        let sub = &call["subscribe"];
+        let sent: HashSet<String> = sub["unacknowledged_updates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u["status"]["uuid"].as_str().map(str::to_string))
+            .collect();
+        for u in self.unacknowledged() {
+            let uuid = u["uuid"].as_str().unwrap_or("").to_string();
+            if !sent.contains(&uuid) {
+                self.violation(format!(
+                    "SUBSCRIBE lacks unacknowledged update {uuid} ({} of {})",
+                    u["state"], u["task_id"]["value"]
+                ));
+            }
+        }
+        let tasks: Vec<String> = sub["unacknowledged_tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["task_id"]["value"].as_str().map(str::to_string))
+            .collect();
+        for t in tasks {
+            let acked_any = self.updates.iter().any(|u| {
+                u["task_id"]["value"] == t.as_str()
+                    && self
+                        .uuids
+                        .get(u["uuid"].as_str().unwrap_or(""))
+                        .copied()
+                        .unwrap_or(false)
+            });
+            if acked_any {
+                self.violation(format!("SUBSCRIBE lists task {t} as unacknowledged but one of its updates was acknowledged"));
+            }
+        }
+    }
+
+    /// Records an accepted status; returns true if it is new (not a resend of a uuid).
+    pub fn record_update(&mut self, status: &Value) -> bool {
+        let uuid = status["uuid"].as_str().unwrap_or("").to_string();
+        if let Some(prev) = self.updates.iter().find(|u| u["uuid"] == uuid.as_str()) {
+            if prev["state"] != status["state"] || prev["task_id"] != status["task_id"] {
+                let msg = format!("uuid {uuid} reused for a different update");
+                self.violation(msg);
+            }
+            return false;
+        }
+        let task_id = status["task_id"]["value"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let state = status["state"].as_str().unwrap_or("").to_string();
+        match self.tasks.get_mut(&task_id) {
+            None => {
+                self.violation(format!("update for unknown task {task_id:?}"));
+            }
+            Some(t) if t.terminal => {
+                self.violation(format!(
+                    "update {state} for task {task_id} after its terminal update"
+                ));
+            }
+            Some(t) => {
+                t.states.push(state.clone());
+                t.terminal = TERMINAL_STATES.contains(&state.as_str());
+            }
+        }
+        self.uuids.insert(uuid, false);
+        self.updates.push(status.clone());
+        true
+    }
+}

@@ -1,0 +1,161 @@
+//! The executor's protocol session against the agent double, with a fake launcher (no
+//! containers, no root): kill grace precedence and repeated KILL, TASK_KILLING with the
+//! capability, exit once the terminal update is acknowledged, giving up at once without
+//! checkpointing.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_executor::mesos::env::ExecutorEnv;
+use berth_executor::mesos::types::TaskState;
+use berth_executor::session::{Exit, LaunchRequest, Launcher, Session, TaskEvent};
+use berth_tests::mesos::AgentDouble;
+use serde_json::json;
+use tokio::time::Instant;
+
+const FW: &str = "fw-session";
+const EX: &str = "marathon-s.1";
+
+/// Reports STARTING and RUNNING, records every kill deadline (as time left), and ends
+/// KILLED after the second KILL.
+struct Fake {
+    seen: Arc<Mutex<Vec<Duration>>>,
+}
+
+impl Launcher for Fake {
+    fn launch(&self, mut req: LaunchRequest) {
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            let id = req.task.task_id.value.clone();
+            let _ = req
+                .events
+                .send(TaskEvent::new(&id, TaskState::TaskStarting));
+            let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskRunning));
+            let mut n = 0;
+            while req.kill.changed().await.is_ok() {
+                let d = *req.kill.borrow();
+                if let Some(d) = d {
+                    seen.lock()
+                        .unwrap()
+                        .push(d.saturating_duration_since(Instant::now()));
+                    n += 1;
+                    if n == 2 {
+                        let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskKilled));
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn env(endpoint: &str, checkpoint: bool) -> ExecutorEnv {
+    ExecutorEnv::from_vars([
+        ("MESOS_FRAMEWORK_ID", FW),
+        ("MESOS_EXECUTOR_ID", EX),
+        ("MESOS_AGENT_ENDPOINT", endpoint),
+        ("MESOS_DIRECTORY", "/tmp"),
+        ("MESOS_CHECKPOINT", if checkpoint { "1" } else { "0" }),
+        ("MESOS_SUBSCRIPTION_BACKOFF_MAX", "100ms"),
+        ("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "2secs"),
+    ])
+    .unwrap()
+}
+
+fn run_session(env: ExecutorEnv, launcher: Arc<dyn Launcher>) -> std::thread::JoinHandle<Exit> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (_stop_tx, stop_rx) = tokio::sync::mpsc::channel(1);
+            Session::run(env, launcher, None, stop_rx).await.unwrap()
+        })
+    })
+}
+
+#[test]
+fn kill_grace_precedence_repeated_kill_and_killing_state() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().framework_capabilities = vec!["TASK_KILLING_STATE".into()];
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "s.1"},
+        "kill_policy": {"grace_period": {"nanoseconds": 7_000_000_000i64}}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(
+        env(&d.endpoint, true),
+        Arc::new(Fake { seen: seen.clone() }),
+    );
+    d.wait_state("s.1", "TASK_RUNNING", Duration::from_secs(10));
+    // The KILL's policy (2 s) beats the task's (7 s); a repeat with 10 s changes nothing.
+    d.kill("s.1", Some(Duration::from_secs(2)));
+    assert!(d.wait(Duration::from_secs(5), |_| seen.lock().unwrap().len() == 1));
+    d.kill("s.1", Some(Duration::from_secs(10)));
+    d.wait_state("s.1", "TASK_KILLED", Duration::from_secs(10));
+    let exit = h.join().unwrap();
+    assert_eq!(exit, Exit::Done, "exits once TASK_KILLED is acknowledged");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[0] <= Duration::from_secs(2) && seen[0] > Duration::from_millis(1500),
+        "{seen:?}"
+    );
+    assert!(
+        seen[1] <= seen[0],
+        "a repeated KILL must not extend the grace: {seen:?}"
+    );
+    let states = d.state().states("s.1");
+    assert_eq!(
+        states,
+        [
+            "TASK_STARTING",
+            "TASK_RUNNING",
+            "TASK_KILLING",
+            "TASK_KILLED"
+        ]
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+#[test]
+fn the_task_policy_applies_when_kill_has_none_and_killing_needs_the_capability() {
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "s.1"},
+        "kill_policy": {"grace_period": {"nanoseconds": "4000000000"}}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(
+        env(&d.endpoint, true),
+        Arc::new(Fake { seen: seen.clone() }),
+    );
+    d.wait_state("s.1", "TASK_RUNNING", Duration::from_secs(10));
+    d.kill("s.1", None);
+    assert!(d.wait(Duration::from_secs(5), |_| seen.lock().unwrap().len() == 1));
+    d.kill("s.1", None);
+    d.wait_state("s.1", "TASK_KILLED", Duration::from_secs(10));
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen[0] > Duration::from_millis(3500) && seen[0] <= Duration::from_secs(4),
+        "{seen:?}"
+    );
+    assert!(!d.state().states("s.1").iter().any(|s| s == "TASK_KILLING"));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+#[test]
+fn without_checkpointing_a_lost_agent_ends_the_session_at_once() {
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "s.1"}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(
+        env(&d.endpoint, false),
+        Arc::new(Fake { seen: seen.clone() }),
+    );
+    d.wait_state("s.1", "TASK_RUNNING", Duration::from_secs(10));
+    let t0 = std::time::Instant::now();
+    d.go_away();
+    let exit = h.join().unwrap();
+    assert!(matches!(exit, Exit::AgentLost(_)), "{exit:?}");
+    // The task was told to stop at once (no waiting for MESOS_RECOVERY_TIMEOUT).
+    assert!(!seen.lock().unwrap().is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}

@@ -1,0 +1,346 @@
+//! The agent double rejects what the real agent rejects, with the same status codes in
+//! the same order (REFERENCE.md section 1). Hand-written calls over raw TCP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use berth_tests::mesos::AgentDouble;
+use serde_json::{json, Value};
+
+const FW: &str = "fw-double";
+const EX: &str = "marathon-app.1";
+
+/// Sends raw request bytes; returns (status, body-ish text).
+fn raw(endpoint: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read the head (and whatever follows it at once).
+    loop {
+        let n = s.read(&mut chunk).unwrap_or(0);
+        buf.extend_from_slice(&chunk[..n]);
+        if n == 0 || buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn post(endpoint: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut req = format!("POST /api/v1/executor HTTP/1.1\r\nHost: {endpoint}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    raw(endpoint, &req)
+}
+
+const JSON: &[(&str, &str)] = &[
+    ("Content-Type", "application/json"),
+    ("Accept", "application/json"),
+];
+
+fn subscribe_body() -> String {
+    json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
+           "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[]}})
+    .to_string()
+}
+
+fn update_body(status: Value) -> String {
+    json!({"type":"UPDATE","executor_id":{"value":EX},"framework_id":{"value":FW},"update":{"status":status}}).to_string()
+}
+
+fn good_status() -> Value {
+    json!({"task_id":{"value":"app.1"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR",
+           "uuid":"AAECAwQFBkcICQoLDA0ODw==","timestamp":1.0,"executor_id":{"value":EX}})
+}
+
+/// Keeps a SUBSCRIBE stream open in a thread; returns its first bytes.
+fn subscribe(endpoint: &str) -> (TcpStream, String) {
+    let body = subscribe_body();
+    let mut s = TcpStream::connect(endpoint).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "POST /api/v1/executor HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut text = String::new();
+    while !text.contains("SUBSCRIBED") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    (s, text)
+}
+
+#[test]
+fn order_of_refusals_before_subscription() {
+    let d = AgentDouble::start(FW, EX);
+    let e = d.endpoint.clone();
+    // 405 before anything about the body.
+    let (st, _) = raw(
+        &e,
+        "GET /api/v1/executor HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n",
+    );
+    assert_eq!(st, 405);
+    // 400: no Content-Type.
+    assert_eq!(
+        post(&e, &[("Accept", "application/json")], &subscribe_body()).0,
+        400
+    );
+    // 415: other Content-Type, even with a broken body.
+    assert_eq!(post(&e, &[("Content-Type", "text/plain")], "{").0, 415);
+    // 400: bad JSON.
+    assert_eq!(post(&e, JSON, "{").0, 400);
+    // 400: validation (no executor_id) comes before 406.
+    let no_exec =
+        json!({"type":"SUBSCRIBE","framework_id":{"value":FW},"subscribe":{}}).to_string();
+    assert_eq!(
+        post(
+            &e,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "text/html")
+            ],
+            &no_exec
+        )
+        .0,
+        400
+    );
+    // 406: SUBSCRIBE that does not accept JSON.
+    assert_eq!(
+        post(
+            &e,
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "text/html")
+            ],
+            &subscribe_body()
+        )
+        .0,
+        406
+    );
+    // 403: UPDATE before SUBSCRIBE.
+    let (st, text) = post(&e, JSON, &update_body(good_status()));
+    assert_eq!(st, 403);
+    assert!(text.contains("Executor is not subscribed"), "{text}");
+    // 403 for HEARTBEAT and MESSAGE too.
+    let hb = json!({"type":"HEARTBEAT","executor_id":{"value":EX},"framework_id":{"value":FW}})
+        .to_string();
+    assert_eq!(post(&e, JSON, &hb).0, 403);
+    // Every refusal was recorded as a violation.
+    assert_eq!(d.violations().len(), 8, "{:?}", d.violations());
+}
+
+#[test]
+fn recovering_agent_answers_503_first() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().recovering_until = Some(std::time::Instant::now() + Duration::from_secs(60));
+    assert_eq!(
+        raw(
+            &d.endpoint,
+            "GET /api/v1/executor HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .0,
+        503
+    );
+    assert_eq!(post(&d.endpoint, JSON, &subscribe_body()).0, 503);
+    assert!(d.violations().is_empty(), "503 is not the executor's fault");
+}
+
+#[test]
+fn token_is_required_when_set() {
+    let d = AgentDouble::start(FW, EX);
+    d.require_token("t0k");
+    assert_eq!(post(&d.endpoint, JSON, &subscribe_body()).0, 401);
+    assert_eq!(
+        post(
+            &d.endpoint,
+            &[JSON[0], JSON[1], ("Authorization", "Bearer wrong")],
+            &subscribe_body()
+        )
+        .0,
+        401
+    );
+}
+
+#[test]
+fn subscribe_streams_subscribed_then_launch_and_updates_are_validated() {
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(
+        json!({"name":"app","task_id":{"value":"app.1"},"agent_id":{"value":"agent-double-S0"}}),
+    );
+    let (mut stream, first) = subscribe(&d.endpoint);
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+    assert!(first
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked"));
+    assert!(first.find("SUBSCRIBED").unwrap() < first.find("LAUNCH").unwrap_or(usize::MAX));
+    let e = d.endpoint.clone();
+
+    // Each broken rule of an UPDATE -> 400.
+    let bad: Vec<(&str, Value)> = vec![
+        ("37-byte uuid", {
+            let mut s = good_status();
+            s["uuid"] = json!("NGY1ZmU2ZTEtMzc5Ny00ZWJkLWE2YjQtZWY1ZjkzMDMwZmFhCg==");
+            s
+        }),
+        ("no uuid", {
+            let mut s = good_status();
+            s.as_object_mut().unwrap().remove("uuid");
+            s
+        }),
+        ("no source", {
+            let mut s = good_status();
+            s.as_object_mut().unwrap().remove("source");
+            s
+        }),
+        ("master source", {
+            let mut s = good_status();
+            s["source"] = json!("SOURCE_MASTER");
+            s
+        }),
+        ("staging", {
+            let mut s = good_status();
+            s["state"] = json!("TASK_STAGING");
+            s
+        }),
+        ("foreign executor", {
+            let mut s = good_status();
+            s["executor_id"] = json!({"value":"other"});
+            s
+        }),
+    ];
+    for (what, status) in &bad {
+        assert_eq!(
+            post(&e, JSON, &update_body(status.clone())).0,
+            400,
+            "{what}"
+        );
+    }
+    assert_eq!(d.violations().len(), bad.len());
+    // A wrong framework id is refused too.
+    let wrong_fw = json!({"type":"UPDATE","executor_id":{"value":EX},"framework_id":{"value":"x"},"update":{"status":good_status()}}).to_string();
+    assert_eq!(post(&e, JSON, &wrong_fw).0, 400);
+
+    // A good one -> 202, and the ACKNOWLEDGED event follows on the stream.
+    assert_eq!(post(&e, JSON, &update_body(good_status())).0, 202);
+    let mut buf = vec![0u8; 8192];
+    let mut text = String::new();
+    while !text.contains("ACKNOWLEDGED") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0);
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(text.contains("AAECAwQFBkcICQoLDA0ODw=="));
+    // The same uuid again: re-acked, not recorded twice.
+    assert_eq!(post(&e, JSON, &update_body(good_status())).0, 202);
+    assert!(d.wait(Duration::from_secs(5), |st| st.uuids.values().all(|a| *a)));
+    assert_eq!(d.state().updates.len(), 1);
+    assert_eq!(d.state().states("app.1"), vec!["TASK_RUNNING".to_string()]);
+    // HEARTBEAT and MESSAGE -> 202 once subscribed.
+    let hb = json!({"type":"HEARTBEAT","executor_id":{"value":EX},"framework_id":{"value":FW}})
+        .to_string();
+    assert_eq!(post(&e, JSON, &hb).0, 202);
+    let msg = json!({"type":"MESSAGE","executor_id":{"value":EX},"framework_id":{"value":FW},"message":{"data":"aGk="}}).to_string();
+    assert_eq!(post(&e, JSON, &msg).0, 202);
+    // An update for a task the agent never launched is a violation.
+    let mut other = good_status();
+    other["task_id"] = json!({"value":"nope"});
+    other["uuid"] = json!("EBESExQVFkcYGRobHB0eHw==");
+    assert_eq!(post(&e, JSON, &update_body(other)).0, 202);
+    assert!(
+        d.violations().iter().any(|v| v.contains("unknown task")),
+        "{:?}",
+        d.violations()
+    );
+}
+
+#[test]
+fn resubscription_must_carry_unacknowledged_updates() {
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(json!({"name":"app","task_id":{"value":"app.1"}}));
+    let (_s, _) = subscribe(&d.endpoint);
+    d.state().drop_acks = 1;
+    assert_eq!(post(&d.endpoint, JSON, &update_body(good_status())).0, 202);
+    d.go_away();
+    assert!(
+        TcpStream::connect(&d.endpoint).is_err(),
+        "connection refused while away"
+    );
+    d.come_back(Duration::from_millis(300));
+    assert_eq!(
+        post(&d.endpoint, JSON, &subscribe_body()).0,
+        503,
+        "recovering first"
+    );
+    std::thread::sleep(Duration::from_millis(350));
+    // A resubscription without the dropped update is a violation.
+    let n = d.violations().len();
+    let (_s2, _) = subscribe(&d.endpoint);
+    let v = d.violations();
+    assert_eq!(v.len(), n + 1, "{v:?}");
+    assert!(v.last().unwrap().contains("lacks unacknowledged update"));
+}
+
+#[test]
+fn accept_and_call_shapes() {
+    let d = AgentDouble::start(FW, EX);
+    // SUBSCRIBE without an Accept header is fine (the agent then answers JSON).
+    let (st, text) = post(
+        &d.endpoint,
+        &[("Content-Type", "application/json")],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 200, "{text}");
+    // Accept lists with a wildcard are fine too.
+    let (st, _) = post(
+        &d.endpoint,
+        &[
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "text/html, */*;q=0.1"),
+        ],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 200);
+    // Protobuf bodies are not spoken by the double: 400, not 415.
+    assert_eq!(
+        post(
+            &d.endpoint,
+            &[("Content-Type", "application/x-protobuf")],
+            "\u{8}\u{1}"
+        )
+        .0,
+        400
+    );
+    // Unknown call type, MESSAGE without base64 data, SUBSCRIBE without its body: 400.
+    let unknown =
+        json!({"type":"FLY","executor_id":{"value":EX},"framework_id":{"value":FW}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &unknown).0, 400);
+    let msg = json!({"type":"MESSAGE","executor_id":{"value":EX},"framework_id":{"value":FW},"message":{"data":"%%"}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &msg).0, 400);
+    let sub = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW}})
+        .to_string();
+    assert_eq!(post(&d.endpoint, JSON, &sub).0, 400);
+    // A resubscription whose updates break the rules is refused as a whole.
+    let bad = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
+        "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"AAAA"}}]}}).to_string();
+    assert_eq!(post(&d.endpoint, JSON, &bad).0, 400);
+    // An update naming a foreign agent is silently dropped (202, not recorded).
+    let mut foreign = good_status();
+    foreign["agent_id"] = json!({"value": "another-agent"});
+    assert_eq!(post(&d.endpoint, JSON, &update_body(foreign)).0, 202);
+    assert!(d.state().updates.is_empty());
+}

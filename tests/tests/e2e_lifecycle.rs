@@ -1,0 +1,205 @@
+//! End to end with the agent double, the real executor, runc, berth-init and a busybox
+//! image: LAUNCH -> STARTING -> RUNNING (healthy) -> KILL -> KILLING -> KILLED with
+//! nothing left; a task's own exit -> FINISHED / FAILED with the code.
+
+use std::time::Duration;
+
+use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::AgentDouble;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn launch_run_health_kill_leaves_nothing() {
+    let lab = Lab::new("kill");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(&tid, Some("echo started; exec sleep 1000"));
+    spec.token = Some("secret-token-xyz".into());
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.require_token("secret-token-xyz");
+    d.state().framework_capabilities = vec!["TASK_KILLING_STATE".into()];
+    let mut task = lab.task(&tid);
+    task["health_check"] = json!({"type": "COMMAND", "command": {"value": "test -d /run/berth"},
+        "delay_seconds": 0.0, "interval_seconds": 1.0, "grace_period_seconds": 5.0, "timeout_seconds": 5.0});
+    task["kill_policy"] = json!({"grace_period": {"nanoseconds": 5_000_000_000i64}});
+    d.launch_on_subscribe(task);
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec), "log: {}", exec.log());
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    // The first health result: TASK_RUNNING with healthy:true.
+    let healthy = d.wait(T, |st| {
+        st.updates.iter().any(|u| {
+            u["healthy"] == true && u["reason"] == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+        })
+    });
+    assert!(
+        healthy,
+        "no healthy update: {:#?}\n{}",
+        d.state().updates,
+        exec.log()
+    );
+    // The token never reaches the task.
+    let env = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&lab.runc_root)
+        .args(["exec", &lab.runc_containers()[0], "/bin/env"])
+        .output()
+        .unwrap();
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(env.contains(&format!("MESOS_TASK_ID={tid}")), "{env}");
+    assert!(
+        env.contains("MARATHON_APP_ID=/e2e/app")
+            && env.contains("PORT0=31000")
+            && env.contains("BERTH_MEM_MB=64"),
+        "{env}"
+    );
+    assert!(
+        !env.contains("secret-token-xyz") && !env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
+        "{env}"
+    );
+    // Nor any process the executor started (runc, its wrapper): only the executor has it.
+    let holders: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|b| String::from_utf8_lossy(&b).contains("secret-token-xyz"))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(holders, vec![exec.pid()], "processes holding the token");
+
+    // KILL without a policy: the task's 5 s grace; sleep ignores nothing, SIGTERM ends it.
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    let states = d.state().states(&tid);
+    assert_eq!(states.first().map(String::as_str), Some("TASK_STARTING"));
+    let pos = |s: &str| {
+        states
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} missing in {states:?}"))
+    };
+    assert!(pos("TASK_STARTING") < pos("TASK_RUNNING"));
+    assert!(pos("TASK_RUNNING") < pos("TASK_KILLING"));
+    assert!(pos("TASK_KILLING") < pos("TASK_KILLED"));
+    // It exits by itself once TASK_KILLED is acknowledged.
+    let status = exec
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(status.success(), "{status:?}: {}", exec.log());
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    assert!(std::fs::read_to_string(spec.sandbox.join("stdout"))
+        .unwrap_or_default()
+        .contains("started"));
+    lab.assert_clean();
+}
+
+#[test]
+fn sigterm_ignoring_task_is_killed_at_the_grace_end() {
+    let lab = Lab::new("grace");
+    let tid = lab.task_id("stubborn");
+    let spec = lab.spec(
+        &tid,
+        Some("trap '' TERM; echo > /mnt/mesos/sandbox/ready; while true; do sleep 0.1; done"),
+    );
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task(&tid));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    // The shell must have set its trap before the KILL.
+    let ready = spec.sandbox.join("ready");
+    assert!(d.wait(T, |_| ready.exists()), "the task never got ready");
+    // Without TASK_KILLING_STATE, no TASK_KILLING. Marathon repeats KILL; a repeated KILL
+    // with a longer grace must not extend the first one (1 s).
+    let t0 = std::time::Instant::now();
+    d.kill(&tid, Some(Duration::from_secs(1)));
+    std::thread::sleep(Duration::from_millis(200));
+    d.kill(&tid, Some(Duration::from_secs(60)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the repeated KILL extended the grace: {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "SIGKILL came before the grace end: {took:?}"
+    );
+    assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_KILLING"));
+    exec.wait_exit(T).expect("executor exits");
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}
+
+#[test]
+fn the_task_exit_code_decides_finished_or_failed() {
+    for (cmd, state, text) in [
+        ("exit 0", "TASK_FINISHED", "status 0"),
+        ("echo bad >&2; exit 3", "TASK_FAILED", "status 3"),
+    ] {
+        let lab = Lab::new("exit");
+        let tid = lab.task_id("once");
+        let spec = lab.spec(&tid, Some(cmd));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task(&tid));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, state, T);
+        let st = d.state();
+        let last = st.updates.last().unwrap().clone();
+        drop(st);
+        assert!(
+            last["message"].as_str().unwrap_or("").contains(text),
+            "{last}"
+        );
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn shutdown_kills_and_exits_within_the_grace_period() {
+    let lab = Lab::new("shutdown");
+    let tid = lab.task_id("svc");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.shutdown_grace = "3secs".into();
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task(&tid));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let t0 = std::time::Instant::now();
+    d.shutdown();
+    let status = exec
+        .wait_exit(Duration::from_secs(10))
+        .expect("executor exits after SHUTDOWN");
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(status.success());
+    assert!(d.state().states(&tid).iter().any(|s| s == "TASK_KILLED"));
+    lab.assert_clean();
+}
+
+#[test]
+fn kill_right_after_launch_ends_killed_and_clean() {
+    let lab = Lab::new("earlykill");
+    let tid = lab.task_id("app");
+    let spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec));
+    assert!(d.wait(T, |st| st.stream.is_some()));
+    d.launch(lab.task(&tid));
+    d.kill(&tid, Some(Duration::from_secs(2)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}
