@@ -87,7 +87,7 @@ impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         for (unit, name) in [(TIB, "TiB"), (GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")] {
-            if b >= unit && b.is_multiple_of(unit) {
+            if b >= unit && b.checked_rem(unit) == Some(0) {
                 return write!(f, "{}{name}", b / unit);
             }
         }

@@ -387,7 +387,7 @@ fn vm_full_pool_and_vg_are_refused_at_the_floor() {
 }
 
 #[test]
-fn vm_crashes_leave_nothing_a_complete_volume_or_gc_food() {
+fn vm_crash_cases_then_concurrent_creates() {
     let lab = Lab::new(1024, Some(256), true);
     let b = lab.backend(Layout::Linear, 5.0);
 
@@ -505,11 +505,12 @@ fn vm_crashes_leave_nothing_a_complete_volume_or_gc_food() {
     let r = gc::collect(&b, &|_: &Owner| false).unwrap();
     assert_eq!(r.removed.len(), 3, "{r:?}");
     assert!(b.list().unwrap().is_empty());
+    concurrent_creates_from_two_processes(&lab);
 }
 
-#[test]
-fn vm_concurrent_creates_from_two_processes() {
-    let lab = Lab::new(1024, Some(256), true);
+/// Two processes create one name at once (run at the end of the crash test, in its VG: a
+/// volume group per scenario costs ~15 s under emulation).
+fn concurrent_creates_from_two_processes(lab: &Lab) {
     let spawn = |name: &str, owner: &str| {
         let args = lab.vol_args(false, &["create", name, "64M", "--owner", owner]);
         Command::new(env!("CARGO_BIN_EXE_berth-vol"))
