@@ -32,5 +32,7 @@ echo \${PIPESTATUS[0]} >"$work/rc"
 INSIDE
 chmod +x "$work/inside.sh"
 echo 1 >"$work/rc"
-timeout 1500 vng --run "$kernel" --disable-kvm --memory 4G --cpus 2 --rwdir "$work" --exec "$work/inside.sh"
+# qemu opens /proc/self/fd/1 and /proc/self/fd/2 as files (O_TRUNC): when our output is
+# redirected to a log file, that would wipe everything printed before. A pipe is immune.
+timeout 1500 vng --run "$kernel" --disable-kvm --memory 4G --cpus 2 --rwdir "$work" --exec "$work/inside.sh" 2>&1 | cat || true
 exit "$(cat "$work/rc")"

@@ -58,7 +58,9 @@ INSIDE
 chmod +x "$work/inside.sh"
 
 echo 1 >"$work/rc"
-timeout 1500 vng --run "$kernel" --disable-kvm --memory 2G --cpus 2 --rwdir "$work" --exec "$work/inside.sh"
+# qemu opens /proc/self/fd/1 and /proc/self/fd/2 as files (O_TRUNC): when our output is
+# redirected to a log file, that would wipe everything printed before. A pipe is immune.
+timeout 1500 vng --run "$kernel" --disable-kvm --memory 2G --cpus 2 --rwdir "$work" --exec "$work/inside.sh" 2>&1 | cat || true
 rc=$(cat "$work/rc")
 [ "$rc" = 0 ] && echo "vm-tier: all passed" || echo "vm-tier: FAILED" >&2
 exit "$rc"
