@@ -62,7 +62,7 @@ fn update_body(status: Value) -> String {
 
 fn good_status() -> Value {
     json!({"task_id":{"value":"app.1"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR",
-           "uuid":"AAECAwQFBkcICQoLDA0ODw==","timestamp":1.0,"executor_id":{"value":EX}})
+           "uuid":"AAECAwQFRgcICQoLDA0ODw==","timestamp":1.0,"executor_id":{"value":EX}})
 }
 
 /// Keeps a SUBSCRIBE stream open in a thread; returns its first bytes.
@@ -244,7 +244,7 @@ fn subscribe_streams_subscribed_then_launch_and_updates_are_validated() {
         assert!(n > 0);
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(text.contains("AAECAwQFBkcICQoLDA0ODw=="));
+    assert!(text.contains("AAECAwQFRgcICQoLDA0ODw=="));
     // The same uuid again: re-acked, not recorded twice.
     assert_eq!(post(&e, JSON, &update_body(good_status())).0, 202);
     assert!(d.wait(Duration::from_secs(5), |st| st.uuids.values().all(|a| *a)));
@@ -259,7 +259,7 @@ fn subscribe_streams_subscribed_then_launch_and_updates_are_validated() {
     // An update for a task the agent never launched is a violation.
     let mut other = good_status();
     other["task_id"] = json!({"value":"nope"});
-    other["uuid"] = json!("EBESExQVFkcYGRobHB0eHw==");
+    other["uuid"] = json!("EBESExQVRhcYGRobHB0eHw==");
     assert_eq!(post(&e, JSON, &update_body(other)).0, 202);
     assert!(
         d.violations().iter().any(|v| v.contains("unknown task")),
@@ -305,11 +305,21 @@ fn accept_and_call_shapes() {
         &subscribe_body(),
     );
     assert_eq!(st, 200, "{text}");
-    // Accept lists with a wildcard are fine too.
+    // The agent compares Content-Type exactly: parameters make it 415.
     let (st, _) = post(
         &d.endpoint,
         &[
             ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "application/json"),
+        ],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 415);
+    // Accept lists with a wildcard are fine too.
+    let (st, _) = post(
+        &d.endpoint,
+        &[
+            ("Content-Type", "application/json"),
             ("Accept", "text/html, */*;q=0.1"),
         ],
         &subscribe_body(),
