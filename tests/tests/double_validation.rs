@@ -287,12 +287,14 @@ fn resubscription_must_carry_unacknowledged_updates() {
         "recovering first"
     );
     std::thread::sleep(Duration::from_millis(350));
-    // A resubscription without the dropped update is a violation.
+    // A resubscription without the dropped update is a violation, and so is leaving
+    // out the launched task none of whose updates was acknowledged.
     let n = d.violations().len();
     let (_s2, _) = subscribe(&d.endpoint);
     let v = d.violations();
-    assert_eq!(v.len(), n + 1, "{v:?}");
-    assert!(v.last().unwrap().contains("lacks unacknowledged update"));
+    assert_eq!(v.len(), n + 2, "{v:?}");
+    assert!(v[n].contains("lacks unacknowledged update"), "{v:?}");
+    assert!(v[n + 1].contains("lacks launched task app.1"), "{v:?}");
 }
 
 #[test]
@@ -348,9 +350,20 @@ fn accept_and_call_shapes() {
     let bad = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
         "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"AAAA"}}]}}).to_string();
     assert_eq!(post(&d.endpoint, JSON, &bad).0, 400);
-    // An update naming a foreign agent is silently dropped (202, not recorded).
+    // An update naming a foreign agent is silently dropped (202, not recorded as an
+    // update) but is a violation; an agent_id without a value is foreign too.
+    let before = d.violations().len();
     let mut foreign = good_status();
     foreign["agent_id"] = json!({"value": "another-agent"});
     assert_eq!(post(&d.endpoint, JSON, &update_body(foreign)).0, 202);
+    let mut empty = good_status();
+    empty["agent_id"] = json!({});
+    assert_eq!(post(&d.endpoint, JSON, &update_body(empty)).0, 202);
     assert!(d.state().updates.is_empty());
+    let v = d.violations();
+    assert_eq!(v.len(), before + 2, "{v:?}");
+    assert!(
+        v[before..].iter().all(|m| m.contains("foreign agent_id")),
+        "{v:?}"
+    );
 }
