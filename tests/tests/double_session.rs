@@ -159,3 +159,24 @@ fn without_checkpointing_a_lost_agent_ends_the_session_at_once() {
     assert!(!seen.lock().unwrap().is_empty());
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn shutdown_before_any_launch_exits_at_once() {
+    let d = AgentDouble::start(FW, EX);
+    let mut env = env(&d.endpoint, true);
+    // A long grace period: waiting it out would be visible.
+    env.shutdown_grace_period = Duration::from_secs(30);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let start = std::time::Instant::now();
+    let h = run_session(env, Arc::new(Fake { seen }));
+    assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
+    d.shutdown();
+    let exit = h.join().unwrap();
+    assert_eq!(exit, Exit::Shutdown);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?} with no task to kill",
+        start.elapsed()
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}

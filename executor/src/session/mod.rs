@@ -264,6 +264,11 @@ impl Session {
             );
         }
         if let Some((_, exit)) = &self.leaving {
+            // Shutting down with nothing live and nothing to deliver (e.g. SHUTDOWN
+            // before any LAUNCH): no reason to wait for the grace period.
+            if self.live.is_empty() && self.store.unacknowledged_updates().is_empty() {
+                return Some(exit.clone());
+            }
             // Without an agent nobody will acknowledge: leave when the tasks are gone.
             if !self.connected
                 && self.live.is_empty()
