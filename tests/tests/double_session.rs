@@ -180,3 +180,29 @@ fn shutdown_before_any_launch_exits_at_once() {
     );
     assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
+
+#[test]
+fn an_undecodable_launch_fails_the_task_naming_the_field() {
+    let d = AgentDouble::start(FW, EX);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(env(&d.endpoint, true), Arc::new(Fake { seen }));
+    assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
+    d.launch(json!({"name": "s", "task_id": {"value": "bad.1"},
+        "agent_id": {"value": "agent-double-S0"}, "resources": "lots"}));
+    d.wait_state("bad.1", "TASK_FAILED", Duration::from_secs(10));
+    let st = d.state();
+    let u = st
+        .updates
+        .iter()
+        .find(|u| u["task_id"]["value"] == "bad.1")
+        .unwrap()
+        .clone();
+    drop(st);
+    assert_eq!(u["reason"], "REASON_TASK_INVALID", "{u}");
+    assert!(
+        u["message"].as_str().unwrap().contains("'resources'"),
+        "{u}"
+    );
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}

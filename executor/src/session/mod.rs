@@ -367,6 +367,20 @@ impl Session {
                 tracing::info!(task = %id, "LAUNCH");
                 self.start(*task, false);
             }
+            Event::LaunchInvalid { task_id, raw, why } => {
+                let id = task_id.value;
+                if self.store.knows_task(&id) {
+                    tracing::warn!(task = %id, "LAUNCH of a task this executor already has; ignored");
+                    return Ok(());
+                }
+                tracing::warn!(task = %id, %why, "LAUNCH with an undecodable TaskInfo");
+                self.store.add_task(&id, raw);
+                self.send(
+                    TaskEvent::new(&id, TaskState::TaskFailed)
+                        .reason(Reason::ReasonTaskInvalid)
+                        .message(why),
+                )?;
+            }
             Event::LaunchGroup { tasks } => {
                 for (id, raw) in tasks {
                     self.store.add_task(&id.value, raw);
