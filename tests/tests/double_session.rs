@@ -206,3 +206,47 @@ fn an_undecodable_launch_fails_the_task_naming_the_field() {
     assert_eq!(h.join().unwrap(), Exit::Done);
     assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
+
+/// Reports STARTING and RUNNING, then asks the session to kill it (as the runner does
+/// on failed health checks) and ends KILLED once the kill deadline arrives.
+struct SelfKilling;
+
+impl Launcher for SelfKilling {
+    fn launch(&self, mut req: LaunchRequest) {
+        tokio::spawn(async move {
+            let id = req.task.task_id.value.clone();
+            let _ = req
+                .events
+                .send(TaskEvent::new(&id, TaskState::TaskStarting));
+            let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskRunning));
+            let _ = req.events.send(TaskEvent::kill_request(&id));
+            while req.kill.changed().await.is_ok() {
+                if req.kill.borrow().is_some() {
+                    let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskKilled));
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn a_runner_kill_request_takes_the_session_kill_path() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().framework_capabilities = vec!["TASK_KILLING_STATE".into()];
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "h.1"},
+        "agent_id": {"value": "agent-double-S0"}}));
+    let h = run_session(env(&d.endpoint, true), Arc::new(SelfKilling));
+    d.wait_state("h.1", "TASK_KILLED", Duration::from_secs(10));
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert_eq!(
+        d.state().states("h.1"),
+        [
+            "TASK_STARTING",
+            "TASK_RUNNING",
+            "TASK_KILLING",
+            "TASK_KILLED"
+        ]
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}

@@ -473,6 +473,9 @@ impl Session {
     }
 
     fn on_task_event(&mut self, ev: TaskEvent) -> Result<(), SessionError> {
+        if ev.kill_request {
+            return self.kill(&ev.task_id, None, None);
+        }
         if ev.state.is_terminal() {
             self.live.remove(&ev.task_id);
         }
