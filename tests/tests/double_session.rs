@@ -250,3 +250,30 @@ fn a_runner_kill_request_takes_the_session_kill_path() {
     );
     assert!(d.violations().is_empty(), "{:?}", d.violations());
 }
+
+#[test]
+fn an_unacknowledged_update_is_posted_again_on_an_open_stream() {
+    let d = AgentDouble::start(FW, EX);
+    // The first acknowledgement is lost; the stream stays open.
+    d.state().drop_acks = 1;
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "r.1"},
+        "agent_id": {"value": "agent-double-S0"}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(
+        env(&d.endpoint, true),
+        Arc::new(Fake { seen: seen.clone() }),
+    );
+    d.wait_state("r.1", "TASK_RUNNING", Duration::from_secs(10));
+    let retry = berth_executor::session::UPDATE_RETRY;
+    let all_acked = d.wait(retry + Duration::from_secs(5), |st| {
+        st.uuids.len() == 2 && st.uuids.values().all(|a| *a)
+    });
+    assert!(all_acked, "{:?}", d.state().uuids);
+    assert_eq!(d.state().subscriptions.len(), 1, "no resubscription needed");
+    d.kill("r.1", Some(Duration::from_secs(1)));
+    assert!(d.wait(Duration::from_secs(5), |_| seen.lock().unwrap().len() == 1));
+    d.kill("r.1", Some(Duration::from_secs(1)));
+    d.wait_state("r.1", "TASK_KILLED", Duration::from_secs(10));
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
