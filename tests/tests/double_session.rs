@@ -159,3 +159,121 @@ fn without_checkpointing_a_lost_agent_ends_the_session_at_once() {
     assert!(!seen.lock().unwrap().is_empty());
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn shutdown_before_any_launch_exits_at_once() {
+    let d = AgentDouble::start(FW, EX);
+    let mut env = env(&d.endpoint, true);
+    // A long grace period: waiting it out would be visible.
+    env.shutdown_grace_period = Duration::from_secs(30);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let start = std::time::Instant::now();
+    let h = run_session(env, Arc::new(Fake { seen }));
+    assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
+    d.shutdown();
+    let exit = h.join().unwrap();
+    assert_eq!(exit, Exit::Shutdown);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?} with no task to kill",
+        start.elapsed()
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+#[test]
+fn an_undecodable_launch_fails_the_task_naming_the_field() {
+    let d = AgentDouble::start(FW, EX);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(env(&d.endpoint, true), Arc::new(Fake { seen }));
+    assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
+    d.launch(json!({"name": "s", "task_id": {"value": "bad.1"},
+        "agent_id": {"value": "agent-double-S0"}, "resources": "lots"}));
+    d.wait_state("bad.1", "TASK_FAILED", Duration::from_secs(10));
+    let st = d.state();
+    let u = st
+        .updates
+        .iter()
+        .find(|u| u["task_id"]["value"] == "bad.1")
+        .unwrap()
+        .clone();
+    drop(st);
+    assert_eq!(u["reason"], "REASON_TASK_INVALID", "{u}");
+    assert!(
+        u["message"].as_str().unwrap().contains("'resources'"),
+        "{u}"
+    );
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+/// Reports STARTING and RUNNING, then asks the session to kill it (as the runner does
+/// on failed health checks) and ends KILLED once the kill deadline arrives.
+struct SelfKilling;
+
+impl Launcher for SelfKilling {
+    fn launch(&self, mut req: LaunchRequest) {
+        tokio::spawn(async move {
+            let id = req.task.task_id.value.clone();
+            let _ = req
+                .events
+                .send(TaskEvent::new(&id, TaskState::TaskStarting));
+            let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskRunning));
+            let _ = req.events.send(TaskEvent::kill_request(&id));
+            while req.kill.changed().await.is_ok() {
+                if req.kill.borrow().is_some() {
+                    let _ = req.events.send(TaskEvent::new(&id, TaskState::TaskKilled));
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[test]
+fn a_runner_kill_request_takes_the_session_kill_path() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().framework_capabilities = vec!["TASK_KILLING_STATE".into()];
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "h.1"},
+        "agent_id": {"value": "agent-double-S0"}}));
+    let h = run_session(env(&d.endpoint, true), Arc::new(SelfKilling));
+    d.wait_state("h.1", "TASK_KILLED", Duration::from_secs(10));
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert_eq!(
+        d.state().states("h.1"),
+        [
+            "TASK_STARTING",
+            "TASK_RUNNING",
+            "TASK_KILLING",
+            "TASK_KILLED"
+        ]
+    );
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+#[test]
+fn an_unacknowledged_update_is_posted_again_on_an_open_stream() {
+    let d = AgentDouble::start(FW, EX);
+    // The first acknowledgement is lost; the stream stays open.
+    d.state().drop_acks = 1;
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "r.1"},
+        "agent_id": {"value": "agent-double-S0"}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = run_session(
+        env(&d.endpoint, true),
+        Arc::new(Fake { seen: seen.clone() }),
+    );
+    d.wait_state("r.1", "TASK_RUNNING", Duration::from_secs(10));
+    let retry = berth_executor::session::UPDATE_RETRY;
+    let all_acked = d.wait(retry + Duration::from_secs(5), |st| {
+        st.uuids.len() == 2 && st.uuids.values().all(|a| *a)
+    });
+    assert!(all_acked, "{:?}", d.state().uuids);
+    assert_eq!(d.state().subscriptions.len(), 1, "no resubscription needed");
+    d.kill("r.1", Some(Duration::from_secs(1)));
+    assert!(d.wait(Duration::from_secs(5), |_| seen.lock().unwrap().len() == 1));
+    d.kill("r.1", Some(Duration::from_secs(1)));
+    d.wait_state("r.1", "TASK_KILLED", Duration::from_secs(10));
+    assert_eq!(h.join().unwrap(), Exit::Done);
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}

@@ -62,7 +62,7 @@ fn update_body(status: Value) -> String {
 
 fn good_status() -> Value {
     json!({"task_id":{"value":"app.1"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR",
-           "uuid":"AAECAwQFBkcICQoLDA0ODw==","timestamp":1.0,"executor_id":{"value":EX}})
+           "uuid":"AAECAwQFRgcICQoLDA0ODw==","timestamp":1.0,"executor_id":{"value":EX}})
 }
 
 /// Keeps a SUBSCRIBE stream open in a thread; returns its first bytes.
@@ -244,7 +244,7 @@ fn subscribe_streams_subscribed_then_launch_and_updates_are_validated() {
         assert!(n > 0);
         text.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(text.contains("AAECAwQFBkcICQoLDA0ODw=="));
+    assert!(text.contains("AAECAwQFRgcICQoLDA0ODw=="));
     // The same uuid again: re-acked, not recorded twice.
     assert_eq!(post(&e, JSON, &update_body(good_status())).0, 202);
     assert!(d.wait(Duration::from_secs(5), |st| st.uuids.values().all(|a| *a)));
@@ -259,7 +259,7 @@ fn subscribe_streams_subscribed_then_launch_and_updates_are_validated() {
     // An update for a task the agent never launched is a violation.
     let mut other = good_status();
     other["task_id"] = json!({"value":"nope"});
-    other["uuid"] = json!("EBESExQVFkcYGRobHB0eHw==");
+    other["uuid"] = json!("EBESExQVRhcYGRobHB0eHw==");
     assert_eq!(post(&e, JSON, &update_body(other)).0, 202);
     assert!(
         d.violations().iter().any(|v| v.contains("unknown task")),
@@ -287,12 +287,14 @@ fn resubscription_must_carry_unacknowledged_updates() {
         "recovering first"
     );
     std::thread::sleep(Duration::from_millis(350));
-    // A resubscription without the dropped update is a violation.
+    // A resubscription without the dropped update is a violation, and so is leaving
+    // out the launched task none of whose updates was acknowledged.
     let n = d.violations().len();
     let (_s2, _) = subscribe(&d.endpoint);
     let v = d.violations();
-    assert_eq!(v.len(), n + 1, "{v:?}");
-    assert!(v.last().unwrap().contains("lacks unacknowledged update"));
+    assert_eq!(v.len(), n + 2, "{v:?}");
+    assert!(v[n].contains("lacks unacknowledged update"), "{v:?}");
+    assert!(v[n + 1].contains("lacks launched task app.1"), "{v:?}");
 }
 
 #[test]
@@ -305,11 +307,21 @@ fn accept_and_call_shapes() {
         &subscribe_body(),
     );
     assert_eq!(st, 200, "{text}");
-    // Accept lists with a wildcard are fine too.
+    // The agent compares Content-Type exactly: parameters make it 415.
     let (st, _) = post(
         &d.endpoint,
         &[
             ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "application/json"),
+        ],
+        &subscribe_body(),
+    );
+    assert_eq!(st, 415);
+    // Accept lists with a wildcard are fine too.
+    let (st, _) = post(
+        &d.endpoint,
+        &[
+            ("Content-Type", "application/json"),
             ("Accept", "text/html, */*;q=0.1"),
         ],
         &subscribe_body(),
@@ -338,9 +350,20 @@ fn accept_and_call_shapes() {
     let bad = json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
         "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"AAAA"}}]}}).to_string();
     assert_eq!(post(&d.endpoint, JSON, &bad).0, 400);
-    // An update naming a foreign agent is silently dropped (202, not recorded).
+    // An update naming a foreign agent is silently dropped (202, not recorded as an
+    // update) but is a violation; an agent_id without a value is foreign too.
+    let before = d.violations().len();
     let mut foreign = good_status();
     foreign["agent_id"] = json!({"value": "another-agent"});
     assert_eq!(post(&d.endpoint, JSON, &update_body(foreign)).0, 202);
+    let mut empty = good_status();
+    empty["agent_id"] = json!({});
+    assert_eq!(post(&d.endpoint, JSON, &update_body(empty)).0, 202);
     assert!(d.state().updates.is_empty());
+    let v = d.violations();
+    assert_eq!(v.len(), before + 2, "{v:?}");
+    assert!(
+        v[before..].iter().all(|m| m.contains("foreign agent_id")),
+        "{v:?}"
+    );
 }

@@ -1,5 +1,6 @@
 //! Mesos mode: the session with the container launcher.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub fn main(args: Vec<String>) -> ExitCode {
     }
     let name =
         crate::task::names::container_id(&format!("{}_{}", env.framework_id, env.executor_id));
-    let checkpoint = dir.join(format!("{name}.json"));
+    let checkpoint = checkpoint_path(&env, &dir.join(format!("{name}.json")));
     let executor_cmd = Some(args.join(" ")).filter(|c| !c.trim().is_empty());
     let launcher = Arc::new(ContainerLauncher { cfg, executor_cmd });
     let rt = match super::runtime() {
@@ -38,21 +39,87 @@ pub fn main(args: Vec<String>) -> ExitCode {
     };
     let ckpt = checkpoint.clone();
     let exit =
-        rt.block_on(
-            async move { Session::run(env, launcher, Some(ckpt), super::stop_signals()).await },
-        );
-    match exit {
-        Ok(Exit::Done) | Ok(Exit::Shutdown) => {
-            let _ = std::fs::remove_file(&checkpoint);
-            ExitCode::SUCCESS
-        }
+        rt.block_on(async move { Session::run(env, launcher, ckpt, super::stop_signals()).await });
+    finish(exit, checkpoint.as_deref())
+}
+
+/// The session file, or none when the framework does not checkpoint
+/// (`MESOS_CHECKPOINT=0`: nothing may survive the executor).
+fn checkpoint_path(env: &ExecutorEnv, file: &Path) -> Option<PathBuf> {
+    env.checkpoint.then(|| file.to_path_buf())
+}
+
+/// The exit code. Once the session has ended (every path of `Ok`: the tasks are cleaned
+/// up) the checkpoint is removed; after an error it is kept for a later recovery.
+fn finish(exit: Result<Exit, crate::session::SessionError>, checkpoint: Option<&Path>) -> ExitCode {
+    let code = match exit {
+        Ok(Exit::Done) | Ok(Exit::Shutdown) => ExitCode::SUCCESS,
         Ok(other) => {
             tracing::error!(?other, "executor ended");
             ExitCode::from(1)
         }
         Err(e) => {
             tracing::error!(error = %error_chain(&e), "executor failed");
-            ExitCode::from(1)
+            return ExitCode::from(1);
         }
+    };
+    if let Some(path) = checkpoint {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot remove the checkpoint")
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(checkpoint: &str) -> ExecutorEnv {
+        ExecutorEnv::from_vars([
+            ("MESOS_FRAMEWORK_ID", "fw"),
+            ("MESOS_EXECUTOR_ID", "ex"),
+            ("MESOS_AGENT_ENDPOINT", "127.0.0.1:5051"),
+            ("MESOS_DIRECTORY", "/tmp"),
+            ("MESOS_CHECKPOINT", checkpoint),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn no_checkpoint_file_without_framework_checkpointing() {
+        let f = Path::new("/nonexistent/x.json");
+        assert_eq!(checkpoint_path(&env("0"), f), None);
+        assert_eq!(checkpoint_path(&env("1"), f), Some(f.to_path_buf()));
+    }
+
+    #[test]
+    fn every_ended_session_removes_the_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("berth-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("s.json");
+        for exit in [
+            Exit::Done,
+            Exit::Shutdown,
+            Exit::AgentLost("gone".into()),
+            Exit::Refused("no".into()),
+        ] {
+            std::fs::write(&f, b"{}").unwrap();
+            let _ = finish(Ok(exit.clone()), Some(&f));
+            assert!(!f.exists(), "{exit:?} left the checkpoint");
+        }
+        // A session error keeps it (the tasks may still be running).
+        std::fs::write(&f, b"{}").unwrap();
+        let err = crate::session::SessionError::Checkpoint {
+            path: f.clone(),
+            err: std::io::Error::other("disk full"),
+        };
+        let _ = finish(Err(err), Some(&f));
+        assert!(f.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -138,8 +138,14 @@ impl ExecutorEnv {
                 .map(|d| d.0)
                 .map_err(|err| EnvError::Duration { name, err }),
         };
+        // The agent always sets it; without it we cannot know whether to recover.
         let checkpoint = match all.get("MESOS_CHECKPOINT").map(String::as_str) {
-            None | Some("0") => false,
+            None => {
+                return Err(EnvError::Missing {
+                    name: "MESOS_CHECKPOINT",
+                })
+            }
+            Some("0") => false,
             Some("1") => true,
             Some(other) => {
                 return Err(EnvError::Bool {
@@ -262,7 +268,12 @@ mod tests {
     fn checkpoint_is_one_or_zero_only() {
         let mut v = base();
         v.retain(|(k, _)| *k != "MESOS_CHECKPOINT");
-        assert!(!ExecutorEnv::from_vars(v.clone()).unwrap().checkpoint);
+        let err = ExecutorEnv::from_vars(v.clone()).unwrap_err();
+        assert!(matches!(err, EnvError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("MESOS_CHECKPOINT"), "{err}");
+        let mut zero = v.clone();
+        zero.push(("MESOS_CHECKPOINT", "0"));
+        assert!(!ExecutorEnv::from_vars(zero).unwrap().checkpoint);
         v.push(("MESOS_CHECKPOINT", "true"));
         assert!(matches!(
             ExecutorEnv::from_vars(v),

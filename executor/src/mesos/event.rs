@@ -14,6 +14,13 @@ pub enum Event {
         task: Box<TaskInfo>,
         raw: serde_json::Value,
     },
+    /// A LAUNCH whose TaskInfo does not decode but whose task_id does: the task gets
+    /// TASK_FAILED (REASON_TASK_INVALID) naming the bad field.
+    LaunchInvalid {
+        task_id: Id,
+        raw: serde_json::Value,
+        why: String,
+    },
     /// Refused by berth; the tasks (id and raw TaskInfo) get TASK_FAILED.
     LaunchGroup {
         tasks: Vec<(Id, serde_json::Value)>,
@@ -62,7 +69,7 @@ struct Wire {
     #[serde(default)]
     launch_group: Option<LaunchGroupWire>,
     #[serde(default)]
-    kill: Option<KillWire>,
+    kill: Option<serde_json::Value>,
     #[serde(default)]
     acknowledged: Option<AckWire>,
     #[serde(default)]
@@ -131,10 +138,24 @@ impl Event {
             }
             "LAUNCH" => {
                 let raw = w.launch.ok_or_else(|| missing("launch"))?.task;
-                let task: TaskInfo = serde_json::from_value(raw.clone())?;
-                Event::Launch {
-                    task: Box::new(task),
-                    raw,
+                match serde_json::from_value::<TaskInfo>(raw.clone()) {
+                    Ok(task) => Event::Launch {
+                        task: Box::new(task),
+                        raw,
+                    },
+                    Err(e) => {
+                        // Still answerable when the task_id decodes.
+                        let id: TaskIdOnly = serde_json::from_value(raw.clone()).map_err(|_| e)?;
+                        let why = match bad_field(&raw) {
+                            Some(f) => format!("TaskInfo field '{f}' is invalid"),
+                            None => "TaskInfo is invalid".to_string(),
+                        };
+                        Event::LaunchInvalid {
+                            task_id: id.task_id,
+                            raw,
+                            why,
+                        }
+                    }
                 }
             }
             "LAUNCH_GROUP" => {
@@ -152,9 +173,18 @@ impl Event {
             }
             "KILL" => {
                 let k = w.kill.ok_or_else(|| missing("kill"))?;
-                Event::Kill {
-                    task_id: k.task_id,
-                    kill_policy: k.kill_policy,
+                match serde_json::from_value::<KillWire>(k.clone()) {
+                    Ok(k) => Event::Kill {
+                        task_id: k.task_id,
+                        kill_policy: k.kill_policy,
+                    },
+                    // A bad kill_policy: the kill still applies, by task_id alone.
+                    Err(e) => Event::Kill {
+                        task_id: serde_json::from_value::<TaskIdOnly>(k)
+                            .map_err(|_| e)?
+                            .task_id,
+                        kill_policy: None,
+                    },
                 }
             }
             "ACKNOWLEDGED" => {
@@ -177,6 +207,18 @@ impl Event {
             },
         })
     }
+}
+
+/// The top-level TaskInfo field whose removal makes `raw` decode, if there is one.
+fn bad_field(raw: &serde_json::Value) -> Option<String> {
+    let obj = raw.as_object()?;
+    obj.keys().find_map(|k| {
+        let mut without = obj.clone();
+        without.remove(k);
+        serde_json::from_value::<TaskInfo>(serde_json::Value::Object(without))
+            .ok()
+            .map(|_| k.clone())
+    })
 }
 
 #[cfg(test)]
@@ -245,5 +287,42 @@ mod tests {
             Event::parse(br#"{"type":"KILL"}"#),
             Err(EventError::Missing { .. })
         ));
+    }
+
+    #[test]
+    fn undecodable_launch_with_a_task_id_names_the_bad_field() {
+        let e = Event::parse(
+            br#"{"type":"LAUNCH","launch":{"task":{"name":"t","task_id":{"value":"t1"},"resources":"lots"}}}"#,
+        )
+        .unwrap();
+        match e {
+            Event::LaunchInvalid { task_id, why, .. } => {
+                assert_eq!(task_id.value, "t1");
+                assert!(why.contains("'resources'"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a task_id there is nobody to answer: still an error.
+        assert!(
+            Event::parse(br#"{"type":"LAUNCH","launch":{"task":{"resources":"lots"}}}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn kill_with_a_bad_policy_applies_by_task_id() {
+        let e = Event::parse(
+            br#"{"type":"KILL","kill":{"task_id":{"value":"t1"},"kill_policy":{"grace_period":"soon"}}}"#,
+        )
+        .unwrap();
+        match e {
+            Event::Kill {
+                task_id,
+                kill_policy,
+            } => {
+                assert_eq!(task_id.value, "t1");
+                assert!(kill_policy.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -19,6 +19,10 @@ pub struct TaskEvent {
     pub healthy: Option<bool>,
     /// The container's IPv4 address, once known.
     pub ip: Option<String>,
+    /// Not a status: the runner asks the session to kill the task (failed health
+    /// checks), so the kill takes the session's path (TASK_KILLING when the framework
+    /// has TASK_KILLING_STATE, one deadline for every kill).
+    pub kill_request: bool,
 }
 
 impl TaskEvent {
@@ -30,6 +34,14 @@ impl TaskEvent {
             message: None,
             healthy: None,
             ip: None,
+            kill_request: false,
+        }
+    }
+    /// A request to kill the task through the session (see `kill_request`).
+    pub fn kill_request(task_id: &str) -> Self {
+        TaskEvent {
+            kill_request: true,
+            ..TaskEvent::new(task_id, TaskState::TaskKilling)
         }
     }
     pub fn reason(mut self, r: Reason) -> Self {

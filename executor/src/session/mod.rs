@@ -75,6 +75,10 @@ pub struct Session {
     leaving: Option<(Instant, Exit)>,
     /// The shutdown grace period ran out: exit now.
     forced: Option<Exit>,
+    /// When to post the unacknowledged updates again (same uuid) while subscribed: an
+    /// UPDATE whose POST failed, or whose acknowledgement got lost, on a stream that
+    /// stays open would otherwise wait for a resubscription that may never come.
+    retry_at: Option<Instant>,
     conn_tx: mpsc::UnboundedSender<ConnMsg>,
     task_tx: mpsc::UnboundedSender<TaskEvent>,
     send_tx: mpsc::UnboundedSender<(u64, Vec<u8>)>,
@@ -132,6 +136,7 @@ impl Session {
             reconnect_at: None,
             leaving: None,
             forced: None,
+            retry_at: None,
             conn_tx,
             task_tx,
             send_tx,
@@ -238,7 +243,10 @@ impl Session {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let mut t = [self.reconnect_at, self.leaving.as_ref().map(|l| l.0)]
+        let retry = self
+            .retry_at
+            .filter(|_| self.connected && !self.store.unacknowledged_updates().is_empty());
+        let mut t = [self.reconnect_at, self.leaving.as_ref().map(|l| l.0), retry]
             .into_iter()
             .flatten()
             .min();
@@ -264,6 +272,11 @@ impl Session {
             );
         }
         if let Some((_, exit)) = &self.leaving {
+            // Shutting down with nothing live and nothing to deliver (e.g. SHUTDOWN
+            // before any LAUNCH): no reason to wait for the grace period.
+            if self.live.is_empty() && self.store.unacknowledged_updates().is_empty() {
+                return Some(exit.clone());
+            }
             // Without an agent nobody will acknowledge: leave when the tasks are gone.
             if !self.connected
                 && self.live.is_empty()
@@ -277,6 +290,9 @@ impl Session {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.connected && self.retry_at.is_some_and(|at| now >= at) {
+            self.resend_unacknowledged(now);
+        }
         if let Some((at, exit)) = &self.leaving {
             if now >= *at {
                 tracing::warn!("shutdown grace period over; exiting");
@@ -362,6 +378,20 @@ impl Session {
                 tracing::info!(task = %id, "LAUNCH");
                 self.start(*task, false);
             }
+            Event::LaunchInvalid { task_id, raw, why } => {
+                let id = task_id.value;
+                if self.store.knows_task(&id) {
+                    tracing::warn!(task = %id, "LAUNCH of a task this executor already has; ignored");
+                    return Ok(());
+                }
+                tracing::warn!(task = %id, %why, "LAUNCH with an undecodable TaskInfo");
+                self.store.add_task(&id, raw);
+                self.send(
+                    TaskEvent::new(&id, TaskState::TaskFailed)
+                        .reason(Reason::ReasonTaskInvalid)
+                        .message(why),
+                )?;
+            }
             Event::LaunchGroup { tasks } => {
                 for (id, raw) in tasks {
                     self.store.add_task(&id.value, raw);
@@ -406,6 +436,8 @@ impl Session {
         self.live_gen.store(self.gen, Ordering::SeqCst);
         self.disconnected_since = None;
         self.framework = sub.framework_info;
+        // SUBSCRIBE carried the unacknowledged updates; retry them if no ack comes.
+        self.retry_at = Some(Instant::now() + UPDATE_RETRY);
     }
 
     /// KILL: TASK_KILLING if the framework wants it, then a deadline that only shortens.
@@ -454,6 +486,9 @@ impl Session {
     }
 
     fn on_task_event(&mut self, ev: TaskEvent) -> Result<(), SessionError> {
+        if ev.kill_request {
+            return self.kill(&ev.task_id, None, None);
+        }
         if ev.state.is_terminal() {
             self.live.remove(&ev.task_id);
         }
@@ -493,17 +528,44 @@ impl Session {
         self.store.push(status.clone());
         self.persist()?;
         if self.connected {
-            let call = Call::update(&self.executor_id, &self.framework_id, status);
-            let _ = self
-                .send_tx
-                .send((self.gen, serde_json::to_vec(&call).unwrap_or_default()));
+            self.post_update(status);
+            self.retry_at.get_or_insert(Instant::now() + UPDATE_RETRY);
         }
         Ok(())
     }
+
+    fn post_update(&self, status: TaskStatus) {
+        let call = Call::update(&self.executor_id, &self.framework_id, status);
+        let _ = self
+            .send_tx
+            .send((self.gen, serde_json::to_vec(&call).unwrap_or_default()));
+    }
+
+    /// Posts every unacknowledged update again, with its uuid (the agent acknowledges a
+    /// duplicate again and does not forward it twice).
+    fn resend_unacknowledged(&mut self, now: Instant) {
+        let pending = self.store.unacknowledged_updates().to_vec();
+        if pending.is_empty() {
+            self.retry_at = None;
+            return;
+        }
+        tracing::info!(
+            count = pending.len(),
+            "updates still unacknowledged; posting them again"
+        );
+        for status in pending {
+            self.post_update(status);
+        }
+        self.retry_at = Some(now + UPDATE_RETRY);
+    }
 }
 
+/// How long an update may stay unacknowledged on an open stream before it is posted again.
+pub const UPDATE_RETRY: Duration = Duration::from_secs(10);
+
 /// Posts UPDATE calls one at a time, in order. A failed post is not retried here: the
-/// update stays in the store and goes out again with the next SUBSCRIBE.
+/// update stays in the store and goes out again on the session's retry timer
+/// ([`UPDATE_RETRY`]) or with the next SUBSCRIBE.
 async fn sender(
     endpoint: String,
     token: Option<crate::mesos::env::Secret>,

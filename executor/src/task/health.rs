@@ -101,7 +101,8 @@ pub enum Verdict {
     Nothing,
     /// Send TASK_RUNNING with this `healthy` value.
     Report(bool),
-    /// Too many consecutive failures: kill the task.
+    /// Too many consecutive failures: send TASK_RUNNING with `healthy: false`, then
+    /// kill the task.
     Kill,
 }
 
@@ -121,15 +122,14 @@ impl HealthState {
         if in_grace && !self.ever_healthy {
             return Verdict::Nothing;
         }
+        // Like Mesos, every counted failure is reported (healthy: false), including
+        // the one that triggers the kill.
         self.failures += 1;
+        self.reported = Some(false);
         if spec.consecutive_failures > 0 && self.failures >= spec.consecutive_failures {
             return Verdict::Kill;
         }
-        if self.reported != Some(false) {
-            self.reported = Some(false);
-            return Verdict::Report(false);
-        }
-        Verdict::Nothing
+        Verdict::Report(false)
     }
 }
 
@@ -196,14 +196,19 @@ mod tests {
             Verdict::Report(false),
             "grace over after first success"
         );
-        assert_eq!(st.record(false, false, &spec), Verdict::Nothing);
+        assert_eq!(
+            st.record(false, false, &spec),
+            Verdict::Report(false),
+            "every counted failure is reported"
+        );
         assert_eq!(
             st.record(true, false, &spec),
             Verdict::Report(true),
             "first success after failures"
         );
         assert_eq!(st.record(false, false, &spec), Verdict::Report(false));
-        assert_eq!(st.record(false, false, &spec), Verdict::Nothing);
+        assert_eq!(st.record(false, false, &spec), Verdict::Report(false));
         assert_eq!(st.record(false, false, &spec), Verdict::Kill);
+        assert_eq!(st.reported, Some(false));
     }
 }

@@ -355,8 +355,17 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
                         }
                         Verdict::Report(_) => {}
                         Verdict::Kill => {
+                            if !end.killed {
+                                // The failure that triggers the kill is reported too.
+                                let mut ev = TaskEvent::new(&id, TaskState::TaskRunning).reason(Reason::ReasonTaskHealthCheckStatusUpdated);
+                                ev.healthy = Some(false);
+                                ev.ip = ip.clone();
+                                send(&req, ev);
+                            }
                             tracing::warn!(task = %id, "too many consecutive health check failures: killing");
                             end.unhealthy = true;
+                            // Through the session: TASK_KILLING if the framework wants it.
+                            send(&req, TaskEvent::kill_request(&id));
                             let grace = crate::mesos::kill::grace(None, req.task.kill_policy.as_ref());
                             self_deadline = Some(Instant::now() + grace);
                         }

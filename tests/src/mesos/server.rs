@@ -262,9 +262,11 @@ pub fn send_event(st: &mut State, event: Value) {
 fn update(status: &Value, shared: &Shared) {
     let (m, cv) = &**shared;
     let mut st = m.lock().unwrap();
-    if let Some(a) = status["agent_id"]["value"].as_str() {
-        if a != st.agent_id {
-            // The real agent silently drops such updates.
+    if let Some(a) = status.get("agent_id") {
+        if a["value"].as_str() != Some(st.agent_id.as_str()) {
+            // The real agent silently drops such updates (202, no ack); the executor
+            // must never send one, so the double records it.
+            st.violation(format!("UPDATE names a foreign agent_id {a}"));
             return;
         }
     }

@@ -133,25 +133,39 @@ impl State {
                 ));
             }
         }
-        let tasks: Vec<String> = sub["unacknowledged_tasks"]
+        let tasks: HashSet<String> = sub["unacknowledged_tasks"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|t| t["task_id"]["value"].as_str().map(str::to_string))
             .collect();
-        for t in tasks {
-            let acked_any = self.updates.iter().any(|u| {
-                u["task_id"]["value"] == t.as_str()
-                    && self
-                        .uuids
-                        .get(u["uuid"].as_str().unwrap_or(""))
-                        .copied()
-                        .unwrap_or(false)
-            });
-            if acked_any {
+        for t in &tasks {
+            if self.acked_any(t) {
                 self.violation(format!("SUBSCRIBE lists task {t} as unacknowledged but one of its updates was acknowledged"));
             }
         }
+        // A launched task the agent has no acknowledged update for must come back in
+        // unacknowledged_tasks (else the agent takes it as lost).
+        let launched: Vec<String> = self.tasks.keys().cloned().collect();
+        for t in launched {
+            if !self.acked_any(&t) && !tasks.contains(&t) {
+                self.violation(format!(
+                    "SUBSCRIBE lacks launched task {t} in unacknowledged_tasks (no update of it was acknowledged)"
+                ));
+            }
+        }
+    }
+
+    /// True when at least one update of the task was acknowledged.
+    fn acked_any(&self, task_id: &str) -> bool {
+        self.updates.iter().any(|u| {
+            u["task_id"]["value"] == task_id
+                && self
+                    .uuids
+                    .get(u["uuid"].as_str().unwrap_or(""))
+                    .copied()
+                    .unwrap_or(false)
+        })
     }
 
     /// Records an accepted status; returns true if it is new (not a resend of a uuid).
@@ -186,5 +200,42 @@ impl State {
         self.uuids.insert(uuid, false);
         self.updates.push(status.clone());
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn launched(st: &mut State, id: &str) {
+        st.tasks.insert(
+            id.into(),
+            TaskView {
+                info: json!({"task_id": {"value": id}}),
+                states: Vec::new(),
+                terminal: false,
+            },
+        );
+    }
+
+    fn resubscribe(tasks: Value) -> Value {
+        json!({"subscribe": {"unacknowledged_tasks": tasks, "unacknowledged_updates": []}})
+    }
+
+    #[test]
+    fn resubscribe_must_list_launched_tasks_without_an_acknowledged_update() {
+        let mut st = State::new(AgentView::default(), "S0".into());
+        launched(&mut st, "a");
+        launched(&mut st, "b");
+        // "b" has an acknowledged update: it need not (and must not) be listed.
+        let u = json!({"task_id": {"value": "b"}, "uuid": "u1", "state": "TASK_RUNNING"});
+        st.record_update(&u);
+        st.uuids.insert("u1".into(), true);
+        st.check_subscribe(&resubscribe(json!([{"task_id": {"value": "a"}}])));
+        assert!(st.violations.is_empty(), "{:?}", st.violations);
+        st.check_subscribe(&resubscribe(json!([])));
+        assert_eq!(st.violations.len(), 1, "{:?}", st.violations);
+        assert!(st.violations[0].contains("task a"), "{:?}", st.violations);
     }
 }

@@ -55,19 +55,19 @@ pub struct AgentView {
     pub token: Option<String>,
 }
 
-fn media_type(v: &str) -> String {
-    v.split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
-/// True when an Accept header value allows JSON.
+/// True when an Accept header value allows JSON (libprocess
+/// `Request::acceptsMediaType`: a range with `q=0` is not acceptable).
 fn accepts_json(accept: &str) -> bool {
-    accept.split(',').any(|m| {
-        let m = media_type(m);
-        m == "application/json" || m == "application/*" || m == "*/*"
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let m = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q_zero = parts.any(|p| {
+            let p = p.trim();
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f64>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        !q_zero && (m == "application/json" || m == "application/*" || m == "*/*")
     })
 }
 
@@ -91,7 +91,8 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
     let Some(ct) = req.header("content-type") else {
         return Err(refuse(400, "Expecting 'Content-Type' to be present"));
     };
-    let ct = media_type(ct);
+    // The agent compares the whole header value: parameters such as
+    // `; charset=utf-8` make it a different media type (415).
     if ct != "application/json" && ct != "application/x-protobuf" {
         return Err(refuse(415, format!("Expecting 'Content-Type' of application/json or application/x-protobuf; got '{ct}'")));
     }
@@ -114,7 +115,15 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
                 ));
             }
         }
-    } else if !view.subscribed {
+    }
+    // The agent looks the framework and executor up only after the Accept check.
+    if id_of(&call, "framework_id").ok() != Some(view.framework_id.as_str()) {
+        return Err(refuse(400, "Framework cannot be found"));
+    }
+    if id_of(&call, "executor_id").ok() != Some(view.executor_id.as_str()) {
+        return Err(refuse(400, "Executor cannot be found"));
+    }
+    if kind != "SUBSCRIBE" && !view.subscribed {
         return Err(refuse(403, "Executor is not subscribed"));
     }
     Ok(ValidCall { kind, call })
@@ -135,14 +144,8 @@ pub fn validate_call(call: &Value, view: &AgentView) -> Result<String, String> {
         .and_then(Value::as_str)
         .ok_or("Expecting 'type' to be present")?
         .to_string();
-    let executor_id = id_of(call, "executor_id")?;
-    let framework_id = id_of(call, "framework_id")?;
-    if framework_id != view.framework_id {
-        return Err(format!("Framework {framework_id} not found"));
-    }
-    if executor_id != view.executor_id {
-        return Err(format!("Executor {executor_id} not found"));
-    }
+    id_of(call, "executor_id")?;
+    id_of(call, "framework_id")?;
     match kind.as_str() {
         "SUBSCRIBE" => {
             let sub = call
@@ -158,8 +161,14 @@ pub fn validate_call(call: &Value, view: &AgentView) -> Result<String, String> {
                         .ok_or(format!("'{field}' must be an array"))?;
                     for entry in list {
                         match item {
+                            // TaskInfo: name, task_id and agent_id are proto2 `required`.
                             None => {
+                                entry
+                                    .get("name")
+                                    .and_then(Value::as_str)
+                                    .ok_or(format!("'{field}' entry lacks 'name'"))?;
                                 id_of(entry, "task_id")?;
+                                id_of(entry, "agent_id")?;
                             }
                             Some(f) => validate_status(
                                 entry.get(f).ok_or(format!("'{field}' entry lacks '{f}'"))?,
@@ -210,6 +219,10 @@ pub fn validate_status(status: &Value, view: &AgentView) -> Result<(), String> {
         .map_err(|_| "'uuid' is not base64")?;
     if raw.len() != 16 {
         return Err(format!("'uuid' must be 16 bytes, got {}", raw.len()));
+    }
+    // stout `UUID::fromBytes` also wants an RFC 4122 version (1..=5).
+    if !(1..=5).contains(&(raw[6] >> 4)) {
+        return Err(format!("'uuid' has version {}, not 1..=5", raw[6] >> 4));
     }
     match status.get("source").and_then(Value::as_str) {
         Some("SOURCE_EXECUTOR") => {}
@@ -270,3 +283,125 @@ pub const TERMINAL_STATES: &[&str] = &[
     "TASK_GONE",
     "TASK_GONE_BY_OPERATOR",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const FW: &str = "fw";
+    const EX: &str = "ex";
+
+    fn view() -> AgentView {
+        AgentView {
+            subscribed: true,
+            framework_id: FW.into(),
+            executor_id: EX.into(),
+            ..AgentView::default()
+        }
+    }
+
+    fn req(headers: &[(&str, &str)], call: &Value) -> HttpRequest {
+        HttpRequest {
+            method: "POST".into(),
+            path: "/api/v1/executor".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: call.to_string().into_bytes(),
+        }
+    }
+
+    fn subscribe(fw: &str, ex: &str, tasks: Value) -> Value {
+        json!({"type":"SUBSCRIBE","executor_id":{"value":ex},"framework_id":{"value":fw},
+               "subscribe":{"unacknowledged_tasks":tasks,"unacknowledged_updates":[]}})
+    }
+
+    fn status(uuid: &str) -> Value {
+        json!({"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR",
+               "uuid":uuid})
+    }
+
+    #[test]
+    fn content_type_with_parameters_is_415() {
+        let call = subscribe(FW, EX, json!([]));
+        let r = check(
+            &req(
+                &[("Content-Type", "application/json; charset=utf-8")],
+                &call,
+            ),
+            &view(),
+        );
+        assert_eq!(r.unwrap_err().status, 415);
+        assert!(check(
+            &req(&[("Content-Type", "application/json")], &call),
+            &view()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn uuid_needs_a_known_version() {
+        // 16 zero bytes: version nibble 0.
+        let zero = base64::engine::general_purpose::STANDARD.encode([0u8; 16]);
+        let err = validate_status(&status(&zero), &view()).unwrap_err();
+        assert!(err.contains("version"), "{err}");
+        let mut v4 = [0u8; 16];
+        v4[6] = 0x40;
+        let v4 = base64::engine::general_purpose::STANDARD.encode(v4);
+        assert!(validate_status(&status(&v4), &view()).is_ok());
+        let mut v6 = [0u8; 16];
+        v6[6] = 0x60;
+        let v6 = base64::engine::general_purpose::STANDARD.encode(v6);
+        assert!(validate_status(&status(&v6), &view()).is_err());
+    }
+
+    #[test]
+    fn accept_is_checked_before_framework_and_executor_lookup() {
+        let ct = ("Content-Type", "application/json");
+        let unknown_fw = subscribe("other-fw", EX, json!([]));
+        let r = check(&req(&[ct, ("Accept", "text/html")], &unknown_fw), &view());
+        assert_eq!(r.unwrap_err().status, 406);
+        let r = check(
+            &req(&[ct, ("Accept", "application/json")], &unknown_fw),
+            &view(),
+        );
+        assert_eq!(r.unwrap_err(), refuse(400, "Framework cannot be found"),);
+        let unknown_ex = subscribe(FW, "other-ex", json!([]));
+        let r = check(&req(&[ct], &unknown_ex), &view());
+        assert_eq!(r.unwrap_err(), refuse(400, "Executor cannot be found"));
+    }
+
+    #[test]
+    fn accept_with_q_zero_is_not_acceptable() {
+        assert!(!accepts_json("application/json;q=0"));
+        assert!(!accepts_json("application/json; q=0.0, text/html"));
+        assert!(accepts_json("text/html, */*;q=0.1"));
+        assert!(accepts_json("application/json"));
+        let call = subscribe(FW, EX, json!([]));
+        let r = check(
+            &req(
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Accept", "application/json;q=0"),
+                ],
+                &call,
+            ),
+            &view(),
+        );
+        assert_eq!(r.unwrap_err().status, 406);
+    }
+
+    #[test]
+    fn unacknowledged_tasks_need_name_task_id_and_agent_id() {
+        let full = json!({"name":"n","task_id":{"value":"t"},"agent_id":{"value":"a"}});
+        assert!(validate_call(&subscribe(FW, EX, json!([full])), &view()).is_ok());
+        for missing in ["name", "task_id", "agent_id"] {
+            let mut t = full.clone();
+            t.as_object_mut().unwrap().remove(missing);
+            let err = validate_call(&subscribe(FW, EX, json!([t])), &view()).unwrap_err();
+            assert!(err.contains(missing), "{missing}: {err}");
+        }
+    }
+}
