@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use futures::TryStreamExt;
-use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::route::RouteScope;
 use netlink_packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
@@ -33,10 +33,13 @@ async fn index_of(h: &Handle, iface: &IfName) -> Result<u32, DhcpError> {
         })
 }
 
-/// The IPv4 addresses on `iface`.
-pub async fn addresses(h: &Handle, iface: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, DhcpError> {
+/// The netlink messages of the IPv4 addresses on `iface`.
+async fn ipv4_address_messages(
+    h: &Handle,
+    iface: &IfName,
+) -> Result<Vec<AddressMessage>, DhcpError> {
     let index = index_of(h, iface).await?;
-    let msgs: Vec<_> = h
+    let msgs: Vec<AddressMessage> = h
         .address()
         .get()
         .set_link_index_filter(index)
@@ -49,8 +52,16 @@ pub async fn addresses(h: &Handle, iface: &IfName) -> Result<Vec<(Ipv4Addr, u8)>
             err,
         })?;
     Ok(msgs
-        .iter()
+        .into_iter()
         .filter(|m| m.header.family == AddressFamily::Inet && m.header.index == index)
+        .collect())
+}
+
+/// The IPv4 addresses on `iface`.
+pub async fn addresses(h: &Handle, iface: &IfName) -> Result<Vec<(Ipv4Addr, u8)>, DhcpError> {
+    Ok(ipv4_address_messages(h, iface)
+        .await?
+        .iter()
         .filter_map(|m| {
             m.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(IpAddr::V4(v))
@@ -63,23 +74,7 @@ pub async fn addresses(h: &Handle, iface: &IfName) -> Result<Vec<(Ipv4Addr, u8)>
 
 /// Remove every IPv4 address from `iface` (their routes go with them).
 pub async fn deconfigure(h: &Handle, iface: &IfName) -> Result<(), DhcpError> {
-    let index = index_of(h, iface).await?;
-    let msgs: Vec<_> = h
-        .address()
-        .get()
-        .set_link_index_filter(index)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|err| DhcpError::Netlink {
-            what: "list addresses",
-            iface: iface.to_string(),
-            err,
-        })?;
-    for m in msgs
-        .into_iter()
-        .filter(|m| m.header.family == AddressFamily::Inet && m.header.index == index)
-    {
+    for m in ipv4_address_messages(h, iface).await? {
         if let Err(err) = h.address().del(m).execute().await {
             if !matches!(errno(&err), Some(libc::EADDRNOTAVAIL) | Some(libc::ENODEV)) {
                 return Err(DhcpError::Netlink {
