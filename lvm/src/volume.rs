@@ -90,6 +90,18 @@ pub enum Resized {
     Unchanged,
 }
 
+impl Resized {
+    /// What a resize from `from` to `to` did: grown when `to` is larger, else unchanged
+    /// (callers refuse shrinking before they get here).
+    pub fn between(from: Bytes, to: Bytes) -> Self {
+        if to > from {
+            Resized::Grown { from, to }
+        } else {
+            Resized::Unchanged
+        }
+    }
+}
+
 /// Mount options; `extra` is a validated comma-free list (e.g. `noatime`, `nodev`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MountOptions {

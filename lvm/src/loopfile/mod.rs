@@ -223,14 +223,7 @@ impl Backend for LoopfileBackend {
         meta::write_atomic(&mpath, &m)?;
         // After a crash mid-grow the metadata already has the new size: the redo is not a
         // grow from the caller's point of view.
-        Ok(if size > current {
-            Resized::Grown {
-                from: current,
-                to: size,
-            }
-        } else {
-            Resized::Unchanged
-        })
+        Ok(Resized::between(current, size))
     }
 
     fn mount(

@@ -209,14 +209,7 @@ impl Backend for LvmBackend {
         self.crash.step(crash::AFTER_EXTEND);
         fs::grow(self.run.as_ref(), &self.mountinfo, v.fs, &self.device(name))?;
         self.lvm(&self.tool.del_tag(&self.cfg.vg, name, TAG_RESIZING))?;
-        Ok(if size > v.size {
-            Resized::Grown {
-                from: v.size,
-                to: size,
-            }
-        } else {
-            Resized::Unchanged
-        })
+        Ok(Resized::between(v.size, size))
     }
 
     fn mount(
