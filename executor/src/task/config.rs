@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-/// Settings for running task containers.
-#[derive(Debug, Clone)]
+/// Settings for running task containers. `Default` is all-empty (for tests); real
+/// settings come from [`RunConfig::from_env`].
+#[derive(Debug, Clone, Default)]
 pub struct RunConfig {
     /// The OCI runtime binary (runc; crun takes the same commands).
     pub runtime: PathBuf,

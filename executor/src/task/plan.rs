@@ -307,8 +307,7 @@ mod tests {
             state_dir: "/tmp/s".into(),
             run_dir: "/tmp/run".into(),
             cgroup_parent: "berth".into(),
-            fail_step: None,
-            net: None,
+            ..RunConfig::default()
         }
     }
 

@@ -260,7 +260,7 @@ mod tests {
                 run_dir: dir.join("run"),
                 cgroup_parent: "berth".into(),
                 fail_step: fail_step.map(str::to_string),
-                net: None,
+                ..RunConfig::default()
             },
             sandbox: dir.into(),
             outputs: Mutex::new(Outputs::default()),
