@@ -5,7 +5,7 @@ set -euo pipefail
 
 apt_packages=(
   # containers and inits (the runtime, and the anchors the benchmarks compare with)
-  runc tini dumb-init busybox-static supervisor s6
+  runc crun tini dumb-init busybox-static supervisor s6
   # the network lab: namespaces, a real DHCP server, traffic measurement
   iproute2 dnsmasq-base iperf3 iptables socat
   # volumes: filesystems, LVM, thin pools, I/O benchmarks

@@ -1,18 +1,40 @@
-//! End to end with the agent double, the real executor, runc, berth-init and a busybox
-//! image: LAUNCH -> STARTING -> RUNNING (healthy) -> KILL -> KILLING -> KILLED with
-//! nothing left; a task's own exit -> FINISHED / FAILED with the code.
+//! End to end with the agent double, the real executor, berth-init and a busybox image,
+//! each scenario under runc and under crun (`runc::<scenario>`, `crun::<scenario>`):
+//! LAUNCH -> STARTING -> RUNNING (healthy) -> KILL -> KILLING -> KILLED with nothing left
+//! (the runtime's state, cgroups, mounts, processes); a task's own exit -> FINISHED /
+//! FAILED with the code. Plus: a runtime setting that names no usable binary fails the
+//! task naming the setting.
 
 use std::time::Duration;
 
-use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::harness::{RuntimeLab, TestRuntime};
 use berth_tests::mesos::AgentDouble;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 
-#[test]
-fn launch_run_health_kill_leaves_nothing() {
-    let lab = Lab::new("kill");
+/// One `#[test]` per scenario and runtime, sharing the scenario's function.
+macro_rules! under_each_runtime {
+    ($($scenario:ident),* $(,)?) => {
+        mod runc {
+            $(#[test] fn $scenario() { super::$scenario(super::TestRuntime::Runc) })*
+        }
+        mod crun {
+            $(#[test] fn $scenario() { super::$scenario(super::TestRuntime::Crun) })*
+        }
+    };
+}
+
+under_each_runtime!(
+    launch_run_health_kill_leaves_nothing,
+    sigterm_ignoring_task_is_killed_at_the_grace_end,
+    the_task_exit_code_decides_finished_or_failed,
+    shutdown_kills_and_exits_within_the_grace_period,
+    kill_right_after_launch_ends_killed_and_clean,
+);
+
+fn launch_run_health_kill_leaves_nothing(rt: TestRuntime) {
+    let lab = RuntimeLab::new("kill", rt);
     let tid = lab.task_id("app");
     let mut spec = lab.spec(&tid, Some("echo started; exec sleep 1000"));
     spec.token = Some("secret-token-xyz".into());
@@ -40,10 +62,9 @@ fn launch_run_health_kill_leaves_nothing() {
         exec.log()
     );
     // The token never reaches the task.
-    let env = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&lab.runc_root)
-        .args(["exec", &lab.runc_containers()[0], "/bin/env"])
+    let env = lab
+        .runtime_cmd()
+        .args(["exec", &lab.containers()[0], "/bin/env"])
         .output()
         .unwrap();
     let env = String::from_utf8_lossy(&env.stdout);
@@ -58,7 +79,7 @@ fn launch_run_health_kill_leaves_nothing() {
         !env.contains("secret-token-xyz") && !env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
         "{env}"
     );
-    // Nor any process the executor started (runc, its wrapper): only the executor has it.
+    // Nor any process the executor started (the runtime, its wrapper): only the executor has it.
     let holders: Vec<u32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -97,9 +118,8 @@ fn launch_run_health_kill_leaves_nothing() {
     lab.assert_clean();
 }
 
-#[test]
-fn sigterm_ignoring_task_is_killed_at_the_grace_end() {
-    let lab = Lab::new("grace");
+fn sigterm_ignoring_task_is_killed_at_the_grace_end(rt: TestRuntime) {
+    let lab = RuntimeLab::new("grace", rt);
     let tid = lab.task_id("stubborn");
     let spec = lab.spec(
         &tid,
@@ -134,13 +154,12 @@ fn sigterm_ignoring_task_is_killed_at_the_grace_end() {
     lab.assert_clean();
 }
 
-#[test]
-fn the_task_exit_code_decides_finished_or_failed() {
+fn the_task_exit_code_decides_finished_or_failed(rt: TestRuntime) {
     for (cmd, state, text) in [
         ("exit 0", "TASK_FINISHED", "status 0"),
         ("echo bad >&2; exit 3", "TASK_FAILED", "status 3"),
     ] {
-        let lab = Lab::new("exit");
+        let lab = RuntimeLab::new("exit", rt);
         let tid = lab.task_id("once");
         let spec = lab.spec(&tid, Some(cmd));
         let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -161,9 +180,8 @@ fn the_task_exit_code_decides_finished_or_failed() {
     }
 }
 
-#[test]
-fn shutdown_kills_and_exits_within_the_grace_period() {
-    let lab = Lab::new("shutdown");
+fn shutdown_kills_and_exits_within_the_grace_period(rt: TestRuntime) {
+    let lab = RuntimeLab::new("shutdown", rt);
     let tid = lab.task_id("svc");
     let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
     spec.shutdown_grace = "3secs".into();
@@ -186,9 +204,8 @@ fn shutdown_kills_and_exits_within_the_grace_period() {
     lab.assert_clean();
 }
 
-#[test]
-fn kill_right_after_launch_ends_killed_and_clean() {
-    let lab = Lab::new("earlykill");
+fn kill_right_after_launch_ends_killed_and_clean(rt: TestRuntime) {
+    let lab = RuntimeLab::new("earlykill", rt);
     let tid = lab.task_id("app");
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -202,4 +219,42 @@ fn kill_right_after_launch_ends_killed_and_clean() {
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
     lab.assert_clean();
+}
+
+#[test]
+fn a_runtime_setting_naming_no_usable_binary_fails_the_task_naming_it() {
+    let lab = RuntimeLab::new("badruntime", TestRuntime::Crun);
+    let not_exec = lab.dir.path().join("crun-not-executable");
+    std::fs::write(&not_exec, "#!/bin/sh\necho 'crun version 1'\n").unwrap();
+    let missing = lab.dir.path().join("no-such-crun");
+    for (i, (binary, why)) in [
+        (&missing, "is not found"),
+        (&not_exec, "is not an executable file"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tid = lab.task_id(&format!("rt{i}"));
+        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        spec.env.push((
+            "BERTH_EXECUTOR_RUNTIME".into(),
+            binary.display().to_string(),
+        ));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task(&tid));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let last = d.state().updates.last().unwrap().clone();
+        let msg = last["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("BERTH_EXECUTOR_RUNTIME") && msg.contains(&*binary.to_string_lossy()),
+            "{last}"
+        );
+        assert!(msg.contains(why), "{last}");
+        assert_eq!(last["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{last}");
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        lab.assert_clean();
+    }
 }

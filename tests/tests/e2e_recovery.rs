@@ -5,10 +5,20 @@
 
 use std::time::Duration;
 
-use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::harness::{Lab, RuntimeLab, TestRuntime};
 use berth_tests::mesos::AgentDouble;
 
 const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_new_executor_recovers_the_container_after_sigkill() {
+    recover_after_sigkill(TestRuntime::Runc);
+}
+
+#[test]
+fn a_new_executor_recovers_the_crun_container_after_sigkill() {
+    recover_after_sigkill(TestRuntime::Crun);
+}
 
 #[test]
 fn agent_restart_mid_task_resubscribes_with_unacknowledged_updates() {
@@ -64,9 +74,9 @@ fn agent_restart_mid_task_resubscribes_with_unacknowledged_updates() {
     lab.assert_clean();
 }
 
-#[test]
-fn a_new_executor_recovers_the_container_after_sigkill() {
-    let lab = Lab::new("execkill");
+/// The executor is SIGKILLed with its container running; a new one re-attaches.
+fn recover_after_sigkill(rt: TestRuntime) {
+    let lab = RuntimeLab::new("execkill", rt);
     let tid = lab.task_id("app");
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -74,11 +84,11 @@ fn a_new_executor_recovers_the_container_after_sigkill() {
     let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
     d.wait_state(&tid, "TASK_RUNNING", T);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
-    let container = lab.runc_containers();
+    let container = lab.containers();
     exec.kill();
     // The container survives its executor.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(lab.runc_containers(), container);
+    assert_eq!(lab.containers(), container);
     let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
     assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
     assert!(d.wait(T, |st| st.subscriptions.len() == 2));
@@ -93,7 +103,7 @@ fn a_new_executor_recovers_the_container_after_sigkill() {
         "{}",
         exec2.log()
     );
-    assert_eq!(lab.runc_containers(), container);
+    assert_eq!(lab.containers(), container);
     d.kill(&tid, None);
     d.wait_state(&tid, "TASK_KILLED", T);
     exec2

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::bundle::{self, BundleInputs};
-use super::runc::Runtime;
+use super::runc::{self, Runtime};
 use super::steps::{Step, StepCtx, StepError};
 
 /// The steps for a task, in order. Steps of other crates (volume before the root
@@ -147,15 +147,16 @@ impl Step for Bundle {
     }
 }
 
-/// The container: `runc run` under the exit-status wrapper.
+/// The container: `<runtime> run` under the exit-status wrapper.
 pub struct Container;
 
+/// The setting that names the runtime binary (named in errors about it).
+pub const RUNTIME_SETTING: &str = "BERTH_EXECUTOR_RUNTIME";
+
 impl Container {
+    /// The configured runtime (probed once per executor: runc, crun or another).
     pub fn runtime(ctx: &StepCtx) -> Runtime {
-        Runtime {
-            binary: ctx.cfg.runtime.clone(),
-            root: ctx.cfg.runtime_root.clone(),
-        }
+        Runtime::new(&ctx.cfg.runtime, &ctx.cfg.runtime_root)
     }
 }
 
@@ -170,6 +171,11 @@ impl Step for Container {
                 format!("berth-init not found at {}", ctx.cfg.init.display()),
             ));
         }
+        // A missing, non-executable or foreign runtime binary is named with its setting,
+        // not reported as a spawn failure of the wrapper.
+        let probe = runc::probe(&ctx.cfg.runtime)
+            .map_err(|e| StepError::new("container", format!("{RUNTIME_SETTING}: {e}")))?;
+        tracing::debug!(runtime = %probe.path.display(), version = %probe.version, "runtime");
         let rt = Self::runtime(ctx);
         let exit = ctx.exit_file();
         let _ = std::fs::remove_file(&exit);

@@ -1,12 +1,30 @@
-//! The OCI runtime (runc, or crun with the same commands), driven as a command.
+//! The OCI runtime (runc or crun), driven as a command.
 //!
-//! The container runs in the foreground under a small shell wrapper that writes runc's
-//! exit status (the container process's, 128+N for a signal) to a file, so the status
-//! survives an executor crash: a restarted executor finds the file, or the container
-//! still running.
+//! The container runs in the foreground under a small shell wrapper that writes the
+//! runtime's exit status (the container process's, 128+N for a signal; runc and crun agree)
+//! to a file, so the status survives an executor crash: a restarted executor finds the
+//! file, or the container still running.
+//!
+//! Which runtime it is comes from `<runtime> --version` (probed once per binary, see
+//! [`probe`]); the differences berth meets are capabilities of a [`Kind`], not string
+//! matches on error messages:
+//! - An unknown container: runc says "container does not exist", crun "error opening file
+//!   .../status". Both keep a container's state in `<root>/<id>/`, so berth asks the
+//!   state root ([`Runtime::known`]).
+//! - A signal other than KILL to a created-but-not-started container: runc's `init` (Go,
+//!   with handlers for every signal) dies of it; crun's waits as a PID 1 without handlers
+//!   and the signal is lost. With crun such a signal is refused
+//!   ([`RuncError::NotStarted`]) so that the caller retries once the container runs.
+//! - cgroups v1 "hybrid" hosts with a controller (e.g. hugetlb) left on the v2 hierarchy
+//!   at `/sys/fs/cgroup/unified`: crun refuses to create containers there. berth then
+//!   runs `crun run` in a private mount namespace where that hierarchy is detached, so
+//!   crun sees a plain v1 host and uses the v1 controllers (as runc does on such a host).
+//!   Both use the cgroupfs driver with the absolute `cgroupsPath` `/<parent>/<id>`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 
 use serde::Deserialize;
 
@@ -30,12 +48,25 @@ pub enum RuncError {
         #[source]
         err: serde_json::Error,
     },
+    #[error("{runtime:?} is not found (neither a file nor a program in PATH)")]
+    NotFound { runtime: PathBuf },
+    #[error("{runtime:?} is not an executable file")]
+    NotExecutable { runtime: PathBuf },
+    #[error("{runtime:?} does not answer `--version` like an OCI runtime: {output}")]
+    NotARuntime { runtime: PathBuf, output: String },
+    #[error("container {id} is created but not started yet: signal {signal} not sent")]
+    NotStarted { id: String, signal: String },
 }
 
 /// The executor's secret never reaches the runtime's processes either.
 pub const TOKEN_VAR: &str = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN";
 
-/// `runc state` output (the parts berth reads).
+/// Where cgroups v1 hierarchies and the hybrid v2 one are mounted.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+const HYBRID_UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// `<runtime> state` output (the parts berth reads; runc and crun both use the OCI status
+/// names `creating`, `created`, `running`, `stopped`, and crun adds fields berth ignores).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ContainerState {
     pub status: String,
@@ -43,14 +74,187 @@ pub struct ContainerState {
     pub pid: i64,
 }
 
-/// A runtime binary and its state root.
+/// The runtimes berth knows the differences of; anything else is driven like runc.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Runc,
+    Crun,
+    Other,
+}
+
+impl Kind {
+    /// From the first line of `<runtime> --version` (`runc version 1.1.5`, `crun version
+    /// 1.8.1`); `None` if it does not look like an OCI runtime's answer at all.
+    pub fn from_version(output: &str) -> Option<Kind> {
+        let first = output.lines().next()?.trim();
+        let (name, rest) = first.split_once(' ')?;
+        if !rest.trim_start().starts_with("version") {
+            return None;
+        }
+        Some(match name {
+            "runc" => Kind::Runc,
+            "crun" => Kind::Crun,
+            _ => Kind::Other,
+        })
+    }
+
+    /// Whether a signal other than KILL reaches a created-but-not-started container's
+    /// init (runc's Go init handles every signal; crun's waits as a bare PID 1).
+    pub fn signals_created_init(self) -> bool {
+        self != Kind::Crun
+    }
+
+    /// Whether the runtime refuses a hybrid host whose v2 hierarchy holds controllers.
+    pub fn refuses_hybrid_with_v2_controllers(self) -> bool {
+        self == Kind::Crun
+    }
+}
+
+/// How the host's cgroups are mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMode {
+    /// cgroup2 at `/sys/fs/cgroup`.
+    Unified,
+    /// cgroup v1 hierarchies, plus cgroup2 at `/sys/fs/cgroup/unified` (with or without
+    /// controllers on it).
+    Hybrid { v2_controllers: bool },
+    /// cgroup v1 only.
+    Legacy,
+}
+
+impl CgroupMode {
+    /// Reads the mounts under `/sys/fs/cgroup`.
+    pub fn detect() -> CgroupMode {
+        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+        let is_v2 = |p: &str| statfs(p).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC);
+        if is_v2(CGROUP_ROOT) {
+            CgroupMode::Unified
+        } else if is_v2(HYBRID_UNIFIED) {
+            let ctrls = std::fs::read_to_string(format!("{HYBRID_UNIFIED}/cgroup.controllers"))
+                .unwrap_or_default();
+            CgroupMode::Hybrid {
+                v2_controllers: !ctrls.trim().is_empty(),
+            }
+        } else {
+            CgroupMode::Legacy
+        }
+    }
+}
+
+/// What berth knows about a runtime binary after probing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The binary, resolved through PATH when given as a bare name.
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// The first line of `--version`.
+    pub version: String,
+}
+
+/// Resolves a runtime setting (a path, or a bare name looked up in PATH) to an
+/// executable file.
+pub fn resolve(binary: &Path) -> Result<PathBuf, RuncError> {
+    use std::os::unix::fs::PermissionsExt;
+    let candidates: Vec<PathBuf> = if binary.components().count() > 1 || binary.is_absolute() {
+        vec![binary.to_path_buf()]
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+        });
+        std::env::split_paths(&path)
+            .map(|d| d.join(binary))
+            .collect()
+    };
+    let mut not_executable = None;
+    for c in candidates {
+        match std::fs::metadata(&c) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(c),
+            Ok(_) => not_executable = not_executable.or(Some(c)),
+            Err(_) => {}
+        }
+    }
+    Err(match not_executable {
+        Some(runtime) => RuncError::NotExecutable { runtime },
+        None => RuncError::NotFound {
+            runtime: binary.to_path_buf(),
+        },
+    })
+}
+
+/// Resolves the binary and asks it `--version`; the answer is cached per setting for the
+/// executor's life.
+pub fn probe(binary: &Path) -> Result<Probe, RuncError> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Probe>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().ok().and_then(|c| c.get(binary).cloned()) {
+        return Ok(p);
+    }
+    let path = resolve(binary)?;
+    let out = Command::new(&path)
+        .arg("--version")
+        .env_remove(TOKEN_VAR)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| RuncError::Spawn {
+            runtime: path.clone(),
+            err,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let kind = Kind::from_version(&text)
+        .filter(|_| out.status.success())
+        .ok_or_else(|| RuncError::NotARuntime {
+            runtime: path.clone(),
+            output: format!(
+                "{} {}",
+                text.lines().next().unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .trim()
+            .to_string(),
+        })?;
+    let p = Probe {
+        version: text.lines().next().unwrap_or_default().trim().to_string(),
+        path,
+        kind,
+    };
+    if let Ok(mut c) = cache.lock() {
+        c.insert(binary.to_path_buf(), p.clone());
+    }
+    Ok(p)
+}
+
+/// Whether `run` must hide the hybrid v2 hierarchy from the runtime.
+pub fn needs_v1_only_view(kind: Kind, mode: CgroupMode) -> bool {
+    kind.refuses_hybrid_with_v2_controllers()
+        && mode
+            == CgroupMode::Hybrid {
+                v2_controllers: true,
+            }
+}
+
+/// A runtime binary, its state root and what berth knows about it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub binary: PathBuf,
     pub root: PathBuf,
+    pub kind: Kind,
+    /// Run the container with `/sys/fs/cgroup/unified` detached (see the module doc).
+    pub v1_only_view: bool,
 }
 
 impl Runtime {
+    /// Probes the binary (cached) and the host's cgroups. A binary that does not probe is
+    /// driven like runc: its commands then fail with the spawn error.
+    pub fn new(binary: &Path, root: &Path) -> Runtime {
+        let kind = probe(binary).map(|p| p.kind).unwrap_or(Kind::Other);
+        Runtime {
+            binary: binary.to_path_buf(),
+            root: root.to_path_buf(),
+            kind,
+            v1_only_view: needs_v1_only_view(kind, CgroupMode::detect()),
+        }
+    }
+
     fn cmd(&self) -> Command {
         let mut c = Command::new(&self.binary);
         c.arg("--root").arg(&self.root);
@@ -80,7 +284,13 @@ impl Runtime {
         }
     }
 
-    /// Starts `runc run` in the foreground under the exit-status wrapper, in its own
+    /// Whether the runtime has state for the container: both runc and crun keep it in
+    /// `<root>/<id>/` from `create` until `delete`.
+    pub fn known(&self, id: &str) -> bool {
+        self.root.join(id).exists()
+    }
+
+    /// Starts `<runtime> run` in the foreground under the exit-status wrapper, in its own
     /// session so that signals to the executor's group do not reach it.
     pub fn run(
         &self,
@@ -99,7 +309,7 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
         c.env_remove(TOKEN_VAR);
         c.arg("-c")
             .arg(script)
-            .arg("berth-runc")
+            .arg("berth-runtime")
             .arg(&self.binary)
             .arg(&self.root)
             .arg(bundle)
@@ -111,6 +321,12 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
+        if self.v1_only_view {
+            // SAFETY: the closure runs in the forked child before exec and only makes raw
+            // system calls (unshare, mount, umount2 with paths short enough for nix's
+            // stack buffer): no allocation, no locks.
+            unsafe { c.pre_exec(detach_unified_v2) };
+        }
         c.spawn().map_err(|err| RuncError::Spawn {
             runtime: PathBuf::from("/bin/sh"),
             err,
@@ -123,17 +339,27 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
             Ok(out) => serde_json::from_str(&out)
                 .map(Some)
                 .map_err(|err| RuncError::State { id: id.into(), err }),
-            Err(RuncError::Failed { stderr, .. })
-                if stderr.contains("does not exist") || stderr.contains("not exist") =>
-            {
-                Ok(None)
-            }
+            // Without state in the root there is no container, whatever the runtime
+            // says (or whether it runs at all).
+            Err(RuncError::Failed { .. } | RuncError::Spawn { .. }) if !self.known(id) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Sends a signal to the container's init (`TERM`, `KILL`, ...).
+    /// Sends a signal to the container's init (`TERM`, `KILL`, ...). A signal other than
+    /// KILL that the runtime would lose on a not-yet-started container is refused with
+    /// [`RuncError::NotStarted`] (retry once it runs).
     pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuncError> {
+        if !self.kind.signals_created_init() && signal != "KILL" && signal != "9" {
+            if let Some(st) = self.state(id)? {
+                if st.status == "created" || st.status == "creating" {
+                    return Err(RuncError::NotStarted {
+                        id: id.into(),
+                        signal: signal.into(),
+                    });
+                }
+            }
+        }
         self.run_quiet("kill", &[id, signal]).map(drop)
     }
 
@@ -141,11 +367,7 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
     pub fn delete(&self, id: &str) -> Result<(), RuncError> {
         match self.run_quiet("delete", &["--force", id]) {
             Ok(_) => Ok(()),
-            Err(RuncError::Failed { stderr, .. })
-                if stderr.contains("does not exist") || stderr.contains("not exist") =>
-            {
-                Ok(())
-            }
+            Err(RuncError::Failed { .. } | RuncError::Spawn { .. }) if !self.known(id) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -165,5 +387,143 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
                 err,
             })?;
         Ok(st.code().unwrap_or(128))
+    }
+}
+
+/// In a forked child: a mount namespace of its own (slave, so the host's later unmounts
+/// still reach it) without the hybrid v2 hierarchy.
+fn detach_unified_v2() -> std::io::Result<()> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let io = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(io)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(io)?;
+    umount2(HYBRID_UNIFIED, MntFlags::MNT_DETACH).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_kind_comes_from_the_version_line() {
+        let runc = "runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\nspec: 1.0.2-dev\n";
+        let crun = "crun version 1.8.1\ncommit: f8a096be\nrundir: /run/crun\n";
+        assert_eq!(Kind::from_version(runc), Some(Kind::Runc));
+        assert_eq!(Kind::from_version(crun), Some(Kind::Crun));
+        assert_eq!(
+            Kind::from_version("youki version 0.3.0\n"),
+            Some(Kind::Other)
+        );
+        assert_eq!(Kind::from_version("Usage: foo [options]\n"), None);
+        assert_eq!(Kind::from_version(""), None);
+    }
+
+    #[test]
+    fn only_crun_on_a_hybrid_host_with_v2_controllers_gets_the_v1_only_view() {
+        let hybrid = CgroupMode::Hybrid {
+            v2_controllers: true,
+        };
+        assert!(needs_v1_only_view(Kind::Crun, hybrid));
+        assert!(!needs_v1_only_view(Kind::Runc, hybrid));
+        assert!(!needs_v1_only_view(Kind::Other, hybrid));
+        for mode in [
+            CgroupMode::Unified,
+            CgroupMode::Legacy,
+            CgroupMode::Hybrid {
+                v2_controllers: false,
+            },
+        ] {
+            assert!(!needs_v1_only_view(Kind::Crun, mode), "{mode:?}");
+        }
+        assert!(Kind::Runc.signals_created_init() && !Kind::Crun.signals_created_init());
+    }
+
+    #[test]
+    fn a_missing_or_non_executable_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            probe(&missing),
+            Err(RuncError::NotFound { runtime }) if runtime == missing
+        ));
+        assert!(matches!(
+            resolve(Path::new("berth-no-such-runtime-anywhere")),
+            Err(RuncError::NotFound { .. })
+        ));
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = probe(&plain).unwrap_err();
+        assert!(matches!(e, RuncError::NotExecutable { .. }), "{e}");
+        assert!(e.to_string().contains("not an executable"), "{e}");
+        assert!(matches!(
+            probe(dir.path()),
+            Err(RuncError::NotExecutable { .. })
+        ));
+    }
+
+    #[test]
+    fn a_program_that_is_no_runtime_is_refused_and_a_fake_runc_is_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        // A test thread forking while another has a script open for writing makes exec
+        // fail with ETXTBSY for a moment: retry that.
+        let probe_retrying = |p: &Path| loop {
+            match probe(p) {
+                Err(RuncError::Spawn { err, .. }) if err.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => break r,
+            }
+        };
+        let not = write("true-ish", "#!/bin/sh\necho hello\n");
+        assert!(matches!(
+            probe_retrying(&not),
+            Err(RuncError::NotARuntime { .. })
+        ));
+        let fake = write("fake-crun", "#!/bin/sh\necho 'crun version 9.9'\n");
+        let p = probe_retrying(&fake).unwrap();
+        assert_eq!(
+            (p.kind, p.version.as_str()),
+            (Kind::Crun, "crun version 9.9")
+        );
+        assert_eq!(p.path, fake);
+    }
+
+    #[test]
+    fn unknown_containers_are_asked_of_the_state_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Runtime {
+            binary: "/bin/false".into(),
+            root: dir.path().to_path_buf(),
+            kind: Kind::Crun,
+            v1_only_view: false,
+        };
+        // `false` fails every verb: without state in the root the container is unknown.
+        assert!(rt.state("c1").unwrap().is_none());
+        assert!(rt.delete("c1").is_ok());
+        // Nor does a runtime that does not run know it.
+        let gone = Runtime {
+            binary: dir.path().join("no-such-runtime"),
+            ..rt.clone()
+        };
+        assert!(gone.state("c1").unwrap().is_none() && gone.delete("c1").is_ok());
+        std::fs::create_dir(dir.path().join("c1")).unwrap();
+        assert!(matches!(rt.state("c1"), Err(RuncError::Failed { .. })));
+        assert!(rt.delete("c1").is_err());
+        assert!(rt.kill("c1", "TERM").is_err());
     }
 }

@@ -314,3 +314,116 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir(PathBuf::from("/sys/fs/cgroup").join(&self.cgroup_parent));
     }
 }
+
+// ---- Runtime-aware labs: the same scenarios under runc and under crun ----
+
+/// The OCI runtime an end-to-end test runs its containers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestRuntime {
+    Runc,
+    Crun,
+}
+
+impl TestRuntime {
+    /// The binary (looked up in PATH by the executor and by the checks).
+    pub fn binary(self) -> &'static str {
+        match self {
+            TestRuntime::Runc => "runc",
+            TestRuntime::Crun => "crun",
+        }
+    }
+}
+
+/// A [`Lab`] whose executor runs containers with `runtime`: its checks and its cleanup
+/// ask that runtime (both keep one state directory per container under the lab's root).
+pub struct RuntimeLab {
+    pub lab: Lab,
+    pub runtime: TestRuntime,
+}
+
+impl std::ops::Deref for RuntimeLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.lab
+    }
+}
+
+impl RuntimeLab {
+    pub fn new(test: &str, runtime: TestRuntime) -> RuntimeLab {
+        RuntimeLab {
+            lab: Lab::new(&format!("{test}-{}", runtime.binary())),
+            runtime,
+        }
+    }
+
+    /// `<runtime> --root <the lab's root>`.
+    pub fn runtime_cmd(&self) -> Command {
+        let mut c = Command::new(self.runtime.binary());
+        c.arg("--root").arg(&self.lab.runc_root);
+        c
+    }
+
+    /// BERTH_EXECUTOR_* settings pointing at this lab, with BERTH_EXECUTOR_RUNTIME.
+    pub fn executor_env(&self) -> Vec<(String, String)> {
+        let mut env = self.lab.executor_env();
+        env.push((
+            "BERTH_EXECUTOR_RUNTIME".into(),
+            self.runtime.binary().into(),
+        ));
+        env
+    }
+
+    /// The executor as Marathon's agent would start it, running `runtime`.
+    pub fn spec(&self, task_id: &str, cmd: Option<&str>) -> ExecutorSpec {
+        let mut s = self.lab.spec(task_id, cmd);
+        s.env = self.executor_env();
+        s
+    }
+
+    /// Containers the runtime lists in this lab's root.
+    pub fn containers(&self) -> Vec<String> {
+        let out = self
+            .runtime_cmd()
+            .args(["list", "-q"])
+            .output()
+            .expect("runtime list");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Entries in the runtime's state root (one directory per container it knows).
+    pub fn state_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.lab.runc_root)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The runtime's containers and state dirs, then everything [`Lab::assert_clean`]
+    /// checks (cgroups under the lab's parent, mounts, processes, berth's state).
+    pub fn assert_clean(&self) {
+        let mut left = String::new();
+        for _ in 0..100 {
+            let (c, s) = (self.containers(), self.state_dirs());
+            if c.is_empty() && s.is_empty() {
+                return self.lab.assert_clean();
+            }
+            left = format!("{} containers {c:?}, state {s:?}", self.runtime.binary());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("left behind: {left}");
+    }
+}
+
+impl Drop for RuntimeLab {
+    fn drop(&mut self) {
+        // The lab's own Drop (after this) removes mounts, processes and cgroups.
+        for c in self.containers() {
+            let _ = self.runtime_cmd().args(["kill", &c, "KILL"]).status();
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = self.runtime_cmd().args(["delete", "--force", &c]).status();
+        }
+    }
+}
