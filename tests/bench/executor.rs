@@ -1,17 +1,26 @@
-//! berth-executor vs the bare runtime: LAUNCH-to-TASK_RUNNING and KILL-to-TASK_KILLED
-//! latency (median and p95 over 20 tasks), against a shell script that does `runc run -d`
-//! until `runc state` says running, and `runc kill TERM` until the container is gone, with
-//! the same bundle (the config.json berth-executor wrote, root filesystem = the image).
-//! The task is `berth-init -- /bin/sh -c 'exec sleep 1000'` in both.
+//! berth-executor vs the bare runtime, for runc and for crun, in one run:
+//! LAUNCH-to-TASK_RUNNING and KILL-to-TASK_KILLED latency (median and p95 over 20 tasks
+//! each) of berth-executor with `BERTH_EXECUTOR_RUNTIME=runc` and `=crun`, against a shell
+//! script that does `<runtime> run -d` until `<runtime> state` says running, and
+//! `<runtime> kill TERM` until the container is gone, with the same bundle (the
+//! config.json berth-executor wrote, root filesystem = the image). The task is
+//! `berth-init -- /bin/sh -c 'exec sleep 1000'` in all four. The four are interleaved
+//! task by task, so that load from elsewhere falls on all of them alike.
 //!
-//! Run (root): `cargo build --workspace --bins && cargo bench -p berth-tests --bench executor --profile dev`
+//! On a cgroups v1 hybrid host whose v2 hierarchy holds a controller, crun refuses to
+//! create containers; berth then runs it with that hierarchy detached (see the executor's
+//! `task::runc`), and so does the crun anchor (`unshare -m` + `umount -l`).
+//!
+//! Run (root): `cargo build --workspace --bins && cargo bench -p berth-tests --bench executor`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::harness::{RuntimeLab, TestRuntime};
 use berth_tests::mesos::AgentDouble;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -22,7 +31,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config.
-fn berth_once(lab: &Lab, i: usize) -> (f64, f64, Option<serde_json::Value>) {
+fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<Value>) {
     let tid = lab.task_id(&format!("b{i}"));
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -55,100 +64,161 @@ fn berth_once(lab: &Lab, i: usize) -> (f64, f64, Option<serde_json::Value>) {
 }
 
 const SCRIPT: &str = r#"set -e
-rt=runc; root="$1"; bundle="$2"; id="$3"  # $4: where the figures go
+rt="$1"; root="$2"; bundle="$3"; id="$4"; out="$5"; v1only="$6"
 now() { date +%s%N; }
+run_d() {
+  if [ "$v1only" = 1 ]; then
+    unshare -m --propagation slave sh -c 'umount -l /sys/fs/cgroup/unified && exec "$@"' sh \
+      "$rt" --root "$root" run -d --bundle "$bundle" "$id"
+  else
+    "$rt" --root "$root" run -d --bundle "$bundle" "$id"
+  fi
+}
 t0=$(now)
-$rt --root "$root" run -d --bundle "$bundle" "$id" </dev/null >/dev/null 2>&1
-until $rt --root "$root" state "$id" 2>/dev/null | grep -q '"status": "running"'; do :; done
+run_d </dev/null >/dev/null 2>&1
+until "$rt" --root "$root" state "$id" 2>/dev/null | grep -q '"status": "running"'; do :; done
 t1=$(now)
 # A TERM that lands before the container's init has set up its signal handling is lost
 # (PID 1 has no default action), so repeat it until the container stops.
-while $rt --root "$root" state "$id" 2>/dev/null | grep -q '"status": "running"'; do
-  $rt --root "$root" kill "$id" TERM 2>/dev/null || true; sleep 0.005
+while "$rt" --root "$root" state "$id" 2>/dev/null | grep -q '"status": "running"'; do
+  "$rt" --root "$root" kill "$id" TERM 2>/dev/null || true; sleep 0.005
 done
-$rt --root "$root" delete --force "$id"
+"$rt" --root "$root" delete --force "$id"
 t2=$(now)
-echo $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) >"$4""#;
+echo $(( (t1-t0)/1000 )) $(( (t2-t1)/1000 )) >"$out""#;
+
+/// Whether crun needs the hybrid v2 hierarchy hidden here (see the module doc).
+fn hybrid_with_v2_controllers() -> bool {
+    let v2_root = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let ctrls =
+        std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    !v2_root && !ctrls.trim().is_empty()
+}
+
+/// The anchor's bundle: berth's config.json with the image as the root filesystem and its
+/// own run dir and sandbox.
+fn anchor_bundle(lab: &RuntimeLab, mut config: Value) -> (std::path::PathBuf, Value) {
+    config["root"]["path"] = json!(lab.images.join("busybox"));
+    let base = lab.dir.path();
+    let (bundle, sandbox, run_dir) = (
+        base.join("anchor-bundle"),
+        base.join("sandboxes").join("anchor"),
+        base.join("anchor-run"),
+    );
+    for d in [&bundle, &sandbox, &run_dir] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for m in config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/run/berth" {
+            m["source"] = json!(run_dir);
+        }
+        if m["destination"] == "/mnt/mesos/sandbox" {
+            m["source"] = json!(sandbox);
+        }
+    }
+    (bundle, config)
+}
+
+/// One anchor task: (run -d -> running, kill -> gone) in ms.
+fn anchor_once(lab: &RuntimeLab, bundle: &Path, config: &Value, i: usize) -> (f64, f64) {
+    let mut c = config.clone();
+    let id = format!("anchor-{}-{i}", std::process::id());
+    c["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", lab.cgroup_parent));
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
+    let v1only = lab.runtime == TestRuntime::Crun && hybrid_with_v2_controllers();
+    // The figures go to a file, not a pipe: the container outlives the script, and
+    // nothing it may hold must keep the bench waiting.
+    let result = lab.dir.path().join("anchor-result");
+    let _ = std::fs::remove_file(&result);
+    let status = Command::new("bash")
+        .args(["-c", SCRIPT, "anchor"])
+        .arg(lab.runtime.binary())
+        .arg(&lab.runc_root)
+        .arg(bundle)
+        .arg(&id)
+        .arg(&result)
+        .arg(if v1only { "1" } else { "0" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("bash");
+    let text = std::fs::read_to_string(&result).unwrap_or_default();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse::<f64>().ok())
+        .map(|us| us / 1e3)
+        .collect();
+    assert!(
+        status.success() && v.len() == 2,
+        "{} anchor script failed: {text:?}",
+        lab.runtime.binary()
+    );
+    (v[0], v[1])
+}
+
+/// The figures of one runtime: berth and anchor, launch and kill.
+#[derive(Default)]
+struct Figures {
+    berth_launch: Vec<f64>,
+    berth_kill: Vec<f64>,
+    anchor_launch: Vec<f64>,
+    anchor_kill: Vec<f64>,
+}
 
 fn main() {
     let n: usize = std::env::var("BERTH_BENCH_TASKS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let lab = Lab::new("bench");
-    let (mut bl, mut bk) = (Vec::new(), Vec::new());
-    let mut config = None;
+    let runtimes = [TestRuntime::Runc, TestRuntime::Crun];
+    let labs: Vec<RuntimeLab> = runtimes
+        .iter()
+        .map(|rt| RuntimeLab::new("bench", *rt))
+        .collect();
+    let mut figs: Vec<Figures> = runtimes.iter().map(|_| Figures::default()).collect();
+    let mut anchors: Vec<Option<(std::path::PathBuf, Value)>> = vec![None, None];
     for i in 0..n {
-        let (l, k, c) = berth_once(&lab, i);
-        bl.push(l);
-        bk.push(k);
-        config = config.or(c);
-    }
-    // The anchor: the same bundle run by a shell script.
-    let mut config = config.expect("berth's bundle config.json");
-    config["root"]["path"] = serde_json::json!(lab.images.join("busybox"));
-    let bundle = lab.dir.path().join("anchor-bundle");
-    std::fs::create_dir_all(&bundle).unwrap();
-    let sandbox = lab.dir.path().join("sandboxes").join("anchor");
-    std::fs::create_dir_all(&sandbox).unwrap();
-    let run_dir = lab.dir.path().join("anchor-run");
-    std::fs::create_dir_all(&run_dir).unwrap();
-    for m in config["mounts"].as_array_mut().unwrap() {
-        if m["destination"] == "/run/berth" {
-            m["source"] = serde_json::json!(run_dir);
-        }
-        if m["destination"] == "/mnt/mesos/sandbox" {
-            m["source"] = serde_json::json!(sandbox);
+        for (k, lab) in labs.iter().enumerate() {
+            let (l, kl, config) = berth_once(lab, i);
+            figs[k].berth_launch.push(l);
+            figs[k].berth_kill.push(kl);
+            if anchors[k].is_none() {
+                let config = config.expect("berth's bundle config.json");
+                anchors[k] = Some(anchor_bundle(lab, config));
+            }
+            let (bundle, config) = anchors[k].as_ref().unwrap();
+            let (al, ak) = anchor_once(lab, bundle, config, i);
+            figs[k].anchor_launch.push(al);
+            figs[k].anchor_kill.push(ak);
         }
     }
-    let (mut al, mut ak) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let mut c = config.clone();
-        let id = format!("anchor-{}-{i}", std::process::id());
-        c["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{id}", lab.cgroup_parent));
-        std::fs::write(bundle.join("config.json"), serde_json::to_vec(&c).unwrap()).unwrap();
-        // The figures go to a file, not a pipe: the container outlives the script, and
-        // nothing it may hold must keep the bench waiting.
-        let result = lab.dir.path().join("anchor-result");
-        let status = Command::new("bash")
-            .args(["-c", SCRIPT, "anchor"])
-            .arg(&lab.runc_root)
-            .arg(&bundle)
-            .arg(&id)
-            .arg(&result)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("bash");
-        let text = std::fs::read_to_string(&result).unwrap_or_default();
-        let v: Vec<f64> = text
-            .split_whitespace()
-            .filter_map(|x| x.parse::<f64>().ok())
-            .map(|us| us / 1e3)
-            .collect();
-        assert!(
-            status.success() && v.len() == 2,
-            "anchor script failed: {text:?}"
-        );
-        al.push(v[0]);
-        ak.push(v[1]);
+    for lab in &labs {
+        lab.assert_clean();
     }
-    lab.assert_clean();
-    println!("executor benchmark, {n} tasks each (ms)");
-    println!("{:<34} {:>9} {:>9}", "", "median", "p95");
-    let rows = [
-        ("berth LAUNCH -> TASK_RUNNING", &mut bl),
-        ("runc run -d -> running (anchor)", &mut al),
-        ("berth KILL -> TASK_KILLED", &mut bk),
-        ("runc kill -> gone (anchor)", &mut ak),
-    ];
-    let mut med = Vec::new();
-    for (name, v) in rows {
+    println!("executor benchmark, {n} tasks each, interleaved (ms)");
+    println!("{:<40} {:>9} {:>9}", "", "median", "p95");
+    let row = |name: String, v: &mut Vec<f64>| {
         let (m, p) = (pct(v, 0.5), pct(v, 0.95));
-        med.push(m);
-        println!("{name:<34} {m:>9.1} {p:>9.1}");
+        println!("{name:<40} {m:>9.1} {p:>9.1}");
+        m
+    };
+    let mut ratios = Vec::new();
+    for (rt, f) in runtimes.iter().zip(figs.iter_mut()) {
+        let b = rt.binary();
+        let bl = row(
+            format!("berth+{b} LAUNCH -> TASK_RUNNING"),
+            &mut f.berth_launch,
+        );
+        let al = row(
+            format!("{b} run -d -> running (anchor)"),
+            &mut f.anchor_launch,
+        );
+        let bk = row(format!("berth+{b} KILL -> TASK_KILLED"), &mut f.berth_kill);
+        let ak = row(format!("{b} kill -> gone (anchor)"), &mut f.anchor_kill);
+        ratios.push((b, bl / al, bk / ak));
     }
-    println!("ratio launch berth/anchor (median): {:.2}", med[0] / med[1]);
-    println!("ratio kill   berth/anchor (median): {:.2}", med[2] / med[3]);
+    for (b, l, k) in ratios {
+        println!("ratio berth+{b}/{b} (median): launch {l:.2}, kill {k:.2}");
+    }
 }

@@ -31,15 +31,19 @@ under_each_runtime!(
     the_task_exit_code_decides_finished_or_failed,
     shutdown_kills_and_exits_within_the_grace_period,
     kill_right_after_launch_ends_killed_and_clean,
+    kill_right_after_running_stops_the_task_gracefully,
+    the_runtime_module_refuses_a_signal_its_init_would_discard,
 );
 
 fn launch_run_health_kill_leaves_nothing(rt: TestRuntime) {
     let lab = RuntimeLab::new("kill", rt);
     let tid = lab.task_id("app");
     let mut spec = lab.spec(&tid, Some("echo started; exec sleep 1000"));
-    spec.token = Some("secret-token-xyz".into());
+    // Unique per test: the runc and crun variants run at the same time.
+    let token = format!("secret-token-{}", lab.name);
+    spec.token = Some(token.clone());
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.require_token("secret-token-xyz");
+    d.require_token(&token);
     d.state().framework_capabilities = vec!["TASK_KILLING_STATE".into()];
     let mut task = lab.task(&tid);
     task["health_check"] = json!({"type": "COMMAND", "command": {"value": "test -d /run/berth"},
@@ -61,6 +65,15 @@ fn launch_run_health_kill_leaves_nothing(rt: TestRuntime) {
         d.state().updates,
         exec.log()
     );
+    // The runtime applied the task's memory limit (64 MB) in the lab's cgroup parent.
+    let limits: Vec<String> = lab
+        .cgroups()
+        .iter()
+        .flat_map(|g| ["memory.limit_in_bytes", "memory.max"].map(|f| g.join(f)))
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|v| v.trim().to_string())
+        .collect();
+    assert!(limits.iter().any(|l| l == "67108864"), "{limits:?}");
     // The token never reaches the task.
     let env = lab
         .runtime_cmd()
@@ -76,7 +89,7 @@ fn launch_run_health_kill_leaves_nothing(rt: TestRuntime) {
         "{env}"
     );
     assert!(
-        !env.contains("secret-token-xyz") && !env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
+        !env.contains(&token) && !env.contains("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
         "{env}"
     );
     // Nor any process the executor started (the runtime, its wrapper): only the executor has it.
@@ -86,7 +99,7 @@ fn launch_run_health_kill_leaves_nothing(rt: TestRuntime) {
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/environ"))
-                .map(|b| String::from_utf8_lossy(&b).contains("secret-token-xyz"))
+                .map(|b| String::from_utf8_lossy(&b).contains(&token))
                 .unwrap_or(false)
         })
         .collect();
@@ -218,6 +231,94 @@ fn kill_right_after_launch_ends_killed_and_clean(rt: TestRuntime) {
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}
+
+/// A KILL the moment TASK_RUNNING arrives: the container's init may not have set up its
+/// signal handling yet, and a TERM it would discard must be retried, not lost until the
+/// grace period's SIGKILL.
+fn kill_right_after_running_stops_the_task_gracefully(rt: TestRuntime) {
+    let lab = RuntimeLab::new("runkill", rt);
+    for i in 0..3 {
+        let tid = lab.task_id(&format!("app{i}"));
+        let spec = lab.spec(&tid, Some("exec sleep 1000"));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task(&tid));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_RUNNING", T);
+        let t0 = std::time::Instant::now();
+        d.kill(&tid, Some(Duration::from_secs(20)));
+        d.wait_state(&tid, "TASK_KILLED", T);
+        let took = t0.elapsed();
+        let last = d.state().updates.last().unwrap().clone();
+        assert!(
+            took < Duration::from_secs(10),
+            "TERM was lost, the task died at the grace end: {took:?} {last}"
+        );
+        let msg = last["message"].as_str().unwrap_or_default();
+        assert!(!msg.contains("signal 9"), "{last}");
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        lab.assert_clean();
+    }
+}
+
+/// berth's runtime module against the real runtime, with a PID 1 that never handles TERM
+/// (busybox `sleep`): TERM is refused as one the kernel would discard, KILL works, the
+/// exit-status wrapper records 137, delete leaves nothing, and a deleted container is
+/// unknown (no error) whatever the runtime says about it.
+fn the_runtime_module_refuses_a_signal_its_init_would_discard(rt: TestRuntime) {
+    use berth_executor::task::runc::{Kind, RuncError, Runtime};
+    let lab = RuntimeLab::new("module", rt);
+    let runtime = Runtime::new(std::path::Path::new(rt.binary()), &lab.runc_root);
+    let kind = match rt {
+        TestRuntime::Runc => Kind::Runc,
+        TestRuntime::Crun => Kind::Crun,
+    };
+    assert_eq!(runtime.kind, kind);
+    let bundle = lab.dir.path().join("module-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let st = std::process::Command::new("runc")
+        .arg("spec")
+        .current_dir(&bundle)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let id = format!("module-{}", lab.name);
+    config["process"]["terminal"] = json!(false);
+    config["process"]["args"] = json!(["/bin/sleep", "1000"]);
+    config["root"] = json!({"path": lab.images.join("busybox"), "readonly": true});
+    config["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", lab.cgroup_parent));
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let (out, exit) = (
+        lab.dir.path().join("module-out"),
+        lab.dir.path().join("module-exit"),
+    );
+    let mut child = runtime.run(&id, &bundle, &out, &out, &exit).unwrap();
+    let running = |r: &Runtime| matches!(r.state(&id), Ok(Some(s)) if s.status == "running");
+    let t0 = std::time::Instant::now();
+    while !running(&runtime) && t0.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        running(&runtime),
+        "never running: {}",
+        std::fs::read_to_string(&out).unwrap_or_default()
+    );
+    let e = runtime.kill(&id, "TERM").unwrap_err();
+    assert!(matches!(e, RuncError::NotHandled { .. }), "{e}");
+    assert!(runtime.kill(&id, "NOPE").is_err());
+    runtime.kill(&id, "KILL").unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&exit).unwrap().trim(), "137");
+    runtime.delete(&id).unwrap();
+    assert!(runtime.state(&id).unwrap().is_none());
+    runtime.delete(&id).unwrap();
+    assert!(runtime.kill(&id, "TERM").is_err());
     lab.assert_clean();
 }
 

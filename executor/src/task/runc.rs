@@ -56,6 +56,14 @@ pub enum RuncError {
     NotARuntime { runtime: PathBuf, output: String },
     #[error("container {id} is created but not started yet: signal {signal} not sent")]
     NotStarted { id: String, signal: String },
+    #[error("container {id}'s init (pid {pid}) has no handler for {signal} yet: not sent")]
+    NotHandled {
+        id: String,
+        pid: i64,
+        signal: String,
+    },
+    #[error("{signal:?} is not a signal name")]
+    BadSignal { signal: String },
 }
 
 /// The executor's secret never reaches the runtime's processes either.
@@ -347,14 +355,30 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
     }
 
     /// Sends a signal to the container's init (`TERM`, `KILL`, ...). A signal other than
-    /// KILL that the runtime would lose on a not-yet-started container is refused with
-    /// [`RuncError::NotStarted`] (retry once it runs).
+    /// KILL that would be lost is refused, so that the caller retries it: on a
+    /// not-yet-started container of a runtime whose waiting init does not die of it
+    /// ([`RuncError::NotStarted`]), and on an init that has no handler for it yet
+    /// ([`RuncError::NotHandled`]: the kernel discards signals to a PID 1 without a handler,
+    /// e.g. a TERM sent right after the container started, before berth-init set its own).
     pub fn kill(&self, id: &str, signal: &str) -> Result<(), RuncError> {
-        if !self.kind.signals_created_init() && signal != "KILL" && signal != "9" {
+        let signo = signal_number(signal)?;
+        if signo != libc::SIGKILL {
             if let Some(st) = self.state(id)? {
-                if st.status == "created" || st.status == "creating" {
+                let not_started = st.status == "created" || st.status == "creating";
+                if not_started && !self.kind.signals_created_init() {
                     return Err(RuncError::NotStarted {
                         id: id.into(),
+                        signal: signal.into(),
+                    });
+                }
+                let status = std::fs::read_to_string(format!("/proc/{}/status", st.pid));
+                if st.status == "running"
+                    && st.pid > 0
+                    && status.is_ok_and(|t| takes(&t, signo) == Some(false))
+                {
+                    return Err(RuncError::NotHandled {
+                        id: id.into(),
+                        pid: st.pid,
                         signal: signal.into(),
                     });
                 }
@@ -388,6 +412,42 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
             })?;
         Ok(st.code().unwrap_or(128))
     }
+}
+
+/// A signal as the runtimes take it (`TERM`, `SIGTERM`, `15`) to its number.
+pub fn signal_number(signal: &str) -> Result<i32, RuncError> {
+    use std::str::FromStr;
+    let bad = || RuncError::BadSignal {
+        signal: signal.into(),
+    };
+    if let Ok(n) = signal.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|s| s as i32)
+            .map_err(|_| bad());
+    }
+    let name = if signal.starts_with("SIG") {
+        signal.to_string()
+    } else {
+        format!("SIG{signal}")
+    };
+    nix::sys::signal::Signal::from_str(&name)
+        .map(|s| s as i32)
+        .map_err(|_| bad())
+}
+
+/// Whether a signal sent to a process that is PID 1 of its namespace reaches it, from its
+/// `/proc/<pid>/status`: the kernel discards it unless the process has a handler for it
+/// (`SigCgt`) or blocks it (`SigBlk`: it will read it, e.g. from a signalfd as berth-init
+/// does, or set a handler before unblocking it).
+fn takes(status: &str, signo: i32) -> Option<bool> {
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+    };
+    let any = mask("SigCgt:")? | mask("SigBlk:")?;
+    Some((1..=64).contains(&signo) && any & (1u64 << (signo - 1)) != 0)
 }
 
 /// In a forked child: a mount namespace of its own (slave, so the host's later unmounts
@@ -501,6 +561,29 @@ mod tests {
             (Kind::Crun, "crun version 9.9")
         );
         assert_eq!(p.path, fake);
+    }
+
+    #[test]
+    fn signals_are_named_as_the_runtimes_take_them() {
+        assert_eq!(signal_number("TERM").unwrap(), libc::SIGTERM);
+        assert_eq!(signal_number("SIGKILL").unwrap(), libc::SIGKILL);
+        assert_eq!(signal_number("9").unwrap(), libc::SIGKILL);
+        assert!(matches!(
+            signal_number("NOPE"),
+            Err(RuncError::BadSignal { .. })
+        ));
+        assert!(signal_number("0").is_err());
+    }
+
+    #[test]
+    fn a_signal_reaches_an_init_that_catches_or_blocks_it() {
+        // TERM (15) is bit 14: 0x4000; INT (2) is bit 1; HUP (1) bit 0; USR1 (10) bit 9.
+        let status = "Name:\tberth-init\nSigBlk:\t0000000000000200\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000004002\n";
+        assert_eq!(takes(status, libc::SIGTERM), Some(true));
+        assert_eq!(takes(status, libc::SIGINT), Some(true));
+        assert_eq!(takes(status, libc::SIGUSR1), Some(true));
+        assert_eq!(takes(status, libc::SIGHUP), Some(false));
+        assert_eq!(takes("Name:\tx\n", libc::SIGTERM), None);
     }
 
     #[test]
