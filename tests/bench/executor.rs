@@ -12,7 +12,9 @@
 //! `task::runc`), and so does the crun anchor (`unshare -m` + `umount -l`).
 //!
 //! Run (root): `cargo build --workspace --bins && cargo bench -p berth-tests --bench executor`
-//! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20).
+//! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20;
+//! BERTH_BENCH_LOGS=<dir> keeps each berth task's executor log there, e.g. with
+//! RUST_LOG=berth_executor=trace for the runtime commands and their durations).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -59,6 +61,11 @@ fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<Value>) {
     d.wait_state(&tid, "TASK_KILLED", T);
     let kill = t1.elapsed().as_secs_f64() * 1e3;
     exec.wait_exit(T).expect("executor exits");
+    if let Some(dir) = std::env::var_os("BERTH_BENCH_LOGS") {
+        let to = Path::new(&dir).join(format!("{}-{i}.log", lab.runtime.binary()));
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(spec.sandbox.join("stderr"), to);
+    }
     lab.assert_clean();
     (launch, kill, config)
 }

@@ -188,6 +188,7 @@ impl Step for Container {
                 &exit,
             )
             .map_err(|e| StepError::new("container", e.to_string()))?;
+        tracing::debug!(container = %ctx.plan.container_id, wrapper = child.id(), "runtime started");
         if let Ok(mut o) = ctx.outputs.lock() {
             o.wrapper_pid = Some(child.id());
         }
@@ -202,25 +203,44 @@ impl Step for Container {
     fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let rt = Self::runtime(ctx);
         let id = &ctx.plan.container_id;
-        if let Ok(Some(_)) = rt.state(id) {
-            let _ = rt.kill(id, "KILL");
-        }
-        // Wait for the wrapper to record the exit (it also means runc has cleaned up).
+        tracing::debug!(container = %id, "removing the container");
+        // The foreground `run` removes the container itself when it ends: only one the
+        // runtime keeps state for needs a KILL and a delete (no runtime command at all on
+        // a normal teardown). While the wrapper lives, the container is running or about
+        // to be created (a failure right after the spawn): KILL it once the runtime
+        // knows it. The wrapper is recognised by the exit file on its command line, not
+        // by its pid alone, which may belong to another process after an executor
+        // restart.
         let wrapper = ctx.outputs().wrapper_pid;
+        let exit = ctx.exit_file();
         let end = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < end {
-            let alive =
-                wrapper.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists() && !is_zombie(p));
-            if !alive {
+        let mut killed = false;
+        loop {
+            if !killed && rt.known(id) && matches!(rt.state(id), Ok(Some(_))) {
+                killed = rt.kill(id, "KILL").is_ok();
+            }
+            if !wrapper.is_some_and(|p| is_wrapper(p, &exit)) || Instant::now() >= end {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        rt.delete(id)
-            .map_err(|e| StepError::new("container", e.to_string()))?;
-        let _ = std::fs::remove_file(ctx.exit_file());
+        if rt.known(id) {
+            rt.delete(id)
+                .map_err(|e| StepError::new("container", e.to_string()))?;
+        }
+        let _ = std::fs::remove_file(&exit);
+        tracing::debug!(container = %id, "container removed");
         Ok(())
     }
+}
+
+/// Whether `pid` is a live (not zombie) wrapper writing `exit_file`.
+fn is_wrapper(pid: u32, exit_file: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let target = exit_file.as_os_str().as_encoded_bytes();
+    cmdline.split(|b| *b == 0).any(|arg| arg == target) && !is_zombie(pid)
 }
 
 fn is_zombie(pid: u32) -> bool {

@@ -272,6 +272,7 @@ impl Runtime {
     }
 
     fn run_quiet(&self, verb: &str, args: &[&str]) -> Result<String, RuncError> {
+        let t0 = std::time::Instant::now();
         let out = self
             .cmd()
             .arg(verb)
@@ -281,6 +282,13 @@ impl Runtime {
                 runtime: self.binary.clone(),
                 err,
             })?;
+        tracing::trace!(
+            verb,
+            ?args,
+            ms = t0.elapsed().as_secs_f64() * 1e3,
+            ok = out.status.success(),
+            "runtime command"
+        );
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
