@@ -11,7 +11,7 @@
 //! create containers; berth then runs it with that hierarchy detached (see the executor's
 //! `task::runc`), and so does the crun anchor (`unshare -m` + `umount -l`).
 //!
-//! Run (root): `cargo build --workspace --bins && cargo bench -p berth-tests --bench executor`
+//! Run (root): `cargo build --release -p berth-executor -p berth-init --bins && cargo bench -p berth-tests --bench executor`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20;
 //! BERTH_BENCH_LOGS=<dir> keeps each berth task's executor log there, e.g. with
 //! RUST_LOG=berth_executor=trace for the runtime commands and their durations).
