@@ -216,7 +216,10 @@ impl Step for Container {
         let end = Instant::now() + Duration::from_secs(10);
         let mut killed = false;
         loop {
-            if !killed && rt.known(id) && matches!(rt.state(id), Ok(Some(_))) {
+            if !killed
+                && rt.known(id)
+                && matches!(rt.state(id), Ok(Some(s)) if s.status != "stopped")
+            {
                 killed = rt.kill(id, "KILL").is_ok();
             }
             if !wrapper.is_some_and(|p| is_wrapper(p, &exit)) || Instant::now() >= end {
@@ -252,4 +255,42 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|r| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::*;
+
+    #[test]
+    fn the_wrapper_is_recognised_by_its_exit_file_not_its_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let (exit, other) = (dir.path().join("exit"), dir.path().join("other"));
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            // A builtin that blocks: no child of its own to outlive the test.
+            .arg("read x; true")
+            .arg("berth-runtime")
+            .arg(&exit)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Until the fork has exec'd, the pid is a copy of this test.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !is_wrapper(pid, &exit) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(is_wrapper(pid, &exit));
+        assert!(!is_wrapper(pid, &other));
+        assert!(!is_wrapper(std::process::id(), &exit));
+        child.kill().unwrap();
+        // A zombie is no live wrapper; a reaped one is gone.
+        let end = Instant::now() + Duration::from_secs(5);
+        while !is_zombie(pid) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!is_wrapper(pid, &exit));
+        child.wait().unwrap();
+        assert!(!is_wrapper(pid, &exit));
+    }
 }
