@@ -11,12 +11,13 @@ use tokio::time::Instant;
 use crate::mesos::types::{Reason, TaskState};
 use crate::session::{LaunchRequest, Launcher, TaskEvent};
 
+use super::appspec;
 use super::builtin::{default_steps, Container};
 use super::config::RunConfig;
 use super::health::{HealthSpec, HealthState, Verdict};
 use super::init_client;
 use super::network;
-use super::plan::{Mode, Plan};
+use super::plan::Plan;
 use super::steps::{self, Checkpoint, Outputs, Phase, Step, StepCtx};
 
 /// Runs tasks as runc containers.
@@ -64,7 +65,8 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
         Plan::from_task(&req.task, &req.env, executor_cmd.as_deref(), &cfg).and_then(|mut p| {
             let net = network::from_task(&req.task, cfg.net.as_ref(), p.bandwidth_mbit)?;
             if net.is_some() {
-                // berth-init acquires a DHCP lease on eth0 before starting services.
+                // berth-init acquires a DHCP lease on eth0 before starting services (a
+                // plain command included: it runs as init's one service, see `appspec`).
                 p.env
                     .push(format!("BERTH_DHCP_IFACE={}", network::CONTAINER_IFACE));
             }
@@ -98,6 +100,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             .unwrap_or(steps.len());
         steps.insert(at, Box::new(n));
     }
+    appspec::insert_step(&mut steps, &ctx.plan);
     let all: Arc<Vec<Box<dyn Step>>> = Arc::new(steps);
     if req.recover {
         let state = ctx.state_dir();
@@ -256,23 +259,17 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
                 }
             }
         }
+        // Both modes run init in supervisor mode (a plain command as its one service):
+        // RUNNING when init says its services run, with the address of its DHCP lease.
         if !running_sent && !end.killed {
-            let ready = match &ctx.plan.mode {
-                Mode::AppSpec => {
-                    match init_client::status(&socket, Duration::from_millis(500)).await {
-                        Ok(st) => {
-                            if ip.is_none() {
-                                ip = st.ip();
-                            }
-                            st.state == "running"
-                        }
-                        Err(_) => false,
+            let ready = match init_client::status(&socket, Duration::from_millis(500)).await {
+                Ok(st) => {
+                    if ip.is_none() {
+                        ip = st.ip();
                     }
+                    st.state == "running"
                 }
-                Mode::Command(_) => {
-                    let (r, c) = (rt.clone(), cid.clone());
-                    matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
-                }
+                Err(_) => false,
             };
             if ready {
                 running_sent = true;
@@ -287,11 +284,11 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
             if running_sent && !end.killed && !probing && Instant::now() >= at {
                 probing = true;
                 let (spec2, r, c, tx) = (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
-                let init_sock = matches!(ctx.plan.mode, Mode::AppSpec).then(|| socket.clone());
+                let sock = socket.clone();
                 tokio::spawn(async move {
                     let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
                     // Combined with init's own view of its services' health.
-                    if let (Ok(()), Some(sock)) = (&res, init_sock) {
+                    if res.is_ok() {
                         if let Ok(st) = init_client::status(&sock, spec2.timeout).await {
                             if let Some(bad) = unhealthy_services(&st) {
                                 res = Err(format!("berth-init reports unhealthy services: {bad}"));
@@ -304,12 +301,7 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         }
         // Without a TaskInfo health check, init's own health of its services is reported
         // (each change as TASK_RUNNING with `healthy`); init restarts what fails itself.
-        if health.is_none()
-            && running_sent
-            && !end.killed
-            && matches!(ctx.plan.mode, Mode::AppSpec)
-            && Instant::now() >= init_next
-        {
+        if health.is_none() && running_sent && !end.killed && Instant::now() >= init_next {
             init_next = Instant::now() + INIT_HEALTH_EVERY;
             if let Ok(st) = init_client::status(&socket, Duration::from_millis(500)).await {
                 let h = if st.services.iter().any(|s| s.healthy.is_some()) {
