@@ -282,3 +282,48 @@ fn a_failure_writing_the_spec_undoes_everything() {
     );
     finish(&lab, &d, exec);
 }
+
+#[test]
+fn a_container_from_an_older_executor_is_re_attached_without_a_status_socket() {
+    // An executor from before the generated spec ran plain commands under init's tini
+    // mode: no `appspec` step in its checkpoint and no status socket. A new executor that
+    // re-attaches to such a container must still report RUNNING (from `runc state`) and
+    // obey KILL. Simulated: the first executor is SIGKILLed, its checkpoint loses the
+    // `appspec` step and the socket is unlinked (init keeps running, unreachable).
+    let lab = Lab::new("cmdlegacy");
+    let tid = lab.task_id("old");
+    let spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task(&tid));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    exec.kill();
+    let cid = format!("berth-{tid}");
+    let cp_path = lab.state.join(&cid).join("checkpoint.json");
+    let mut cp: Value =
+        serde_json::from_slice(&std::fs::read(&cp_path).expect("checkpoint")).expect("json");
+    let steps = cp["steps"].as_array_mut().expect("steps");
+    let before = steps.len();
+    steps.retain(|s| s[0] != "appspec");
+    assert_eq!(steps.len(), before - 1, "{cp}");
+    std::fs::write(&cp_path, serde_json::to_vec(&cp).expect("json")).expect("write");
+    std::fs::remove_file(lab.run.join(&cid).join("init.sock")).expect("unlink the socket");
+
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
+    assert!(
+        d.wait(T, |st| st
+            .states(&tid)
+            .iter()
+            .filter(|s| *s == "TASK_RUNNING")
+            .count()
+            == 2),
+        "{}",
+        exec2.log()
+    );
+    assert!(exec2.log().contains("tini mode"), "{}", exec2.log());
+    d.kill(&tid, Some(Duration::from_secs(5)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    finish(&lab, &d, exec2);
+}

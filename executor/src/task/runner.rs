@@ -17,7 +17,7 @@ use super::config::RunConfig;
 use super::health::{HealthSpec, HealthState, Verdict};
 use super::init_client;
 use super::network;
-use super::plan::Plan;
+use super::plan::{Mode, Plan};
 use super::steps::{self, Checkpoint, Outputs, Phase, Step, StepCtx};
 
 /// Runs tasks as runc containers.
@@ -102,6 +102,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
     }
     appspec::insert_step(&mut steps, &ctx.plan);
     let all: Arc<Vec<Box<dyn Step>>> = Arc::new(steps);
+    let mut legacy_tini = false;
     if req.recover {
         let state = ctx.state_dir();
         let cp = Checkpoint::load(&state);
@@ -143,6 +144,14 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
         tracing::info!(task = %id, "re-attached to the running container");
+        // A plain command started by an executor from before the `appspec` step runs
+        // under init's tini mode: no status socket, so RUNNING comes from `runc state`.
+        let tini = matches!(ctx.plan.mode, Mode::Command(_))
+            && cp.as_ref().is_some_and(|cp| cp.phase("appspec").is_none());
+        if tini {
+            tracing::info!(task = %id, "the container runs init's tini mode (started by an older executor)");
+        }
+        legacy_tini = tini;
     } else {
         if req.kill.borrow().is_some() {
             send(
@@ -167,7 +176,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
     }
-    supervise(ctx, all, req).await;
+    supervise(ctx, all, req, legacy_tini).await;
 }
 
 /// How often init's own health is read when the task has no health check.
@@ -202,7 +211,14 @@ fn stderr_tail(sandbox: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
-async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: LaunchRequest) {
+/// `legacy_tini`: the container runs `berth-init -- /bin/sh -c CMD` (re-attached after an
+/// upgrade from an executor that ran plain commands that way): RUNNING from `runc state`.
+async fn supervise(
+    ctx: Arc<StepCtx>,
+    all: Arc<Vec<Box<dyn Step>>>,
+    mut req: LaunchRequest,
+    legacy_tini: bool,
+) {
     let id = req.task.task_id.value.clone();
     let rt = Container::runtime(&ctx);
     let cid = ctx.plan.container_id.clone();
@@ -262,14 +278,19 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         // Both modes run init in supervisor mode (a plain command as its one service):
         // RUNNING when init says its services run, with the address of its DHCP lease.
         if !running_sent && !end.killed {
-            let ready = match init_client::status(&socket, Duration::from_millis(500)).await {
-                Ok(st) => {
-                    if ip.is_none() {
-                        ip = st.ip();
+            let ready = if legacy_tini {
+                let (r, c) = (rt.clone(), cid.clone());
+                matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
+            } else {
+                match init_client::status(&socket, Duration::from_millis(500)).await {
+                    Ok(st) => {
+                        if ip.is_none() {
+                            ip = st.ip();
+                        }
+                        st.state == "running"
                     }
-                    st.state == "running"
+                    Err(_) => false,
                 }
-                Err(_) => false,
             };
             if ready {
                 running_sent = true;
