@@ -45,6 +45,9 @@ pub const ENV_DIR: &str = "BERTH_EXECUTOR_VOLUME_DIR";
 pub const ENV_LVM_CONFIG: &str = "BERTH_EXECUTOR_VOLUME_LVM_CONFIG";
 pub const ENV_FS: &str = "BERTH_EXECUTOR_VOLUME_FS";
 pub const ENV_RETAIN: &str = "BERTH_EXECUTOR_VOLUME_RETAIN";
+/// Test hook: make the loopfile backend abort the executor at a berth-lvm crash point
+/// (`after-allocate`, `after-mkfs`, ...), as a SIGKILL in the middle of the step would.
+pub const ENV_CRASH_AT: &str = "BERTH_EXECUTOR_VOLUME_CRASH_AT";
 
 pub const DEFAULT_LOOPFILE_DIR: &str = "/var/lib/berth/volumes";
 pub const DEFAULT_LVM_CONFIG: &str = "/etc/berth/lvm.json";
@@ -66,6 +69,8 @@ pub struct VolumeConfig {
     pub fs: Option<String>,
     /// `never` (default) or `always`.
     pub retain: Option<String>,
+    /// Test hook (see [`ENV_CRASH_AT`]).
+    pub crash_at: Option<String>,
 }
 
 impl VolumeConfig {
@@ -82,6 +87,7 @@ impl VolumeConfig {
             ),
             fs: var(ENV_FS),
             retain: var(ENV_RETAIN),
+            crash_at: var(ENV_CRASH_AT),
         }
     }
 }
@@ -219,8 +225,10 @@ impl HomeVolume {
                         format!("{} is not an absolute path", dir.display()),
                     ));
                 }
+                let crash_at = cfg.crash_at.clone();
                 Arc::new(move || {
-                    let b = LoopfileBackend::new(&dir, Box::new(SystemRunner::default()))?;
+                    let mut b = LoopfileBackend::new(&dir, Box::new(SystemRunner::default()))?;
+                    b.crash.crash_at = crash_at.clone();
                     Ok(Box::new(b) as Box<dyn Backend>)
                 })
             }
