@@ -246,7 +246,7 @@ impl HomeVolume {
         let size = mb_to_bytes(home_mb);
         if size < fs.min_size() {
             return Err(home_err(format!(
-                "{home_mb} MB is below the {} minimum of a {fs} volume",
+                "{home_mb} MB is below the {fs} minimum of {}",
                 fs.min_size()
             )));
         }
