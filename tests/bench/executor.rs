@@ -3,9 +3,11 @@
 //! each) of berth-executor with `BERTH_EXECUTOR_RUNTIME=runc` and `=crun`, against a shell
 //! script that does `<runtime> run -d` until `<runtime> state` says running, and
 //! `<runtime> kill TERM` until the container is gone, with the same bundle (the
-//! config.json berth-executor wrote, root filesystem = the image). The task is
-//! `berth-init -- /bin/sh -c 'exec sleep 1000'` in all four. The four are interleaved
-//! task by task, so that load from elsewhere falls on all of them alike.
+//! config.json berth-executor wrote, root filesystem = the image). The task is the plain
+//! command `exec sleep 1000` in all four: berth-init in supervisor mode running it as its
+//! one service (`--spec /run/berth/app.yaml`, the spec the executor generated, copied
+//! into the anchor's run dir). The four are interleaved task by task, so that load from
+//! elsewhere falls on all of them alike.
 //!
 //! On a cgroups v1 hybrid host whose v2 hierarchy holds a controller, crun refuses to
 //! create containers; berth then runs it with that hierarchy detached (see the executor's
@@ -32,8 +34,9 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-/// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config.
-fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<Value>) {
+/// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config
+/// and the app spec generated for the command.
+fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<(Value, Vec<u8>)>) {
     let tid = lab.task_id(&format!("b{i}"));
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -56,6 +59,13 @@ fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<Value>) {
         })
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let app_spec = std::fs::read_dir(&lab.run).ok().and_then(|mut it| {
+        it.find_map(|e| {
+            e.ok()
+                .and_then(|e| std::fs::read(e.path().join("app.yaml")).ok())
+        })
+    });
+    let config = config.zip(app_spec);
     let t1 = Instant::now();
     d.kill(&tid, None);
     d.wait_state(&tid, "TASK_KILLED", T);
@@ -103,8 +113,11 @@ fn hybrid_with_v2_controllers() -> bool {
 }
 
 /// The anchor's bundle: berth's config.json with the image as the root filesystem and its
-/// own run dir and sandbox.
-fn anchor_bundle(lab: &RuntimeLab, mut config: Value) -> (std::path::PathBuf, Value) {
+/// own run dir (holding berth's generated app spec) and sandbox.
+fn anchor_bundle(
+    lab: &RuntimeLab,
+    (mut config, app_spec): (Value, Vec<u8>),
+) -> (std::path::PathBuf, Value) {
     config["root"]["path"] = json!(lab.images.join("busybox"));
     let base = lab.dir.path();
     let (bundle, sandbox, run_dir) = (
@@ -115,6 +128,7 @@ fn anchor_bundle(lab: &RuntimeLab, mut config: Value) -> (std::path::PathBuf, Va
     for d in [&bundle, &sandbox, &run_dir] {
         std::fs::create_dir_all(d).unwrap();
     }
+    std::fs::write(run_dir.join("app.yaml"), app_spec).unwrap();
     for m in config["mounts"].as_array_mut().unwrap() {
         if m["destination"] == "/run/berth" {
             m["source"] = json!(run_dir);
@@ -191,7 +205,7 @@ fn main() {
             figs[k].berth_launch.push(l);
             figs[k].berth_kill.push(kl);
             if anchors[k].is_none() {
-                let config = config.expect("berth's bundle config.json");
+                let config = config.expect("berth's bundle config.json and app spec");
                 anchors[k] = Some(anchor_bundle(lab, config));
             }
             let (bundle, config) = anchors[k].as_ref().unwrap();

@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub fail_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
     pub net: Option<super::network::NetConfig>,
+    /// The task's sized `/home` (the volume step): backend, filesystem, retention
+    /// (`BERTH_EXECUTOR_VOLUME_*`, checked when a task asks for `home`).
+    pub volume: super::volume::VolumeConfig,
 }
 
 impl RunConfig {
@@ -51,6 +54,7 @@ impl RunConfig {
                 parent,
                 mode: var("BERTH_EXECUTOR_NET_MODE").unwrap_or_else(|| "bridge".into()),
             }),
+            volume: super::volume::VolumeConfig::from_env(),
         }
     }
 }
