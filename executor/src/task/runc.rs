@@ -13,8 +13,10 @@
 //!   state root ([`Runtime::known`]).
 //! - A signal other than KILL to a created-but-not-started container: runc's `init` (Go,
 //!   with handlers for every signal) dies of it; crun's waits as a PID 1 without handlers
-//!   and the signal is lost. With crun such a signal is refused
-//!   ([`RuncError::NotStarted`]) so that the caller retries once the container runs.
+//!   and the signal is lost. With crun (or a runtime berth does not know) such a signal
+//!   is refused ([`RuncError::NotStarted`]) so that the caller retries once the container
+//!   runs. Likewise a signal the container's PID 1 neither handles nor blocks yet, which
+//!   the kernel would discard ([`RuncError::NotHandled`]), with either runtime.
 //! - cgroups v1 "hybrid" hosts with a controller (e.g. hugetlb) left on the v2 hierarchy
 //!   at `/sys/fs/cgroup/unified`: crun refuses to create containers there. berth then
 //!   runs `crun run` in a private mount namespace where that hierarchy is detached, so
@@ -107,9 +109,10 @@ impl Kind {
     }
 
     /// Whether a signal other than KILL reaches a created-but-not-started container's
-    /// init (runc's Go init handles every signal; crun's waits as a bare PID 1).
+    /// init (runc's Go init handles every signal; crun's waits as a bare PID 1; for an
+    /// unknown runtime berth assumes the safe answer: wait until it runs).
     pub fn signals_created_init(self) -> bool {
-        self != Kind::Crun
+        self == Kind::Runc
     }
 
     /// Whether the runtime refuses a hybrid host whose v2 hierarchy holds controllers.
@@ -511,7 +514,8 @@ mod tests {
         ] {
             assert!(!needs_v1_only_view(Kind::Crun, mode), "{mode:?}");
         }
-        assert!(Kind::Runc.signals_created_init() && !Kind::Crun.signals_created_init());
+        assert!(Kind::Runc.signals_created_init());
+        assert!(!Kind::Crun.signals_created_init() && !Kind::Other.signals_created_init());
     }
 
     #[test]
