@@ -5,6 +5,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::proto;
+
 /// The parts of an HTTP request the checks look at.
 #[derive(Debug, Clone, Default)]
 pub struct HttpRequest {
@@ -53,6 +55,12 @@ pub struct AgentView {
     pub executor_id: String,
     /// `Some(token)`: the executor must send `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// The agent restarted and did not recover this framework (checkpointing off): it
+    /// knows neither the framework nor its executor any more.
+    pub forgot_framework: bool,
+    /// The executor missed its reregistration timeout after an agent restart and was
+    /// shut down: the agent no longer accepts it.
+    pub executor_gone: bool,
 }
 
 /// True when an Accept header value allows JSON (libprocess
@@ -104,6 +112,8 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
     }
     let call: Value = serde_json::from_slice(&req.body)
         .map_err(|e| refuse(400, format!("Failed to parse body into JSON: {e}")))?;
+    proto::parse(&call, proto::CALL, "")
+        .map_err(|m| refuse(400, format!("Failed to parse body into Call protobuf: {m}")))?;
     let kind = validate_call(&call, view)
         .map_err(|m| refuse(400, format!("Failed to validate executor::Call: {m}")))?;
     if kind == "SUBSCRIBE" {
@@ -117,10 +127,12 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
         }
     }
     // The agent looks the framework and executor up only after the Accept check.
-    if id_of(&call, "framework_id").ok() != Some(view.framework_id.as_str()) {
+    if view.forgot_framework
+        || id_of(&call, "framework_id").ok() != Some(view.framework_id.as_str())
+    {
         return Err(refuse(400, "Framework cannot be found"));
     }
-    if id_of(&call, "executor_id").ok() != Some(view.executor_id.as_str()) {
+    if view.executor_gone || id_of(&call, "executor_id").ok() != Some(view.executor_id.as_str()) {
         return Err(refuse(400, "Executor cannot be found"));
     }
     if kind != "SUBSCRIBE" && !view.subscribed {
@@ -209,6 +221,7 @@ pub fn validate_call(call: &Value, view: &AgentView) -> Result<String, String> {
 
 /// The agent's TaskStatus checks for an executor's update.
 pub fn validate_status(status: &Value, view: &AgentView) -> Result<(), String> {
+    proto::parse(status, proto::TASK_STATUS, "status")?;
     id_of(status, "task_id")?;
     let uuid = status
         .get("uuid")
@@ -239,7 +252,7 @@ pub fn validate_status(status: &Value, view: &AgentView) -> Result<(), String> {
     if state == "TASK_STAGING" {
         return Err("Received TASK_STAGING from executor".into());
     }
-    if let Some(e) = status.get("executor_id") {
+    if let Some(e) = status.get("executor_id").filter(|e| !e.is_null()) {
         let e = e.get("value").and_then(Value::as_str).unwrap_or("");
         if e != view.executor_id {
             return Err(format!(
@@ -248,9 +261,30 @@ pub fn validate_status(status: &Value, view: &AgentView) -> Result<(), String> {
             ));
         }
     }
-    if let Some(t) = status.get("timestamp") {
-        if !t.is_number() {
-            return Err("'timestamp' must be a number".into());
+    check_addresses(status)
+}
+
+/// `container_status.network_infos[].ip_addresses[]`: Marathon keeps these as the task's
+/// addresses, so each must be an IP of the family its `protocol` names. (The agent's
+/// parse only checks the shape; the double is stricter, as Marathon parses them.)
+fn check_addresses(status: &Value) -> Result<(), String> {
+    let infos = status["container_status"]["network_infos"].as_array();
+    for (i, info) in infos.into_iter().flatten().enumerate() {
+        let addrs = info["ip_addresses"].as_array();
+        for (j, a) in addrs.into_iter().flatten().enumerate() {
+            let at = format!("container_status.network_infos[{i}].ip_addresses[{j}]");
+            let text = a["ip_address"]
+                .as_str()
+                .ok_or(format!("'{at}.ip_address' is missing"))?;
+            let ip: std::net::IpAddr = text
+                .parse()
+                .map_err(|_| format!("'{at}.ip_address' {text:?} is not an IP address"))?;
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            if let Some(p) = a["protocol"].as_str() {
+                if p != family {
+                    return Err(format!("'{at}': {text} is not an {p} address"));
+                }
+            }
         }
     }
     Ok(())
