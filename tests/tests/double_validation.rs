@@ -715,3 +715,31 @@ fn after_an_agent_restart_a_non_checkpointing_executor_is_not_taken_back() {
         "{v:?}"
     );
 }
+
+#[test]
+fn every_reason_the_executor_can_send_is_a_mesos_reason() {
+    use berth_executor::mesos::types::Reason;
+    use berth_tests::mesos::proto::REASONS;
+    for r in [
+        Reason::ReasonCommandExecutorFailed,
+        Reason::ReasonContainerLaunchFailed,
+        Reason::ReasonContainerLimitation,
+        Reason::ReasonContainerLimitationMemory,
+        Reason::ReasonExecutorTerminated,
+        Reason::ReasonExecutorUnregistered,
+        Reason::ReasonTaskHealthCheckStatusUpdated,
+        Reason::ReasonTaskGroupInvalid,
+        Reason::ReasonTaskInvalid,
+        Reason::ReasonTaskKilledDuringLaunch,
+        Reason::ReasonTaskUnknown,
+        Reason::ReasonAgentRestarted,
+    ] {
+        let name = serde_json::to_value(r).unwrap();
+        let name = name.as_str().unwrap();
+        assert!(REASONS.contains(&name), "{name} is not a Mesos reason");
+    }
+    // `ReasonOther` only stands for reasons the executor reads and does not know; the
+    // agent would refuse it, so it must never be sent.
+    let other = serde_json::to_value(Reason::ReasonOther).unwrap();
+    assert!(!REASONS.contains(&other.as_str().unwrap()));
+}
