@@ -1,19 +1,27 @@
 //! The agent's JSON -> protobuf parse of an `executor::Call`, as stout's
-//! `protobuf::parse` does it (apache/mesos 3rdparty/stout/include/stout/protobuf.hpp),
-//! for the fields an executor sends. Runs before the semantic checks of `validate`.
+//! `protobuf::parse` does it (apache/mesos 3rdparty/stout/include/stout/protobuf.hpp,
+//! `internal::Parser`), for the fields an executor sends. Runs before the semantic
+//! checks of `validate`.
 //!
-//! What it enforces, like the real parse:
-//! - each known field has the JSON type of its proto type (object for a message, array
-//!   for a repeated field, string for string/bytes/enum, boolean for bool, number for
-//!   numbers; a number may also arrive as a numeric string, as stout accepts);
-//! - enums by a known value name ("Failed to find enum for 'X'");
-//! - `bytes` as valid base64;
-//! - proto2 `required` fields present ("Missing required fields: a.b.c");
-//! - unknown fields are ignored, at every level (REFERENCE.md section 1: "unknown fields
-//!   ignored"), and so is `null` (stout leaves the field unset).
+//! What it does, like stout:
+//! - unknown field names are ignored, at every level (REFERENCE.md section 1), and a
+//!   JSON `null` leaves the field unset;
+//! - a message field wants an object, a non-repeated field must not be an array ("Not
+//!   expecting a JSON array for field 'x'"); a repeated field takes an array, or a single
+//!   value as one element;
+//! - string/bytes/enum fields want a JSON string (bytes: valid base64, "Failed to base64
+//!   decode bytes field 'x'"); numbers want a number or a numeric string ("Failed to
+//!   parse 'x' as a JSON number for field 'y'"), booleans a boolean or "true"/"false";
+//!   anything else is "Not expecting a JSON <kind> for field 'x'";
+//! - an enum name the proto does not know fails a *required* field ("Failed to find
+//!   enum for 'X'", e.g. `state`) and is silently dropped from an optional one (proto2
+//!   behaviour: `reason`, `source`, `protocol`, the call's `type`). The agent then acts
+//!   as if the field were absent; the double reports each drop so it is recorded as a
+//!   violation (the executor's information is lost);
+//! - proto2 `required` fields must be present ("Missing required fields: a.b, c").
 //!
-//! Errors carry stout's wording; `validate::check` prefixes them with the agent's
-//! "Failed to parse body into Call protobuf: ".
+//! `validate::check` prefixes errors with the agent's "Failed to convert JSON into Call
+//! protobuf: ".
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -127,6 +135,12 @@ const CONTAINER_STATUS: &[Field] = &[
     opt("executor_pid", Kind::Int),
 ];
 const TIME_INFO: &[Field] = &[req("nanoseconds", Kind::Int)];
+const CHECK_STATUS: &[Field] = &[
+    opt("type", Kind::Enum(&["UNKNOWN", "COMMAND", "HTTP", "TCP"])),
+    opt("command", Kind::Message(&[opt("exit_code", Kind::Int)])),
+    opt("http", Kind::Message(&[opt("status_code", Kind::Int)])),
+    opt("tcp", Kind::Message(&[opt("succeeded", Kind::Bool)])),
+];
 
 /// `TaskStatus` (the fields an executor may send).
 pub const TASK_STATUS: &[Field] = &[
@@ -144,6 +158,7 @@ pub const TASK_STATUS: &[Field] = &[
     opt("labels", Kind::Message(LABELS)),
     opt("container_status", Kind::Message(CONTAINER_STATUS)),
     opt("unreachable_time", Kind::Message(TIME_INFO)),
+    opt("check_status", Kind::Message(CHECK_STATUS)),
 ];
 
 /// `TaskInfo` as far as the agent's parse looks into an unacknowledged task (its
@@ -186,20 +201,29 @@ fn not_expecting(v: &Value, field: &str) -> String {
     format!("Not expecting a JSON {} for field '{field}'", json_kind(v))
 }
 
+/// What a parse left out without failing: unknown enum names of optional fields.
+#[derive(Debug, Default)]
+struct Walk {
+    missing: Vec<String>,
+    dropped: Vec<String>,
+}
+
 /// Parses `v` as a message of `schema`; `path` names it in "Missing required fields".
-pub fn parse(v: &Value, schema: &[Field], path: &str) -> Result<(), String> {
+/// On success, returns the fields the parse dropped (unknown enum names of optional
+/// fields), as `path: what`.
+pub fn parse(v: &Value, schema: &[Field], path: &str) -> Result<Vec<String>, String> {
     let Value::Object(obj) = v else {
-        return Err(format!(
-            "Expecting a JSON object, got a JSON {}",
-            json_kind(v)
-        ));
+        return Err("Expecting a JSON object".into());
     };
-    let mut missing = Vec::new();
-    parse_message(obj, schema, path, &mut missing)?;
-    if !missing.is_empty() {
-        return Err(format!("Missing required fields: {}", missing.join(", ")));
+    let mut walk = Walk::default();
+    parse_message(obj, schema, path, &mut walk)?;
+    if !walk.missing.is_empty() {
+        return Err(format!(
+            "Missing required fields: {}",
+            walk.missing.join(", ")
+        ));
     }
-    Ok(())
+    Ok(walk.dropped)
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -214,64 +238,103 @@ fn parse_message(
     obj: &serde_json::Map<String, Value>,
     schema: &[Field],
     path: &str,
-    missing: &mut Vec<String>,
+    walk: &mut Walk,
 ) -> Result<(), String> {
     for f in schema {
         let here = join(path, f.name);
+        let mut count = 0;
         match obj.get(f.name) {
-            None | Some(Value::Null) => {
-                if f.required {
-                    missing.push(here);
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) if f.repeated => {
+                for item in items {
+                    parse_element(item, f, &here, &mut count, walk)?;
                 }
             }
-            Some(v) if f.repeated => {
-                let Value::Array(items) = v else {
-                    return Err(not_expecting(v, f.name));
-                };
-                for (i, item) in items.iter().enumerate() {
-                    parse_value(item, f, &format!("{here}[{i}]"), missing)?;
+            Some(Value::Array(_)) => return Err(not_expecting(&Value::Array(vec![]), f.name)),
+            Some(v) if f.repeated => parse_element(v, f, &here, &mut count, walk)?,
+            Some(v) => {
+                if parse_value(v, f, &here, walk)? {
+                    count = 1;
                 }
             }
-            Some(v) => parse_value(v, f, &here, missing)?,
+        }
+        if f.required && count == 0 {
+            walk.missing.push(here);
         }
     }
     Ok(())
 }
 
-fn parse_value(v: &Value, f: &Field, path: &str, missing: &mut Vec<String>) -> Result<(), String> {
-    let numeric_string = |s: &str| s.trim().parse::<f64>().is_ok();
+/// One element of a repeated field (nested arrays are flattened, as stout does).
+fn parse_element(
+    v: &Value,
+    f: &Field,
+    here: &str,
+    count: &mut usize,
+    walk: &mut Walk,
+) -> Result<(), String> {
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                parse_element(item, f, here, count, walk)?;
+            }
+            Ok(())
+        }
+        Value::Null => Ok(()),
+        v => {
+            if parse_value(v, f, &format!("{here}[{count}]"), walk)? {
+                *count += 1;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Parses one value; `Ok(false)` when it was dropped (an unknown optional enum).
+fn parse_value(v: &Value, f: &Field, path: &str, walk: &mut Walk) -> Result<bool, String> {
+    let nan = |s: &str, what: &str| {
+        format!(
+            "Failed to parse '{s}' as a JSON {what} for field '{}': not a JSON {what}",
+            f.name
+        )
+    };
     match (f.kind, v) {
-        (Kind::String, Value::String(_)) => Ok(()),
+        (Kind::String, Value::String(_)) => Ok(true),
         (Kind::Bytes, Value::String(s)) => base64::engine::general_purpose::STANDARD
             .decode(s)
-            .map(|_| ())
+            .map(|_| true)
             .map_err(|e| format!("Failed to base64 decode bytes field '{}': {e}", f.name)),
         (Kind::Enum(names), Value::String(s)) => {
             if names.contains(&s.as_str()) {
-                Ok(())
-            } else {
+                Ok(true)
+            } else if f.required {
                 Err(format!("Failed to find enum for '{s}'"))
-            }
-        }
-        (Kind::Bool, Value::Bool(_)) => Ok(()),
-        (Kind::Double, Value::Number(_)) => Ok(()),
-        (Kind::Int, Value::Number(n)) => {
-            if n.is_i64() || n.is_u64() {
-                Ok(())
             } else {
-                Err(format!(
-                    "Failed to convert value {n} for field '{}'",
-                    f.name
-                ))
+                walk.dropped
+                    .push(format!("{path}: unknown enum value '{s}' dropped"));
+                Ok(false)
             }
         }
-        (Kind::Double, Value::String(s)) if numeric_string(s) => Ok(()),
-        (Kind::Int, Value::String(s)) if s.trim().parse::<i64>().is_ok() => Ok(()),
-        (Kind::Double | Kind::Int, Value::String(s)) => Err(format!(
-            "Failed to convert '{s}' to number for field '{}'",
-            f.name
-        )),
-        (Kind::Message(schema), Value::Object(obj)) => parse_message(obj, schema, path, missing),
+        (Kind::Bool, Value::Bool(_)) => Ok(true),
+        (Kind::Bool, Value::String(s)) => match s.as_str() {
+            "true" | "false" => Ok(true),
+            _ => Err(nan(s, "boolean")),
+        },
+        (Kind::Double | Kind::Int, Value::Number(_)) => Ok(true),
+        (Kind::Double, Value::String(s))
+            if s == "Infinity"
+                || s == "-Infinity"
+                || serde_json::from_str::<serde_json::Number>(s).is_ok() =>
+        {
+            Ok(true)
+        }
+        (Kind::Int, Value::String(s)) if serde_json::from_str::<serde_json::Number>(s).is_ok() => {
+            Ok(true)
+        }
+        (Kind::Double | Kind::Int, Value::String(s)) => Err(nan(s, "number")),
+        (Kind::Message(schema), Value::Object(obj)) => {
+            parse_message(obj, schema, path, walk).map(|_| true)
+        }
         _ => Err(not_expecting(v, f.name)),
     }
 }
@@ -294,7 +357,7 @@ mod tests {
 
     #[test]
     fn each_field_wants_its_json_type() {
-        assert!(parse(&status(), TASK_STATUS, "").is_ok());
+        assert!(parse(&status(), TASK_STATUS, "").unwrap().is_empty());
         let cases = [
             (
                 "state",
@@ -307,19 +370,14 @@ mod tests {
                 "Failed to find enum for 'RUNNING'",
             ),
             (
-                "reason",
-                json!("REASON_NOPE"),
-                "Failed to find enum for 'REASON_NOPE'",
-            ),
-            (
-                "source",
-                json!("SOURCE_SLAVE"),
-                "Failed to find enum for 'SOURCE_SLAVE'",
+                "healthy",
+                json!("yes"),
+                "Failed to parse 'yes' as a JSON boolean for field 'healthy'",
             ),
             (
                 "healthy",
-                json!("true"),
-                "Not expecting a JSON string for field 'healthy'",
+                json!(0),
+                "Not expecting a JSON number for field 'healthy'",
             ),
             (
                 "data",
@@ -329,7 +387,7 @@ mod tests {
             (
                 "timestamp",
                 json!("soon"),
-                "Failed to convert 'soon' to number",
+                "Failed to parse 'soon' as a JSON number for field 'timestamp'",
             ),
             (
                 "timestamp",
@@ -340,6 +398,11 @@ mod tests {
                 "message",
                 json!(7),
                 "Not expecting a JSON number for field 'message'",
+            ),
+            (
+                "message",
+                json!(["a"]),
+                "Not expecting a JSON array for field 'message'",
             ),
             (
                 "task_id",
@@ -359,21 +422,39 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_and_null_are_ignored_required_fields_are_not() {
+    fn like_stout_lenient_where_it_is_lenient() {
+        // Unknown fields ignored at every level, null is unset, numbers and booleans
+        // as strings, a single value for a repeated field.
         let mut s = with("some_future_field", json!({"x": [1, 2]}));
         s["container_status"] =
-            json!({"network_infos":[{"ip_addresses":[{"ip_address":"10.0.0.2","extra":1}]}]});
+            json!({"network_infos":{"ip_addresses":[{"ip_address":"10.0.0.2","extra":1}]}});
         s["labels"] = json!(null);
-        assert!(parse(&s, TASK_STATUS, "").is_ok());
+        s["timestamp"] = json!("2.5");
+        s["healthy"] = json!("true");
+        assert!(parse(&s, TASK_STATUS, "").unwrap().is_empty());
+        // An unknown name of an optional enum is dropped, not refused.
+        let dropped = parse(&with("reason", json!("REASON_NOPE")), TASK_STATUS, "status").unwrap();
+        assert_eq!(
+            dropped,
+            ["status.reason: unknown enum value 'REASON_NOPE' dropped"]
+        );
+    }
+
+    #[test]
+    fn required_fields_are_named_with_their_path() {
         let mut s = status();
         s.as_object_mut().unwrap().remove("state");
         s["task_id"] = json!({});
+        s["labels"] = json!({"labels": [{"key": "a"}, {"value": "v"}]});
         let err = parse(&s, TASK_STATUS, "update.status").unwrap_err();
         assert_eq!(
             err,
-            "Missing required fields: update.status.task_id.value, update.status.state"
+            "Missing required fields: update.status.task_id.value, update.status.state, \
+             update.status.labels.labels[1].key"
         );
-        // Numbers may come as numeric strings, as stout parses them.
-        assert!(parse(&with("timestamp", json!("2.5")), TASK_STATUS, "").is_ok());
+        assert_eq!(
+            parse(&json!([]), CALL, "").unwrap_err(),
+            "Expecting a JSON object"
+        );
     }
 }

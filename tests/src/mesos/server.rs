@@ -82,7 +82,7 @@ fn answer(shared: &Shared, kind: &str, status: u16, message: &str) {
         status,
         message: message.into(),
     });
-    if (400..500).contains(&status) {
+    if (400..500).contains(&status) || status == 501 {
         st.violation(format!("{kind} answered {status}: {message}"));
     }
     cv.notify_all();
@@ -129,6 +129,16 @@ async fn connection(sock: TcpStream, shared: Shared) {
                 continue;
             }
         };
+        if !call.dropped.is_empty() {
+            let (m, _) = &*shared;
+            let mut st = m.lock().unwrap();
+            for d in &call.dropped {
+                st.violation(format!(
+                    "{} accepted, but the agent's parse dropped {d}",
+                    call.kind
+                ));
+            }
+        }
         match call.kind.as_str() {
             "SUBSCRIBE" => {
                 let sock = reader.into_inner();

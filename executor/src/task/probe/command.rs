@@ -58,9 +58,13 @@ pub async fn run(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
-    let mut child = c
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", rt.binary.display()))?;
+    let mut child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            guard.disarm();
+            return Err(format!("cannot run {}: {e}", rt.binary.display()));
+        }
+    };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => {
             guard.disarm();
