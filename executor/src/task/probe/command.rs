@@ -267,6 +267,68 @@ mod tests {
         assert!(r.join("200").exists() && r.join("7").exists());
     }
 
+    /// Alive and not a zombie.
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+            .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+    }
+
+    #[test]
+    fn an_abandoned_check_is_killed_with_its_tree() {
+        use std::os::unix::process::CommandExt;
+        // A real tree on the host: a shell (own process group, blocked on its stdin so
+        // it outlives its children) with two children.
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 1000 & sleep 1000 & read x"])
+            .stdin(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // Whatever happens, the test's group dies with it.
+        struct Group(i32);
+        impl Drop for Group {
+            fn drop(&mut self) {
+                // SAFETY: kill(2) on the process group this test made.
+                unsafe { libc::kill(-self.0, libc::SIGKILL) };
+            }
+        }
+        let _group = Group(leader.id() as i32);
+        let t = tempfile::tempdir().unwrap();
+        let pid_file = t.path().join("check.pid");
+        std::fs::write(&pid_file, leader.id().to_string()).unwrap();
+        let mut kids = Vec::new();
+        for _ in 0..100 {
+            kids = victims(Path::new("/proc"), leader.id() as i32)
+                .into_iter()
+                .collect();
+            if kids.len() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(kids.len(), 2, "{kids:?}");
+        // Dropped while armed, as when the check's future is dropped.
+        drop(TreeGuard {
+            pid_file: pid_file.clone(),
+            armed: true,
+        });
+        let status = leader.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+        for _ in 0..100 {
+            if kids.iter().all(|k| !alive(*k as u32)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(kids.iter().all(|k| !alive(*k as u32)), "left: {kids:?}");
+        assert!(!pid_file.exists(), "the pid file is removed");
+    }
+
     #[test]
     fn a_missing_pid_file_kills_nothing() {
         let t = tempfile::tempdir().unwrap();
