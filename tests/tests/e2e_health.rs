@@ -80,6 +80,8 @@ fn a_timed_out_command_check_is_killed_inside_the_container() {
         left.is_empty(),
         "the timed-out check left {left:?} in the container"
     );
+    // It failed by timing out (the executor logs why).
+    assert!(exec.log().contains("timed out after 1s"), "{}", exec.log());
     // The task itself keeps running meanwhile.
     assert_eq!(in_pidns(init, &["sleep", "2000"]).len(), 1, "the task died");
     // Two consecutive failures (consecutive_failures) kill the task, as Mesos does.
