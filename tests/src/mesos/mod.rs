@@ -232,6 +232,10 @@ impl AgentDouble {
             st.register_by = Some(Instant::now() + registration_timeout);
             st.view.subscribed = false;
             st.checkpoint = spec.checkpoint;
+            // A new launch: the agent knows the framework and this executor (again).
+            st.view.forgot_framework = false;
+            st.view.executor_gone = false;
+            st.reregister_by = None;
         }
         spec.spawn(&self.endpoint, &self.state().agent_id.clone())
     }
