@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub fail_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
     pub net: Option<super::network::NetConfig>,
+    /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
+    /// every task of the machine.
+    pub image_cache: PathBuf,
 }
 
 impl RunConfig {
@@ -51,6 +54,7 @@ impl RunConfig {
                 parent,
                 mode: var("BERTH_EXECUTOR_NET_MODE").unwrap_or_else(|| "bridge".into()),
             }),
+            image_cache: path("BERTH_EXECUTOR_IMAGE_CACHE", "/var/lib/berth/image-cache"),
         }
     }
 }
