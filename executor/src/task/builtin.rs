@@ -73,6 +73,10 @@ impl Step for Image {
             .prepare(&ctx.cfg.image_cache)
             .map_err(|e| StepError::new("image", format!("labels.berth.image: {e}")))?;
         if let crate::image::ImageSource::Oci { image: img, .. } = image {
+            let user = &img.config.user;
+            if !user.is_empty() && user != "root" && user != "0" && user != "0:0" {
+                tracing::warn!(image = %img.reference, user = %user, "the image's User is not honoured: berth-init runs as root and app specs name their own users");
+            }
             tracing::info!(
                 image = %img.reference,
                 manifest = %img.manifest.digest,
