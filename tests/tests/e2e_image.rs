@@ -50,17 +50,41 @@ fn run(
     cmd: Option<&str>,
     end: &str,
 ) -> (Value, String, String) {
-    let tid = lab.task_id(what);
-    let mut spec = lab.spec(&tid, cmd);
+    run_with(lab, what, image, cmd, end, &[])
+}
+
+/// The executor as the agent starts it for this lab, with the lab's image cache.
+fn spec(lab: &Lab, tid: &str, cmd: Option<&str>) -> berth_tests::mesos::ExecutorSpec {
+    let mut spec = lab.spec(tid, cmd);
     spec.env.push((
         "BERTH_EXECUTOR_IMAGE_CACHE".into(),
         cache_dir(lab).display().to_string(),
     ));
     spec.env.push(("APP_MODE".into(), "from-marathon".into()));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    let mut task = lab.task(&tid);
+    spec
+}
+
+fn task(lab: &Lab, tid: &str, image: &str) -> Value {
+    let mut task = lab.task(tid);
     task["labels"] = json!({"labels": [{"key": "berth.image", "value": image}]});
-    d.launch_on_subscribe(task);
+    task
+}
+
+fn run_with(
+    lab: &Lab,
+    what: &str,
+    image: &str,
+    cmd: Option<&str>,
+    end: &str,
+    env: &[(&str, &str)],
+) -> (Value, String, String) {
+    let tid = lab.task_id(what);
+    let mut spec = spec(lab, &tid, cmd);
+    for (k, v) in env {
+        spec.env.push((k.to_string(), v.to_string()));
+    }
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(task(lab, &tid, image));
     let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
     assert!(d.enforce_registration(&mut exec), "log: {}", exec.log());
     d.wait_state(&tid, end, T);
@@ -196,4 +220,75 @@ fn a_corrupt_blob_or_a_missing_tag_fails_naming_the_image() {
         "{last}"
     );
     lab.assert_clean();
+}
+
+#[test]
+fn a_failure_at_the_image_or_rootfs_step_undoes_everything() {
+    let lab = Lab::new("imgfail");
+    layered_image(&lab, json!(["true"]));
+    for step in ["image", "rootfs"] {
+        let (last, _, log) = run_with(
+            &lab,
+            step,
+            "bb:v1",
+            Some("true"),
+            "TASK_FAILED",
+            &[("BERTH_EXECUTOR_FAIL_STEP", step)],
+        );
+        assert_eq!(last["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{last}");
+        let msg = last["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("{step}: failure injected")),
+            "{last}\n{log}"
+        );
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn a_new_executor_recovers_an_image_task_after_sigkill() {
+    let lab = Lab::new("imgrecover");
+    let (_layout, m) = layered_image(&lab, json!(["true"]));
+    let tid = lab.task_id("app");
+    let spec = spec(&lab, &tid, Some("exec sleep 1000"));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(task(&lab, &tid, "bb:v1"));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    // The checkpoint names the cache entry the overlay stands on.
+    let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let cp_path = std::fs::read_dir(&lab.state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("checkpoint.json"))
+        .find(|p| p.is_file())
+        .expect("a checkpoint");
+    let cp: Value = serde_json::from_slice(&std::fs::read(&cp_path).unwrap()).unwrap();
+    let lower = cache_dir(&lab).join(format!("sha256-{hex}")).join("rootfs");
+    assert_eq!(cp["outputs"]["image"], json!(lower), "{cp}");
+    let container = lab.runc_containers();
+    exec.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.runc_containers(), container);
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
+    assert!(
+        d.wait(T, |st| st
+            .states(&tid)
+            .iter()
+            .filter(|s| *s == "TASK_RUNNING")
+            .count()
+            == 2),
+        "{}",
+        exec2.log()
+    );
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+    assert!(lower.join("opt/new.txt").is_file(), "the cache stays");
 }
