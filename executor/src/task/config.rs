@@ -28,6 +28,9 @@ pub struct RunConfig {
     /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
     /// every task of the machine.
     pub image_cache: PathBuf,
+    /// The task's sized `/home` (the volume step): backend, filesystem, retention
+    /// (`BERTH_EXECUTOR_VOLUME_*`, checked when a task asks for `home`).
+    pub volume: super::volume::VolumeConfig,
 }
 
 impl RunConfig {
@@ -55,6 +58,7 @@ impl RunConfig {
                 mode: var("BERTH_EXECUTOR_NET_MODE").unwrap_or_else(|| "bridge".into()),
             }),
             image_cache: path("BERTH_EXECUTOR_IMAGE_CACHE", "/var/lib/berth/image-cache"),
+            volume: super::volume::VolumeConfig::from_env(),
         }
     }
 }

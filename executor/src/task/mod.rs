@@ -12,6 +12,7 @@
 //! - `init_client`: berth-init's status socket.
 //! - `health`, `probe`: health checks and their Mesos rules.
 //! - `runner`: one task's life, as a `Launcher` for the session.
+//! - `volume`: the volume step (berth-lvm: the task's sized `/home`, first of the steps).
 
 pub mod builtin;
 pub mod bundle;
@@ -25,3 +26,4 @@ pub mod probe;
 pub mod runc;
 pub mod runner;
 pub mod steps;
+pub mod volume;

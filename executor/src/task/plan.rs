@@ -131,6 +131,8 @@ impl Plan {
         let disk_mb = scalar(&resources, "disk")?;
         let home_mb = scalar(&resources, "home")?;
         let bandwidth_mbit = scalar(&resources, "bandwidth")?;
+        // The /home volume's settings and size, before anything is made.
+        super::volume::HomeVolume::from_settings(&task.task_id.value, home_mb, &cfg.volume)?;
         if mem_mb > 0.0 && mem_mb < 4.0 {
             return Err(PlanError::Resource {
                 name: "mem".into(),
@@ -339,6 +341,11 @@ mod tests {
             state_dir: "/tmp/s".into(),
             run_dir: "/tmp/run".into(),
             cgroup_parent: "berth".into(),
+            volume: super::super::volume::VolumeConfig {
+                backend: Some("loopfile".into()),
+                loopfile_dir: "/tmp/v".into(),
+                ..Default::default()
+            },
             ..RunConfig::default()
         }
     }
@@ -431,6 +438,24 @@ mod tests {
             .starts_with("command"));
         // ... but the app's cmd given to the executor works.
         assert!(Plan::from_task(&t, &vars, Some("sleep 1"), &c).is_ok());
+        // home without a volume backend on the executor: refused, naming both.
+        let none = RunConfig {
+            volume: Default::default(),
+            ..c.clone()
+        };
+        let e = Plan::from_task(&task(), &vars, None, &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("resources.home") && e.contains("BERTH_EXECUTOR_VOLUME_BACKEND"),
+            "{e}"
+        );
+        let mut t = task();
+        t.resources[3].scalar = Some(Scalar { value: 2.0 });
+        assert!(Plan::from_task(&t, &vars, None, &c)
+            .unwrap_err()
+            .to_string()
+            .starts_with("resources.home"));
     }
 
     #[test]

@@ -90,6 +90,10 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
         outputs: Mutex::new(Outputs::default()),
     });
     let mut steps = default_steps();
+    // The /home volume first (DESIGN 2a), when the task asks for one.
+    if let Some(v) = super::volume::step_for(&ctx.plan, &ctx.cfg) {
+        steps.insert(0, v);
+    }
     if let Some(n) = net {
         // After the root filesystem, before the bundle (which joins the netns).
         let at = steps

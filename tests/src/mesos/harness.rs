@@ -314,3 +314,102 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir(PathBuf::from("/sys/fs/cgroup").join(&self.cgroup_parent));
     }
 }
+
+/// The /home volume (the executor's `volume` step, loopfile backend) in a lab.
+impl Lab {
+    /// The loopfile backend's directory of this lab.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.dir.path().join("volumes")
+    }
+
+    /// BERTH_EXECUTOR_VOLUME_* settings: the loopfile backend in this lab, `retain` if given.
+    pub fn volume_env(&self, retain: Option<&str>) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "BERTH_EXECUTOR_VOLUME_BACKEND".to_string(),
+                "loopfile".to_string(),
+            ),
+            (
+                "BERTH_EXECUTOR_VOLUME_DIR".to_string(),
+                self.volumes_dir().display().to_string(),
+            ),
+        ];
+        if let Some(r) = retain {
+            env.push(("BERTH_EXECUTOR_VOLUME_RETAIN".into(), r.into()));
+        }
+        env
+    }
+
+    /// [`Lab::task`] with the `home` resource (MB).
+    pub fn task_with_home(&self, task_id: &str, home_mb: f64) -> Value {
+        let mut t = self.task(task_id);
+        t["resources"].as_array_mut().expect("resources").push(
+            json!({"name": "home", "type": "SCALAR", "scalar": {"value": home_mb}, "role": "*"}),
+        );
+        t
+    }
+
+    /// A file the task wrote in its sandbox (`stdout`, `stderr`).
+    pub fn sandbox_file(&self, task_id: &str, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("sandboxes").join(task_id).join(name))
+            .unwrap_or_default()
+    }
+
+    /// Loop devices whose backing file is in this lab's directory.
+    pub fn loop_devices(&self) -> Vec<String> {
+        let base = self.dir.path().display().to_string();
+        let Ok(rd) = std::fs::read_dir("/sys/block") else {
+            return Vec::new();
+        };
+        let mut devs: Vec<String> = rd
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("loop/backing_file"))
+                    .is_ok_and(|b| b.trim().starts_with(&base))
+            })
+            .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+            .collect();
+        devs.sort();
+        devs
+    }
+
+    /// Volume files (`<name>.img`, `<name>.json`) in this lab's loopfile directory.
+    pub fn volume_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.volumes_dir())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.extension()
+                            .is_some_and(|x| x == "img" || x == "json" || x == "tmp")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// Asserts that no volume file, loop device or mount of this lab is left (waiting a
+    /// moment: the kernel frees an autoclear loop device after the last unmount).
+    pub fn assert_no_volumes(&self) {
+        let mut left = String::new();
+        for _ in 0..100 {
+            let (f, l, m) = (self.volume_files(), self.loop_devices(), self.mounts());
+            if f.is_empty() && l.is_empty() && m.is_empty() {
+                return;
+            }
+            left = format!("volume files {f:?}, loop devices {l:?}, mounts {m:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("volumes left behind: {left}");
+    }
+
+    /// Detaches this lab's loop devices (cleanup after a failed test; lazy-unmount first).
+    pub fn detach_loop_devices(&self) {
+        for dev in self.loop_devices() {
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
+    }
+}

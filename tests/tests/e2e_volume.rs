@@ -1,0 +1,357 @@
+//! The task's sized /home end to end, as root: the executor's `volume` step with the
+//! loopfile backend (sparse file + real loop device + ext4), real runc and berth-init.
+//! A task with `home` sees /home as its own ext4 volume of that size (ENOSPC beyond it);
+//! after KILL the mount, the loop device and the volume files are gone; failures at the
+//! volume step or a later one leave nothing; `home` without a backend is refused naming
+//! `resources.home`; retention `always` keeps the volume; an executor SIGKILLed mid-task is
+//! replaced by one that keeps the volume mounted and removes it at the end; one that dies in
+//! the middle of making the volume is replaced by one that removes it.
+
+use std::ops::Deref;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_lvm::exec::SystemRunner;
+use berth_lvm::loopfile::LoopfileBackend;
+use berth_lvm::{Backend, VolumeKind, VolumeName};
+use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::AgentDouble;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A lab that also detaches its loop devices when a test fails half way (the lab's own
+/// cleanup then unmounts, which frees them).
+struct VolLab(Lab);
+
+impl Deref for VolLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
+}
+
+impl Drop for VolLab {
+    fn drop(&mut self) {
+        self.0.detach_loop_devices();
+    }
+}
+
+fn lab(name: &str) -> VolLab {
+    VolLab(Lab::new(name))
+}
+
+fn last_update(d: &AgentDouble) -> serde_json::Value {
+    d.state().updates.last().cloned().unwrap_or_default()
+}
+
+/// Waits until the task's stdout has `DONE`; returns it.
+fn wait_done(lab: &Lab, tid: &str) -> String {
+    let end = Instant::now() + T;
+    loop {
+        let out = lab.sandbox_file(tid, "stdout");
+        if out.contains("DONE") {
+            return out;
+        }
+        assert!(
+            Instant::now() < end,
+            "the task never printed DONE: stdout {out:?}, stderr {:?}",
+            lab.sandbox_file(tid, "stderr")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn runc_exec(lab: &Lab, script: &str) -> String {
+    let cid = lab.runc_containers().pop().expect("a container");
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&lab.runc_root)
+        .args(["exec", &cid, "/bin/sh", "-c", script])
+        .output()
+        .expect("runc exec");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn home_name(tid: &str) -> VolumeName {
+    VolumeName::for_task(VolumeKind::Home, tid).unwrap()
+}
+
+#[test]
+fn home_is_a_sized_ext4_volume_and_goes_with_the_task() {
+    let lab = lab("home");
+    let tid = lab.task_id("app");
+    let script = "grep ' /home ' /proc/mounts; busybox df -k /home; \
+        echo hello > /home/hello && echo wrote=$(cat /home/hello); \
+        busybox dd if=/dev/zero of=/home/big bs=1M count=100 2>&1; echo dd=$?; rm -f /home/big; \
+        echo DONE; exec sleep 1000";
+    let mut spec = lab.spec(&tid, Some(script));
+    spec.env.extend(lab.volume_env(None));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_home(&tid, 64.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec), "{}", exec.log());
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let out = wait_done(&lab, &tid);
+
+    // Inside: /home is its own ext4 mount, nosuid and nodev, of about 64 MB.
+    let mount = out
+        .lines()
+        .find(|l| l.contains(" /home "))
+        .unwrap_or_else(|| panic!("no /home mount in the container: {out}"));
+    let fields: Vec<&str> = mount.split_whitespace().collect();
+    assert!(fields[0].starts_with("/dev/loop"), "{mount}");
+    assert_eq!(fields[2], "ext4", "{mount}");
+    for o in ["rw", "nosuid", "nodev"] {
+        assert!(fields[3].split(',').any(|x| x == o), "{o} in {mount}");
+    }
+    let df = out
+        .lines()
+        .find(|l| l.ends_with("/home") && !l.contains(" ext4 "))
+        .unwrap_or_else(|| panic!("no df line: {out}"));
+    let kib: u64 = df.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        (40 * 1024..=64 * 1024).contains(&kib),
+        "df says {kib} KiB for a 64 MB home: {df}"
+    );
+    assert!(out.contains("wrote=hello"), "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(
+        !out.contains("dd=0"),
+        "writing 100 MB into 64 MB succeeded: {out}"
+    );
+
+    // On the host: one loop device, the volume files, owner = the task id, the mount under
+    // the task's state dir.
+    assert_eq!(lab.loop_devices().len(), 1, "{:?}", lab.loop_devices());
+    let name = home_name(&tid);
+    let meta = std::fs::read_to_string(lab.volumes_dir().join(format!("{name}.json"))).unwrap();
+    assert!(meta.contains(&tid), "owner in {meta}");
+    assert!(lab.volumes_dir().join(format!("{name}.img")).is_file());
+    assert!(
+        lab.mounts()
+            .iter()
+            .any(|m| m.starts_with(&lab.state.display().to_string()) && m.ends_with("/home")),
+        "{:?}",
+        lab.mounts()
+    );
+
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn failures_at_or_after_the_volume_step_leave_no_volume() {
+    for step in ["volume", "bundle", "container"] {
+        let lab = lab(&format!("volfail{step}"));
+        let tid = lab.task_id("app");
+        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        spec.env.extend(lab.volume_env(Some("always")));
+        spec.env
+            .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let u = last_update(&d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
+        assert!(
+            u["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("{step}: failure injected")),
+            "{u}"
+        );
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        // Even with retention `always`: a failed launch's volume is removed.
+        lab.assert_no_volumes();
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn home_without_a_backend_or_below_the_minimum_is_refused() {
+    let lab = lab("volrefused");
+    for (what, with_backend, mb, want) in [
+        (
+            "nobackend",
+            false,
+            64.0,
+            &["resources.home", "BERTH_EXECUTOR_VOLUME_BACKEND"][..],
+        ),
+        ("toosmall", true, 2.0, &["resources.home", "minimum"][..]),
+    ] {
+        let tid = lab.task_id(what);
+        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        if with_backend {
+            spec.env.extend(lab.volume_env(None));
+        }
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task_with_home(&tid, mb));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let u = last_update(&d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
+        let msg = u["message"].as_str().unwrap_or("");
+        for w in want {
+            assert!(msg.contains(w), "{what}: {w} in {msg}");
+        }
+        assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+    }
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn retention_always_keeps_the_volume_with_its_data() {
+    let lab = lab("volkeep");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(
+        &tid,
+        Some("echo kept > /home/keep; echo DONE; exec sleep 1000"),
+    );
+    spec.env.extend(lab.volume_env(Some("always")));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    wait_done(&lab, &tid);
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    // Unmounted, detached, everything else cleaned up; the volume stays, owned by the task.
+    lab.assert_clean();
+    let name = home_name(&tid);
+    let img = lab.volumes_dir().join(format!("{name}.img"));
+    assert!(
+        lab.volume_files().contains(&img),
+        "{:?}",
+        lab.volume_files()
+    );
+    assert!(lab.loop_devices().is_empty(), "{:?}", lab.loop_devices());
+    let backend =
+        LoopfileBackend::new(&lab.volumes_dir(), Box::new(SystemRunner::default())).unwrap();
+    let v = backend.get(&name).unwrap().expect("the kept volume");
+    assert_eq!(v.owner.as_str(), tid);
+    let cat = Command::new("debugfs")
+        .args(["-R", "cat /keep"])
+        .arg(&img)
+        .output()
+        .expect("debugfs");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "kept");
+    // The operator (here the test) removes it.
+    assert!(backend.remove(&name).unwrap());
+    lab.assert_no_volumes();
+}
+
+#[test]
+fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
+    let lab = lab("volrecover");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(
+        &tid,
+        Some("echo before > /home/marker; echo DONE; exec sleep 1000"),
+    );
+    spec.env.extend(lab.volume_env(None));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    wait_done(&lab, &tid);
+    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    let container = lab.runc_containers();
+    exec.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
+    assert!(
+        d.wait(T, |st| st
+            .states(&tid)
+            .iter()
+            .filter(|s| *s == "TASK_RUNNING")
+            .count()
+            == 2),
+        "{}",
+        exec2.log()
+    );
+    assert_eq!(lab.runc_containers(), container);
+    // The same volume, still mounted and writable in the container.
+    let seen = runc_exec(
+        &lab,
+        "grep ' /home ' /proc/mounts; cat /home/marker; echo after > /home/x && cat /home/x",
+    );
+    assert!(seen.contains(" /home ext4 "), "{seen}");
+    assert!(seen.contains("before") && seen.contains("after"), "{seen}");
+    assert_eq!(lab.loop_devices().len(), 1);
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    let u = last_update(&d);
+    assert!(
+        !u["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("teardown errors"),
+        "{u}"
+    );
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn a_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
+    let lab = lab("volcrash");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.extend(lab.volume_env(None));
+    let mut crashing = spec.clone();
+    crashing
+        .env
+        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
+    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
+    let status = exec
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
+    assert!(!status.success());
+    // It died with an incomplete volume on disk.
+    let name = home_name(&tid);
+    assert!(
+        lab.volumes_dir().join(format!("{name}.img")).is_file(),
+        "{:?}: {}",
+        lab.volume_files(),
+        exec.log()
+    );
+    assert!(d.state().states(&tid).iter().any(|s| s == "TASK_STARTING"));
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let u = last_update(&d);
+    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+    assert!(
+        u["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("preparation undone"),
+        "{u}"
+    );
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
