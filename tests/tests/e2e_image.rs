@@ -292,3 +292,46 @@ fn a_new_executor_recovers_an_image_task_after_sigkill() {
     lab.assert_clean();
     assert!(lower.join("opt/new.txt").is_file(), "the cache stays");
 }
+
+#[test]
+fn two_executors_starting_one_image_at_once_unpack_it_once() {
+    let lab = Lab::new("imgrace");
+    let (_layout, m) = layered_image(&lab, json!(["true"]));
+    let mut runs = Vec::new();
+    // Both executors are started before either has unpacked anything: one unpacks under
+    // the cache lock, the other waits for it and finds the entry made.
+    for what in ["a", "b"] {
+        let tid = lab.task_id(what);
+        let spec = spec(&lab, &tid, Some("cat /opt/new.txt"));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(task(&lab, &tid, "bb:v1"));
+        let exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        runs.push((tid, spec, d, exec));
+    }
+    let mut hits = Vec::new();
+    for (tid, spec, d, mut exec) in runs {
+        d.wait_state(&tid, "TASK_FINISHED", T);
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        let out = std::fs::read_to_string(spec.sandbox.join("stdout")).unwrap_or_default();
+        assert!(out.contains("added-by-layer-2"), "{tid}: {out}");
+        let log = plain(&exec.log());
+        hits.push(log.contains("cache_hit=true"));
+        assert!(
+            log.contains("cache_hit=true") != log.contains("cache_hit=false"),
+            "{log}"
+        );
+    }
+    hits.sort();
+    assert_eq!(hits, [false, true], "unpacked exactly once");
+    let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let entries: Vec<_> = std::fs::read_dir(cache_dir(&lab))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(entries, [format!("sha256-{hex}")]);
+    lab.assert_clean();
+}
