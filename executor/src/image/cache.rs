@@ -201,6 +201,17 @@ pub fn with_layer<T>(
                 Ok(s)
             })
         }
+        Compression::Zstd => {
+            let mut z = super::zstd::ZstdFrames::new(verifying_buf(verifying));
+            f(&mut z).and_then(|s| {
+                io::copy(&mut z, &mut io::sink()).map_err(UnpackError::Read)?;
+                z.into_inner()
+                    .into_inner()
+                    .finish()
+                    .map_err(UnpackError::Read)?;
+                Ok(s)
+            })
+        }
     };
     result.map_err(|err| {
         // A corrupt blob shows up as whatever the decompressor or tar trips on first:
@@ -217,4 +228,9 @@ pub fn with_layer<T>(
 
 fn apply_blob(root: &Root, layout: &Path, layer: &Descriptor) -> Result<LayerStats, ImageError> {
     with_layer(layout, layer, |r| apply_layer(root, r))
+}
+
+/// A buffer over the verifying reader (zstd needs to peek for the next frame).
+fn verifying_buf<R: io::Read>(v: Verifying<R>) -> BufReader<Verifying<R>> {
+    BufReader::with_capacity(1 << 16, v)
 }

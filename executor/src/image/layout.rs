@@ -33,6 +33,7 @@ const MAX_DEPTH: usize = 4;
 pub enum Compression {
     None,
     Gzip,
+    Zstd,
 }
 
 /// The layer media types berth unpacks.
@@ -44,10 +45,8 @@ pub fn layer_compression(media_type: &str) -> Result<Compression, String> {
         | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
         | "application/vnd.docker.image.rootfs.diff.tar.gzip"
         | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Ok(Compression::Gzip),
-        m if m.ends_with("+zstd") || m.ends_with(".zstd") => Err(format!(
-            "layer media type {m} is not supported (zstd); recompress the layers with gzip \
-             (e.g. `skopeo copy --dest-compress-format gzip`)"
-        )),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => Ok(Compression::Zstd),
         m => Err(format!("layer media type {m:?} is not supported")),
     }
 }

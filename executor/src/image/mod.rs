@@ -7,6 +7,7 @@
 //!   its config (cheap: no layer is read), checks media types.
 //! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
+//! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
 //!
 //! [`lookup`] runs during task validation; [`ImageSource::prepare`] in the `image`
 //! preparation step.
@@ -16,6 +17,7 @@ pub mod digest;
 pub mod layout;
 pub mod reference;
 pub mod unpack;
+pub mod zstd;
 
 #[cfg(test)]
 mod tests;

@@ -107,7 +107,10 @@ fn digest_mismatch_and_media_types_are_refused() {
     );
 
     for (mt, want) in [
-        ("application/vnd.oci.image.layer.v1.tar+zstd", "zstd"),
+        (
+            "application/vnd.oci.image.layer.v1.tar+bzip2",
+            "not supported",
+        ),
         ("application/x-foo", "not supported"),
     ] {
         let d = tempfile::tempdir().unwrap();
@@ -421,4 +424,43 @@ fn entrypoint_and_cmd_become_one_quoted_line() {
         r#"/bin/server --name 'it'\''s me' '$HOME'"#
     );
     assert_eq!(command_line(&ImageConfig::default()), None);
+}
+
+#[test]
+fn zstd_layers_unpack_and_are_verified() {
+    use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+    const ZST: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let top = tar(&[E::File("etc/zst", b"from a zstd layer", 0o644)]);
+    let i = l.image(
+        &[
+            (gz(&base_layer()), TGZ),
+            (compress_to_vec(&top[..], CompressionLevel::Fastest), ZST),
+        ],
+        json!({}),
+        Some("z"),
+    );
+    l.index(vec![i]);
+    let img = resolve(&l.dir, &r("bb:z")).unwrap();
+    let e = Cache::new(d.path().join("cache")).ensure(&img).unwrap();
+    assert_eq!(
+        std::fs::read(e.rootfs.join("etc/zst")).unwrap(),
+        b"from a zstd layer"
+    );
+    assert!(e.rootfs.join("bin/sh").is_file());
+    // Damaged: named by its digest, nothing cached.
+    let layer = &img.layers[1];
+    let mut data = std::fs::read(layer.digest.blob_path(&l.dir)).unwrap();
+    let n = data.len();
+    data[n - 3] ^= 0x10;
+    std::fs::write(layer.digest.blob_path(&l.dir), &data).unwrap();
+    let err = Cache::new(d.path().join("cache2"))
+        .ensure(&img)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(layer.digest.as_str()) && err.contains("does not match"),
+        "{err}"
+    );
 }
