@@ -175,8 +175,10 @@ fn whiteouts_and_opaque_directories() {
         &[
             E::File("a/.wh.x", b"", 0o644),
             E::File("a/z", b"z", 0o644),
-            // Made in this layer before the opaque marker: kept.
+            // Made in this layer before the opaque marker: kept, with its parent, but
+            // not what lower layers left next to it.
             E::File("d/3", b"3", 0o644),
+            E::File("d/sub/4", b"4", 0o644),
             E::File("d/.wh..wh..opq", b"", 0o644),
             E::File(".wh.f", b"", 0o644),
             E::File("a/.wh.never-there", b"", 0o644),
@@ -191,7 +193,13 @@ fn whiteouts_and_opaque_directories() {
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["3"]);
+    assert_eq!(names, ["3", "sub"]);
+    let sub: Vec<_> = std::fs::read_dir(root.join("d/sub"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(sub, ["4"]);
     assert!(!root.join("f").exists());
     assert!(!root.join("a/.wh.x").exists());
 }

@@ -190,6 +190,23 @@ fn remove_at(dir: RawFd, name: &OsStr) -> nix::Result<()> {
     }
 }
 
+/// An opaque directory: removes every child lower layers made; children this layer made
+/// stay, but lower layers' contents inside them go too.
+fn hide_lower(dir: &OwnedFd, rel: &[OsString], made: &HashSet<Rel>) -> nix::Result<()> {
+    let names =
+        children(dir).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    for c in names {
+        let mut child = rel.to_vec();
+        child.push(c.clone());
+        if !made.contains(&child) {
+            remove_at(dir.as_raw_fd(), &c)?;
+        } else if kind_at(dir.as_raw_fd(), &c)? == Some(SFlag::S_IFDIR) {
+            hide_lower(&open_dir_at(dir.as_raw_fd(), &c)?, &child, made)?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies one layer's tar stream to `root`.
 pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, UnpackError> {
     let mut archive = tar::Archive::new(tar_stream);
@@ -218,14 +235,7 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
         let name_bytes = name.as_bytes();
         if name_bytes == OPAQUE.as_bytes() {
             stats.whiteouts += 1;
-            let names = children(&dir).map_err(UnpackError::Read)?;
-            for c in names {
-                let mut child = parents.to_vec();
-                child.push(c.clone());
-                if !made.contains(&child) {
-                    remove_at(d, &c).map_err(at("remove (opaque)"))?;
-                }
-            }
+            hide_lower(&dir, parents, &made).map_err(at("remove (opaque)"))?;
             continue;
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
@@ -244,7 +254,11 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             }
             continue;
         }
-        made.insert(rel.clone());
+        // The entry and its parents count as this layer's (an opaque marker later in the
+        // layer keeps them, and hides only what lower layers left inside them).
+        for i in 1..=rel.len() {
+            made.insert(rel[..i].to_vec());
+        }
         let header = entry.header().clone();
         let mode = Mode::from_bits_truncate(header.mode().map_err(UnpackError::Read)? & 0o7777);
         let uid = header.uid().map_err(UnpackError::Read)?;
