@@ -182,10 +182,12 @@ fn whiteouts_and_opaque_directories() {
             E::File("d/.wh..wh..opq", b"", 0o644),
             E::File(".wh.f", b"", 0o644),
             E::File("a/.wh.never-there", b"", 0o644),
+            E::File("no/such/dir/.wh.x", b"", 0o644),
         ],
     )
     .unwrap();
-    assert_eq!(s.whiteouts, 4);
+    assert_eq!(s.whiteouts, 5);
+    assert!(!root.join("no").exists(), "a whiteout makes no directory");
     assert!(!root.join("a/x").exists() && root.join("a/y").exists() && root.join("a/z").exists());
     let mut names: Vec<_> = std::fs::read_dir(root.join("d"))
         .unwrap()

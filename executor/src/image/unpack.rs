@@ -230,28 +230,38 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             let p = show(&rel);
             move |errno| UnpackError::Os { path: p, op, errno }
         };
+        let name_bytes = name.as_bytes();
+        if name_bytes != OPAQUE.as_bytes() {
+            if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
+                stats.whiteouts += 1;
+                let hidden = OsStr::from_bytes(hidden);
+                let mut target = parents.to_vec();
+                target.push(hidden.to_os_string());
+                if hidden.is_empty() || hidden == "." || hidden == ".." {
+                    return Err(UnpackError::Refused {
+                        path: show(&rel),
+                        why: "bad whiteout".into(),
+                    });
+                }
+                // Nothing to delete under a directory that is not there.
+                let dir = match root.dir(parents, false) {
+                    Err(UnpackError::Os {
+                        errno: Errno::ENOENT,
+                        ..
+                    }) => continue,
+                    r => r?,
+                };
+                if !made.contains(&target) {
+                    remove_at(dir.as_raw_fd(), hidden).map_err(at("remove (whiteout)"))?;
+                }
+                continue;
+            }
+        }
         let dir = root.dir(parents, true)?;
         let d = dir.as_raw_fd();
-        let name_bytes = name.as_bytes();
         if name_bytes == OPAQUE.as_bytes() {
             stats.whiteouts += 1;
             hide_lower(&dir, parents, &made).map_err(at("remove (opaque)"))?;
-            continue;
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
-            stats.whiteouts += 1;
-            let hidden = OsStr::from_bytes(hidden);
-            let mut target = parents.to_vec();
-            target.push(hidden.to_os_string());
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(UnpackError::Refused {
-                    path: show(&rel),
-                    why: "bad whiteout".into(),
-                });
-            }
-            if !made.contains(&target) {
-                remove_at(d, hidden).map_err(at("remove (whiteout)"))?;
-            }
             continue;
         }
         // The entry and its parents count as this layer's (an opaque marker later in the
