@@ -335,3 +335,81 @@ fn two_executors_starting_one_image_at_once_unpack_it_once() {
     assert_eq!(entries, [format!("sha256-{hex}")]);
     lab.assert_clean();
 }
+
+/// `berth-executor image ...` with this lab's directories; (success, stdout, stderr).
+fn image_cmd(lab: &Lab, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(&lab.executor)
+        .arg("image")
+        .args(args)
+        .env("BERTH_EXECUTOR_IMAGES", &lab.images)
+        .env("BERTH_EXECUTOR_IMAGE_CACHE", cache_dir(lab))
+        .env("BERTH_EXECUTOR_STATE_DIR", &lab.state)
+        .env_remove("MESOS_EXECUTOR_ID")
+        .output()
+        .expect("berth-executor image");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prune_removes_only_images_no_task_uses() {
+    let lab = Lab::new("imgprune");
+    let (mut layout, m1) = layered_image(&lab, json!(["true"]));
+    let base = lab.images.join("busybox");
+    let l2 = layout.layer_from_dir(&base).expect("layer");
+    let m2 = layout
+        .add_image("v2", &[l2], json!({"Env": ["V=2"]}))
+        .expect("image v2");
+    let entry = |m: &Value| {
+        let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        cache_dir(&lab).join(format!("sha256-{hex}"))
+    };
+    // inspect resolves without unpacking; --unpack fills the cache as a task would.
+    let (ok, out, err) = image_cmd(&lab, &["inspect", "bb:v2"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("inspect prints JSON");
+    assert_eq!(v["manifest"]["digest"], m2["digest"]);
+    assert_eq!(v["cached"], false);
+    assert_eq!(v["layers"].as_array().map(Vec::len), Some(1));
+    let (ok, _, err) = image_cmd(&lab, &["inspect", "--unpack", "bb:v2"]);
+    assert!(
+        ok && entry(&m2).join("rootfs/bin/busybox").is_file(),
+        "{err}"
+    );
+
+    // A running task on bb:v1.
+    let tid = lab.task_id("app");
+    let spec = spec(&lab, &tid, Some("exec sleep 1000"));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(task(&lab, &tid, "bb:v1"));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    // Used within the minimum age: nothing goes.
+    let (ok, out, err) = image_cmd(&lab, &["prune"]);
+    assert!(ok && out.is_empty(), "{out}\n{err}");
+    // v2 is used by nothing; v1 is the running task's lower layer.
+    let (ok, out, err) = image_cmd(&lab, &["prune", "--min-age-secs", "0"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("removed {}", entry(&m2).display()));
+    assert!(entry(&m1).join("rootfs/opt/new.txt").is_file());
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    lab.assert_clean();
+    // No task left: the dry run names it, the prune removes it.
+    let (ok, out, _) = image_cmd(&lab, &["prune", "--min-age-secs", "0", "--dry-run"]);
+    assert!(
+        ok && out.contains("would remove") && entry(&m1).exists(),
+        "{out}"
+    );
+    let (ok, out, _) = image_cmd(&lab, &["prune", "--min-age-secs", "0"]);
+    assert!(
+        ok && out.contains(&entry(&m1).display().to_string()),
+        "{out}"
+    );
+    assert!(!entry(&m1).exists());
+}

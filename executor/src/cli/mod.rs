@@ -29,7 +29,7 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the settings taken from BERTH_EXECUTOR_* variables.
     Config,
-    /// Inspect (and optionally unpack) an image as tasks see it.
+    /// Inspect (and optionally unpack) an image as tasks see it; prune the unpack cache.
     Image(image::ImageArgs),
 }
 

@@ -80,6 +80,7 @@ impl Cache {
             .map_err(|(_, e)| self.io("cannot lock", &lock_path, e.into()))?;
         let rootfs = self.rootfs(digest);
         if rootfs.is_dir() {
+            touch(&self.entry(digest));
             return Ok(Entry {
                 rootfs,
                 hit: true,
@@ -233,4 +234,11 @@ fn apply_blob(root: &Root, layout: &Path, layer: &Descriptor) -> Result<LayerSta
 /// A buffer over the verifying reader (zstd needs to peek for the next frame).
 fn verifying_buf<R: io::Read>(v: Verifying<R>) -> BufReader<Verifying<R>> {
     BufReader::with_capacity(1 << 16, v)
+}
+
+/// Marks an entry as just used (its mtime), for `prune`'s minimum age.
+fn touch(entry: &Path) {
+    if let Ok(f) = File::open(entry) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }

@@ -8,6 +8,7 @@
 //! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
 //! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
+//! - `prune`: removes cache entries no checkpoint and no overlay mount uses.
 //!
 //! [`lookup`] runs during task validation; [`ImageSource::prepare`] in the `image`
 //! preparation step.
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod digest;
 pub mod layout;
+pub mod prune;
 pub mod reference;
 pub mod unpack;
 pub mod zstd;

@@ -474,3 +474,60 @@ fn zstd_layers_unpack_and_are_verified() {
         "{err}"
     );
 }
+
+#[test]
+fn prune_keeps_what_checkpoints_and_mounts_use() {
+    use crate::task::steps::{Checkpoint, Outputs};
+    let d = tempfile::tempdir().unwrap();
+    let cache = Cache::new(d.path().join("cache"));
+    for n in ["sha256-aa", "sha256-bb", "sha256-cc", ".tmp-sha256-dd-1-0"] {
+        std::fs::create_dir_all(cache.dir.join(n).join("rootfs")).unwrap();
+    }
+    std::fs::write(cache.dir.join(".sha256-aa.lock"), "").unwrap();
+    let state = d.path().join("state");
+    std::fs::create_dir_all(state.join("berth-t1")).unwrap();
+    Checkpoint {
+        container_id: "berth-t1".into(),
+        steps: vec![],
+        outputs: Outputs {
+            image: Some(cache.dir.join("sha256-aa/rootfs")),
+            ..Outputs::default()
+        },
+    }
+    .save(&state.join("berth-t1"))
+    .unwrap();
+    let mut used = prune::named_by_checkpoints(&state);
+    let mountinfo = format!(
+        "36 35 0:52 / /x/rootfs rw,relatime - overlay overlay rw,lowerdir={}/sha256-bb/rootfs,upperdir=/u,workdir=/w\n\
+         37 35 8:1 / /y rw - ext4 /dev/sda1 rw",
+        cache.dir.display()
+    );
+    used.extend(prune::overlay_lowers(&mountinfo));
+    let hour = std::time::Duration::from_secs(3600);
+    let young = prune::prune(&cache, &used, hour, false).unwrap();
+    assert!(
+        young.removed.is_empty(),
+        "entries used within the minimum age stay"
+    );
+    let zero = std::time::Duration::ZERO;
+    let dry = prune::prune(&cache, &used, zero, true).unwrap();
+    assert_eq!(
+        dry.kept,
+        [cache.dir.join("sha256-aa"), cache.dir.join("sha256-bb")]
+    );
+    assert!(
+        cache.dir.join("sha256-cc").exists(),
+        "a dry run removes nothing"
+    );
+    let done = prune::prune(&cache, &used, zero, false).unwrap();
+    assert_eq!(done.removed, dry.removed);
+    assert_eq!(
+        done.removed,
+        [
+            cache.dir.join(".tmp-sha256-dd-1-0"),
+            cache.dir.join("sha256-cc")
+        ]
+    );
+    assert!(cache.dir.join("sha256-aa/rootfs").is_dir() && cache.dir.join("sha256-bb").is_dir());
+    assert!(!cache.dir.join("sha256-cc").exists());
+}
