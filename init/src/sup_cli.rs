@@ -28,6 +28,8 @@ Options:
   -h, --help         Print this help
 
 Without --spec and without a command, /etc/berth/app.yaml is used.
+Outside debug mode, init exits once every service has completed (exited, or failed and
+not required) and no cron job is scheduled: 0, or the first failure's code.
 BERTH_DEBUG=1 turns on debug mode (a failed service keeps init up);
 BERTH_LOG sets the log level (error, warn, info, debug, trace).
 ";

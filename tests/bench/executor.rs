@@ -2,7 +2,9 @@
 //! latency (median and p95 over 20 tasks), against a shell script that does `runc run -d`
 //! until `runc state` says running, and `runc kill TERM` until the container is gone, with
 //! the same bundle (the config.json berth-executor wrote, root filesystem = the image).
-//! The task is `berth-init -- /bin/sh -c 'exec sleep 1000'` in both.
+//! The task is the plain command `exec sleep 1000` in both: berth-init in supervisor mode
+//! running it as its one service (`--spec /run/berth/app.yaml`, the spec the executor
+//! generated, copied into the anchor's run dir).
 //!
 //! Run (root): `cargo build --workspace --bins && cargo bench -p berth-tests --bench executor --profile dev`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20).
@@ -21,8 +23,9 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-/// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config.
-fn berth_once(lab: &Lab, i: usize) -> (f64, f64, Option<serde_json::Value>) {
+/// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config
+/// and the app spec generated for the command.
+fn berth_once(lab: &Lab, i: usize) -> (f64, f64, Option<(serde_json::Value, Vec<u8>)>) {
     let tid = lab.task_id(&format!("b{i}"));
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
@@ -45,6 +48,13 @@ fn berth_once(lab: &Lab, i: usize) -> (f64, f64, Option<serde_json::Value>) {
         })
         .and_then(|p| std::fs::read(p).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let app_spec = std::fs::read_dir(&lab.run).ok().and_then(|mut it| {
+        it.find_map(|e| {
+            e.ok()
+                .and_then(|e| std::fs::read(e.path().join("app.yaml")).ok())
+        })
+    });
+    let config = config.zip(app_spec);
     let t1 = Instant::now();
     d.kill(&tid, None);
     d.wait_state(&tid, "TASK_KILLED", T);
@@ -85,7 +95,7 @@ fn main() {
         config = config.or(c);
     }
     // The anchor: the same bundle run by a shell script.
-    let mut config = config.expect("berth's bundle config.json");
+    let (mut config, app_spec) = config.expect("berth's bundle config.json and app spec");
     config["root"]["path"] = serde_json::json!(lab.images.join("busybox"));
     let bundle = lab.dir.path().join("anchor-bundle");
     std::fs::create_dir_all(&bundle).unwrap();
@@ -93,6 +103,7 @@ fn main() {
     std::fs::create_dir_all(&sandbox).unwrap();
     let run_dir = lab.dir.path().join("anchor-run");
     std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(run_dir.join("app.yaml"), app_spec).unwrap();
     for m in config["mounts"].as_array_mut().unwrap() {
         if m["destination"] == "/run/berth" {
             m["source"] = serde_json::json!(run_dir);

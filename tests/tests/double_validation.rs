@@ -351,19 +351,332 @@ fn accept_and_call_shapes() {
         "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[{"status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","uuid":"AAAA"}}]}}).to_string();
     assert_eq!(post(&d.endpoint, JSON, &bad).0, 400);
     // An update naming a foreign agent is silently dropped (202, not recorded as an
-    // update) but is a violation; an agent_id without a value is foreign too.
+    // update) but is a violation; an agent_id without its required value does not even
+    // parse (400).
     let before = d.violations().len();
     let mut foreign = good_status();
     foreign["agent_id"] = json!({"value": "another-agent"});
     assert_eq!(post(&d.endpoint, JSON, &update_body(foreign)).0, 202);
     let mut empty = good_status();
     empty["agent_id"] = json!({});
-    assert_eq!(post(&d.endpoint, JSON, &update_body(empty)).0, 202);
+    let (st, text) = post(&d.endpoint, JSON, &update_body(empty));
+    assert_eq!(st, 400, "{text}");
+    assert!(
+        text.contains("Missing required fields: update.status.agent_id.value"),
+        "{text}"
+    );
     assert!(d.state().updates.is_empty());
     let v = d.violations();
     assert_eq!(v.len(), before + 2, "{v:?}");
+    assert!(v[before].contains("foreign agent_id"), "{v:?}");
+}
+
+#[test]
+fn every_taskstatus_field_is_type_checked_like_the_agents_protobuf_parse() {
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(
+        json!({"name":"app","task_id":{"value":"app.1"},"agent_id":{"value":"agent-double-S0"}}),
+    );
+    let (_stream, _) = subscribe(&d.endpoint);
+    let e = d.endpoint.clone();
+    let with = |field: &str, v: Value| {
+        let mut s = good_status();
+        s[field] = v;
+        s
+    };
+    let ip = |a: Value| json!({"network_infos": [{"ip_addresses": [a]}]});
+    let parse = "Failed to convert JSON into Call protobuf: ";
+    let valid = "Failed to validate Executor::Call: ";
+    let cases: Vec<(&str, Value, String)> = vec![
+        ("state name", with("state", json!("RUNNING")), format!("{parse}Failed to find enum for 'RUNNING'")),
+        ("state number", with("state", json!(1)), format!("{parse}Not expecting a JSON number for field 'state'")),
+        ("state missing", {
+            let mut s = good_status();
+            s.as_object_mut().unwrap().remove("state");
+            s
+        }, format!("{parse}Missing required fields: update.status.state")),
+        ("staging", with("state", json!("TASK_STAGING")), format!("{valid}Received TASK_STAGING from executor {EX} of framework {FW} which is not allowed")),
+        ("unknown source = none", with("source", json!("SOURCE_SLAVE")), format!("{valid}Received Call from executor {EX} of framework {FW} with invalid source, expecting 'SOURCE_EXECUTOR'")),
+        ("source number", with("source", json!(2)), format!("{parse}Not expecting a JSON number for field 'source'")),
+        ("reason number", with("reason", json!(29)), format!("{parse}Not expecting a JSON number for field 'reason'")),
+        ("healthy word", with("healthy", json!("yes")), format!("{parse}Failed to parse 'yes' as a JSON boolean for field 'healthy'")),
+        ("healthy number", with("healthy", json!(1)), format!("{parse}Not expecting a JSON number for field 'healthy'")),
+        ("data", with("data", json!("not base64!")), format!("{parse}Failed to base64 decode bytes field 'data'")),
+        ("data object", with("data", json!({})), format!("{parse}Not expecting a JSON object for field 'data'")),
+        ("uuid base64", with("uuid", json!("!!")), format!("{parse}Failed to base64 decode bytes field 'uuid'")),
+        ("uuid 15 bytes", with("uuid", json!("AAECAwQFRgcICQoLDA0O")), format!("{valid}Not a valid UUID")),
+        ("uuid number", with("uuid", json!(16)), format!("{parse}Not expecting a JSON number for field 'uuid'")),
+        ("timestamp word", with("timestamp", json!("now")), format!("{parse}Failed to parse 'now' as a JSON number for field 'timestamp'")),
+        ("timestamp object", with("timestamp", json!({})), format!("{parse}Not expecting a JSON object for field 'timestamp'")),
+        ("message array", with("message", json!(["a"])), format!("{parse}Not expecting a JSON array for field 'message'")),
+        ("message number", with("message", json!(5)), format!("{parse}Not expecting a JSON number for field 'message'")),
+        ("task_id string", with("task_id", json!("app.1")), format!("{parse}Not expecting a JSON string for field 'task_id'")),
+        ("task_id missing", {
+            let mut s = good_status();
+            s.as_object_mut().unwrap().remove("task_id");
+            s
+        }, format!("{parse}Missing required fields: update.status.task_id")),
+        ("task_id value", with("task_id", json!({})), format!("{parse}Missing required fields: update.status.task_id.value")),
+        ("executor_id value", with("executor_id", json!({"value": 7})), format!("{parse}Not expecting a JSON number for field 'value'")),
+        ("executor_id foreign", with("executor_id", json!({"value": "x"})), format!("{valid}ExecutorID in Call: {EX} does not match ExecutorID in TaskStatus: x")),
+        ("agent_id value", with("agent_id", json!({})), format!("{parse}Missing required fields: update.status.agent_id.value")),
+        ("labels array", with("labels", json!([{"key":"a"}])), format!("{parse}Not expecting a JSON array for field 'labels'")),
+        ("label key", with("labels", json!({"labels":[{"value":"v"}]})), format!("{parse}Missing required fields: update.status.labels.labels[0].key")),
+        ("label value", with("labels", json!({"labels":[{"key":"k","value":1}]})), format!("{parse}Not expecting a JSON number for field 'value'")),
+        ("ip_address number", with("container_status", ip(json!({"ip_address": 10}))), format!("{parse}Not expecting a JSON number for field 'ip_address'")),
+        ("ip address", with("container_status", ip(json!({"protocol":"IPv4","ip_address":"10.0.0.300"}))), "is not an IP address".into()),
+        ("ip family", with("container_status", ip(json!({"protocol":"IPv6","ip_address":"10.0.0.3"}))), "is not an IPv6 address".into()),
+        ("network_infos string", with("container_status", json!({"network_infos": "eth0"})), format!("{parse}Not expecting a JSON string for field 'network_infos'")),
+        ("check_status type", with("check_status", json!({"command": {}})), format!("{valid}CheckStatusInfo must specify 'type'")),
+        ("check_status body", with("check_status", json!({"type": "HTTP"})), format!("{valid}Expecting 'http' to be set for HTTP check's status")),
+    ];
+    for (what, status, want) in &cases {
+        let (st, text) = post(&e, JSON, &update_body(status.clone()));
+        assert_eq!(st, 400, "{what}: {text}");
+        assert!(
+            text.contains(want.as_str()),
+            "{what}: want {want:?} in {text}"
+        );
+    }
+    assert!(d.state().updates.is_empty(), "{:?}", d.state().updates);
+    assert_eq!(d.violations().len(), cases.len(), "{:?}", d.violations());
+
+    // What the agent accepts: unknown fields (at every level) are ignored, null is
+    // "unset", numbers and booleans may be strings, a single value stands for a
+    // repeated field, every field well typed.
+    let mut ok = good_status();
+    ok["reason"] = json!("REASON_TASK_HEALTH_CHECK_STATUS_UPDATED");
+    ok["healthy"] = json!("false");
+    ok["message"] = json!("fine");
+    ok["data"] = json!("aGk=");
+    ok["timestamp"] = json!("1700000000.25");
+    ok["labels"] = json!({"labels":[{"key":"k","value":"v"},{"key":"only-key"}]});
+    ok["container_status"] = json!({"network_infos":[{"ip_addresses":[
+        {"protocol":"IPv4","ip_address":"10.1.2.3","zone":"future"},
+        {"ip_address":"fd00::5"}]}, {"ip_addresses": {"ip_address": "10.1.2.4"}}]});
+    ok["check_status"] = json!({"type":"COMMAND","command":{"exit_code":0}});
+    ok["a_field_from_the_future"] = json!({"x": [1, "two"]});
+    ok["agent_id"] = json!(null);
+    let (st, text) = post(&e, JSON, &update_body(ok));
+    assert_eq!(st, 202, "{text}");
+    assert_eq!(d.state().states("app.1"), vec!["TASK_RUNNING".to_string()]);
+    let n = d.violations().len();
+    assert_eq!(n, cases.len(), "{:?}", d.violations());
+
+    // Unknown names of optional enums: the agent's parse drops them and accepts the
+    // call (202); the executor's information is lost, so the double records it.
+    let mut dropped = good_status();
+    dropped["uuid"] = json!("EBESExQVRhcYGRobHB0eHw==");
+    dropped["reason"] = json!("REASON_BECAUSE");
+    dropped["container_status"] = ip(json!({"protocol": "IPv5", "ip_address": "10.0.0.1"}));
+    let (st, text) = post(&e, JSON, &update_body(dropped));
+    assert_eq!(st, 202, "{text}");
+    let v = d.violations();
+    assert_eq!(v.len(), n + 2, "{v:?}");
     assert!(
-        v[before..].iter().all(|m| m.contains("foreign agent_id")),
+        v[n].contains("update.status.reason: unknown enum value 'REASON_BECAUSE' dropped"),
         "{v:?}"
     );
+    assert!(
+        v[n + 1].contains("unknown enum value 'IPv5' dropped"),
+        "{v:?}"
+    );
+
+    // Call level: an unknown type name is dropped, so the type is "not present"; the
+    // ids are required; UNKNOWN itself is 501.
+    let n = d.violations().len();
+    let fly = json!({"type":"FLY","executor_id":{"value":EX},"framework_id":{"value":FW}});
+    let (st, text) = post(&e, JSON, &fly.to_string());
+    assert_eq!(st, 400);
+    assert!(
+        text.contains(&format!("{valid}Expecting 'type' to be present")),
+        "{text}"
+    );
+    let (st, text) = post(
+        &e,
+        JSON,
+        &json!({"type":"HEARTBEAT","framework_id":{"value":FW}}).to_string(),
+    );
+    assert_eq!(st, 400);
+    assert!(
+        text.contains(&format!("{parse}Missing required fields: executor_id")),
+        "{text}"
+    );
+    let unknown = json!({"type":"UNKNOWN","executor_id":{"value":EX},"framework_id":{"value":FW}});
+    assert_eq!(post(&e, JSON, &unknown.to_string()).0, 501);
+    assert_eq!(d.violations().len(), n + 3, "{:?}", d.violations());
+}
+
+#[test]
+fn the_executors_own_updates_pass_the_agents_parse_and_checks() {
+    use berth_executor::mesos::types::{
+        ContainerStatus, Id, IpAddress, NetworkInfo, Reason, TaskState, TaskStatus,
+    };
+    use berth_executor::mesos::updates::stamp;
+    use berth_tests::mesos::validate::{check, AgentView, HttpRequest};
+    let view = AgentView {
+        subscribed: true,
+        framework_id: FW.into(),
+        executor_id: EX.into(),
+        ..AgentView::default()
+    };
+    for (state, reason, healthy, ip) in [
+        (TaskState::TaskStarting, None, None, None),
+        (TaskState::TaskRunning, None, None, Some("10.9.8.7")),
+        (
+            TaskState::TaskRunning,
+            Some(Reason::ReasonTaskHealthCheckStatusUpdated),
+            Some(false),
+            Some("10.9.8.7"),
+        ),
+        (TaskState::TaskKilling, None, None, None),
+        (TaskState::TaskKilled, None, Some(false), None),
+        (
+            TaskState::TaskFailed,
+            Some(Reason::ReasonContainerLaunchFailed),
+            None,
+            None,
+        ),
+        (
+            TaskState::TaskFailed,
+            Some(Reason::ReasonTaskGroupInvalid),
+            None,
+            None,
+        ),
+        (
+            TaskState::TaskKilled,
+            Some(Reason::ReasonTaskKilledDuringLaunch),
+            None,
+            None,
+        ),
+        (
+            TaskState::TaskFailed,
+            Some(Reason::ReasonTaskInvalid),
+            None,
+            None,
+        ),
+    ] {
+        let status = stamp(
+            TaskStatus {
+                task_id: Id::new("app.1"),
+                state,
+                source: None,
+                reason,
+                message: Some("m".into()),
+                uuid: None,
+                timestamp: None,
+                healthy,
+                executor_id: None,
+                agent_id: None,
+                container_status: ip.map(|ip| ContainerStatus {
+                    container_id: None,
+                    network_infos: vec![NetworkInfo {
+                        ip_addresses: vec![IpAddress {
+                            protocol: Some("IPv4".into()),
+                            ip_address: ip.into(),
+                        }],
+                    }],
+                }),
+                data: None,
+                labels: None,
+            },
+            &Id::new(EX),
+        );
+        let call = berth_executor::mesos::call::Call::update(&Id::new(EX), &Id::new(FW), status);
+        let v = serde_json::to_value(&call).unwrap();
+        let dropped = berth_tests::mesos::proto::parse(&v, berth_tests::mesos::proto::CALL, "")
+            .unwrap_or_else(|e| panic!("{state:?}/{reason:?}: {e}: {v}"));
+        assert!(dropped.is_empty(), "{dropped:?}");
+        let req = HttpRequest {
+            method: "POST".into(),
+            path: "/api/v1/executor".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec(&call).unwrap(),
+        };
+        let ok = check(&req, &view).unwrap_or_else(|e| panic!("{state:?}/{reason:?}: {e:?}: {v}"));
+        assert!(ok.dropped.is_empty(), "{:?}", ok.dropped);
+    }
+}
+
+fn resubscribe_body() -> String {
+    json!({"type":"SUBSCRIBE","executor_id":{"value":EX},"framework_id":{"value":FW},
+           "subscribe":{"unacknowledged_tasks":[],"unacknowledged_updates":[]}})
+    .to_string()
+}
+
+#[test]
+fn after_an_agent_restart_a_checkpointing_executor_must_resubscribe_in_time() {
+    // In time: accepted, no violation.
+    let d = AgentDouble::start(FW, EX);
+    d.state().reregistration_timeout = Duration::from_millis(400);
+    let (_s, _) = subscribe(&d.endpoint);
+    d.go_away();
+    d.come_back(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(150));
+    let (_s2, text) = subscribe(&d.endpoint);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+
+    // Too late: a violation, and the agent refuses the executor from then on.
+    let d = AgentDouble::start(FW, EX);
+    d.state().reregistration_timeout = Duration::from_millis(200);
+    let (_s, _) = subscribe(&d.endpoint);
+    d.go_away();
+    d.come_back(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(400));
+    let (st, text) = post(&d.endpoint, JSON, &resubscribe_body());
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("Executor cannot be found"), "{text}");
+    let v = d.violations();
+    assert!(
+        v.iter()
+            .any(|m| m.contains("executor reregistration timeout")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn after_an_agent_restart_a_non_checkpointing_executor_is_not_taken_back() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().checkpoint = false;
+    let (_s, _) = subscribe(&d.endpoint);
+    d.go_away();
+    d.come_back(Duration::from_millis(50));
+    std::thread::sleep(Duration::from_millis(100));
+    let (st, text) = post(&d.endpoint, JSON, &resubscribe_body());
+    assert_eq!(st, 400, "{text}");
+    assert!(text.contains("Framework cannot be found"), "{text}");
+    let v = d.violations();
+    assert!(
+        v.iter().any(|m| m.contains("non-checkpointing framework")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn every_reason_the_executor_can_send_is_a_mesos_reason() {
+    use berth_executor::mesos::types::Reason;
+    use berth_tests::mesos::proto::REASONS;
+    for r in [
+        Reason::ReasonCommandExecutorFailed,
+        Reason::ReasonContainerLaunchFailed,
+        Reason::ReasonContainerLimitation,
+        Reason::ReasonContainerLimitationMemory,
+        Reason::ReasonExecutorTerminated,
+        Reason::ReasonExecutorUnregistered,
+        Reason::ReasonTaskHealthCheckStatusUpdated,
+        Reason::ReasonTaskGroupInvalid,
+        Reason::ReasonTaskInvalid,
+        Reason::ReasonTaskKilledDuringLaunch,
+        Reason::ReasonTaskUnknown,
+        Reason::ReasonAgentRestarted,
+    ] {
+        let name = serde_json::to_value(r).unwrap();
+        let name = name.as_str().unwrap();
+        assert!(REASONS.contains(&name), "{name} is not a Mesos reason");
+    }
+    // `ReasonOther` only stands for reasons the executor reads and does not know; the
+    // agent would refuse it, so it must never be sent.
+    let other = serde_json::to_value(Reason::ReasonOther).unwrap();
+    assert!(!REASONS.contains(&other.as_str().unwrap()));
 }

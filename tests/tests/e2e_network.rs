@@ -186,7 +186,8 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
         .unwrap_or_else(|| panic!("no tbf on the ifb: {tc}"));
     assert!(ifb_tbf.contains("rate 10Mbit"), "{ifb_tbf}");
     assert!(tc.contains("ingress"), "{tc}");
-    // berth-init is told to run DHCP on eth0 and keeps NET_ADMIN/NET_RAW for it.
+    // berth-init is told to run DHCP on eth0 and keeps NET_ADMIN/NET_RAW for it (on its
+    // DHCP thread: the main thread, which forks the command, dropped them).
     let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
     assert!(
         environ
@@ -194,17 +195,13 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
             .any(|e| e == b"BERTH_DHCP_IFACE=eth0"),
         "BERTH_DHCP_IFACE not passed"
     );
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let cap_bnd = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .map(|h| u64::from_str_radix(h.trim(), 16).expect("hex"))
-        .expect("CapBnd");
-    const NET_ADMIN: u64 = 1 << 12;
-    const NET_RAW: u64 = 1 << 13;
-    const SYS_ADMIN: u64 = 1 << 21;
-    assert_eq!(cap_bnd & (NET_ADMIN | NET_RAW), NET_ADMIN | NET_RAW);
-    assert_eq!(cap_bnd & SYS_ADMIN, 0);
+    let caps = thread_cap_bnds(pid);
+    assert!(
+        caps.iter()
+            .any(|c| c & (NET_ADMIN | NET_RAW) == NET_ADMIN | NET_RAW),
+        "no thread of init keeps NET_ADMIN/NET_RAW: {caps:x?}"
+    );
+    assert!(caps.iter().all(|c| c & SYS_ADMIN == 0), "{caps:x?}");
 
     d.kill(&tid, Some(Duration::from_secs(2)));
     d.wait_state(&tid, "TASK_KILLED", T);
@@ -540,6 +537,130 @@ fn run_with_net_parent_prints_the_dhcp_address() {
     assert!(status.success());
     let ip = ip.expect("TASK_RUNNING without an ip");
     assert!(ip.starts_with("10.77.0."), "{ip}");
+    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert_host_clean(&net.host);
+    lab.assert_clean();
+}
+
+const NET_ADMIN: u64 = 1 << 12;
+const NET_RAW: u64 = 1 << 13;
+const SYS_ADMIN: u64 = 1 << 21;
+
+/// A capability set (`CapBnd:`, `CapEff:`, ...) from a `/proc/.../status` file.
+fn cap_set(status_file: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(status_file).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|h| u64::from_str_radix(h.trim(), 16).expect("hex"))
+        .unwrap_or_else(|| panic!("{field} in {status_file}"))
+}
+
+/// The bounding set of each thread of `pid`.
+fn thread_cap_bnds(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .flatten()
+        .map(|t| cap_set(&format!("{}/status", t.path().display()), "CapBnd:"))
+        .collect()
+}
+
+#[test]
+fn a_plain_command_gets_a_dhcp_address_reported_in_running_and_released_at_kill() {
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = ExecLab::new("netcmd");
+    // A plain `cmd` (no app spec in the image): the executor runs it as berth-init's one
+    // service, so init acquires the lease before the command starts.
+    let tid = lab.task_id("cmd");
+    let guard = task_netns(&tid);
+    let mut spec = lab.spec(
+        &tid,
+        Some(
+            "ip -4 -o addr show dev eth0 > /mnt/mesos/sandbox/addr; \
+             cat /proc/self/status > /mnt/mesos/sandbox/status; exec sleep 1000",
+        ),
+    );
+    spec.env
+        .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
+    let sandbox = spec.sandbox.clone();
+    let (d, mut exec) = start_in(&net.host, spec, lab.task(&tid));
+    d.wait_state(&tid, "TASK_RUNNING", Duration::from_secs(45));
+    let running = d
+        .state()
+        .updates
+        .iter()
+        .find(|u| u["state"] == "TASK_RUNNING")
+        .cloned()
+        .expect("TASK_RUNNING update");
+    let ipa = &running["container_status"]["network_infos"][0]["ip_addresses"][0];
+    assert_eq!(ipa["protocol"], "IPv4", "{running}\n{}", exec.log());
+    let ip: std::net::Ipv4Addr = ipa["ip_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address in {running}\n{}", exec.log()))
+        .parse()
+        .expect("an IPv4 address");
+    let o = ip.octets();
+    assert!(
+        o[..3] == [10, 77, 0] && (100..=199).contains(&o[3]),
+        "{ip} is not from dnsmasq's range"
+    );
+    assert!(
+        net.dhcp.leases().contains(&ip.to_string()),
+        "dnsmasq has no lease for {ip}: {}",
+        net.dhcp.leases()
+    );
+    // The command started with the address already on eth0, and without the network
+    // capabilities init keeps for DHCP.
+    let seen = |name: &str| -> String {
+        let p = sandbox.join(name);
+        assert!(
+            d.wait(T, |_| std::fs::metadata(&p).is_ok_and(|m| m.len() > 0)),
+            "{name} never written"
+        );
+        std::fs::read_to_string(&p).expect("read")
+    };
+    let addr = seen("addr");
+    assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
+    let status_file = sandbox.join("status");
+    seen("status");
+    let status_file = status_file.display().to_string();
+    for field in ["CapBnd:", "CapEff:", "CapPrm:"] {
+        let c = cap_set(&status_file, field);
+        assert_eq!(
+            c & (NET_ADMIN | NET_RAW),
+            0,
+            "the command has {field} {c:x}"
+        );
+    }
+    // The address answers from the LAN.
+    let ping = net
+        .lan
+        .exec(&["busybox", "ping", "-c", "2", "-W", "2", &ip.to_string()]);
+    assert!(
+        ping.status.success(),
+        "ping {ip} from the LAN: {}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
+    );
+
+    d.kill(&tid, Some(Duration::from_secs(5)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    // init gave the address back (RELEASE) once the command had stopped.
+    assert!(
+        net.dhcp
+            .wait_for(&format!("DHCPRELEASE(br0) {ip}"), 1, Duration::from_secs(5)),
+        "no RELEASE of {ip}: {}",
+        net.dhcp.log()
+    );
+    assert!(
+        !net.dhcp.leases().contains(&ip.to_string()),
+        "the lease of {ip} is still held: {}",
+        net.dhcp.leases()
+    );
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
     assert!(!netns_path(&guard.0).exists(), "netns left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();

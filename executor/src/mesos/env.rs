@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::duration::{DurationError, StoutDuration};
+use super::link::Link;
 
 /// A value that must never be logged (the executor's authentication token).
 #[derive(Clone, PartialEq, Eq)]
@@ -67,6 +68,10 @@ pub struct ExecutorEnv {
     pub subscription_backoff_max: Duration,
     pub shutdown_grace_period: Duration,
     pub auth_token: Option<Secret>,
+    /// Keepalive and timeouts of the connections to the agent (berth's own settings:
+    /// `BERTH_EXECUTOR_AGENT_KEEPALIVE`, `BERTH_EXECUTOR_AGENT_TIMEOUT`,
+    /// `BERTH_EXECUTOR_STREAM_SILENCE`, stout durations).
+    pub link: Link,
     /// The variables meant for the task (see [`ExecutorEnv::task_vars`]).
     task_vars: BTreeMap<String, String>,
 }
@@ -169,7 +174,15 @@ impl ExecutorEnv {
             .filter(|(k, _)| !kept_from_task(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let defaults = Link::default();
+        let mut link = Link::with_keepalive(dur(
+            "BERTH_EXECUTOR_AGENT_KEEPALIVE",
+            defaults.keepalive_idle,
+        )?);
+        link.response_timeout = dur("BERTH_EXECUTOR_AGENT_TIMEOUT", defaults.response_timeout)?;
+        link.stream_silence = dur("BERTH_EXECUTOR_STREAM_SILENCE", defaults.stream_silence)?;
         Ok(ExecutorEnv {
+            link,
             framework_id: req("MESOS_FRAMEWORK_ID")?,
             executor_id: req("MESOS_EXECUTOR_ID")?,
             agent_endpoint,
@@ -240,6 +253,17 @@ mod tests {
         assert_eq!(env.shutdown_grace_period, Duration::from_secs(5));
         assert_eq!(env.agent_id.as_deref(), Some("agent-7"));
         assert_eq!(env.auth_token.as_ref().unwrap().expose(), "s3cret");
+        assert_eq!(env.link, Link::default());
+        let mut v = base();
+        v.push(("BERTH_EXECUTOR_AGENT_KEEPALIVE", "3secs"));
+        v.push(("BERTH_EXECUTOR_AGENT_TIMEOUT", "500ms"));
+        v.push(("BERTH_EXECUTOR_STREAM_SILENCE", "2mins"));
+        let env = ExecutorEnv::from_vars(v).unwrap();
+        assert_eq!(env.link.keepalive_idle, Duration::from_secs(3));
+        assert_eq!(env.link.keepalive_interval, Duration::from_secs(1));
+        assert_eq!(env.link.response_timeout, Duration::from_millis(500));
+        assert_eq!(env.link.stream_silence, Duration::from_secs(120));
+        assert!(!env.task_vars().contains_key("BERTH_EXECUTOR_AGENT_TIMEOUT"));
     }
 
     #[test]

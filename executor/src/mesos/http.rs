@@ -6,6 +6,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::env::Secret;
+use super::link::Link;
 
 const MAX_HEADER: usize = 64 << 10;
 
@@ -21,6 +22,13 @@ pub enum HttpError {
     Io(#[from] std::io::Error),
     #[error("malformed HTTP response: {what}")]
     Malformed { what: String },
+    #[error("no answer from {endpoint} within {after:?}")]
+    Timeout {
+        endpoint: String,
+        after: std::time::Duration,
+    },
+    #[error("cannot set TCP keepalive on the connection to the agent")]
+    Keepalive(#[source] nix::Error),
 }
 
 fn malformed(what: impl Into<String>) -> HttpError {
@@ -41,6 +49,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     reader: BufReader<TcpStream>,
     framing: Framing,
+    /// For reading a whole (non-stream) body.
+    timeout: std::time::Duration,
 }
 
 /// One request: `POST path` with a JSON body.
@@ -49,6 +59,8 @@ pub struct Request<'a> {
     pub path: &'a str,
     pub body: &'a [u8],
     pub token: Option<&'a Secret>,
+    /// Keepalive and the response timeout (see [`Link`]).
+    pub link: Link,
 }
 
 impl Request<'_> {
@@ -68,8 +80,19 @@ impl Request<'_> {
         head
     }
 
-    /// Sends the request and reads the status line and headers.
+    /// Sends the request and reads the status line and headers, all within the link's
+    /// response timeout; the connection has TCP keepalive on.
     pub async fn send(&self) -> Result<Response, HttpError> {
+        let after = self.link.response_timeout;
+        tokio::time::timeout(after, self.exchange())
+            .await
+            .map_err(|_| HttpError::Timeout {
+                endpoint: self.endpoint.to_string(),
+                after,
+            })?
+    }
+
+    async fn exchange(&self) -> Result<Response, HttpError> {
         let mut stream =
             TcpStream::connect(self.endpoint)
                 .await
@@ -78,11 +101,14 @@ impl Request<'_> {
                     err,
                 })?;
         stream.set_nodelay(true)?;
+        self.link.apply(&stream).map_err(HttpError::Keepalive)?;
         let mut msg = self.head().into_bytes();
         msg.extend_from_slice(self.body);
         stream.write_all(&msg).await?;
         stream.flush().await?;
-        read_head(BufReader::new(stream)).await
+        let mut resp = read_head(BufReader::new(stream)).await?;
+        resp.timeout = self.link.response_timeout;
+        Ok(resp)
     }
 }
 
@@ -145,6 +171,7 @@ async fn read_head(mut reader: BufReader<TcpStream>) -> Result<Response, HttpErr
         headers,
         reader,
         framing,
+        timeout: std::time::Duration::from_secs(30),
     })
 }
 
@@ -214,6 +241,16 @@ impl Response {
 
     /// The whole body (at most `limit` bytes are kept).
     pub async fn body(mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
+        let after = self.timeout;
+        tokio::time::timeout(after, self.read_body(limit))
+            .await
+            .map_err(|_| HttpError::Timeout {
+                endpoint: "the agent".into(),
+                after,
+            })?
+    }
+
+    async fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
         let mut out = Vec::new();
         while let Some(c) = self.chunk().await? {
             if out.len() < limit {
@@ -260,6 +297,7 @@ mod tests {
             path: "/api/v1/executor",
             body: b"{}",
             token: Some(&token),
+            link: Link::default(),
         };
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status, 200);
@@ -282,6 +320,7 @@ mod tests {
             path: "/",
             body: b"",
             token: None,
+            link: Link::default(),
         };
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status, 400);
@@ -296,6 +335,7 @@ mod tests {
             path: "/",
             body: b"",
             token: None,
+            link: Link::default(),
         };
         assert!(matches!(req.send().await, Err(HttpError::Malformed { .. })));
     }
@@ -310,8 +350,35 @@ mod tests {
             path: "/",
             body: b"",
             token: None,
+            link: Link::default(),
         };
         let err = req.send().await.unwrap_err();
         assert!(err.to_string().contains(&addr));
+    }
+
+    #[tokio::test]
+    async fn an_agent_that_accepts_and_never_answers_times_out() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let _hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let link = Link {
+            response_timeout: std::time::Duration::from_millis(200),
+            ..Link::default()
+        };
+        let req = Request {
+            endpoint: &addr,
+            path: "/",
+            body: b"{}",
+            token: None,
+            link,
+        };
+        let t = std::time::Instant::now();
+        let err = req.send().await.unwrap_err();
+        assert!(matches!(err, HttpError::Timeout { .. }), "{err}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 }

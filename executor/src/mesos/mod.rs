@@ -8,6 +8,7 @@ pub mod event;
 pub mod http;
 pub mod json;
 pub mod kill;
+pub mod link;
 pub mod recordio;
 pub mod types;
 pub mod updates;

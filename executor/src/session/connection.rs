@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use crate::mesos::env::Secret;
 use crate::mesos::event::Event;
 use crate::mesos::http::Request;
+use crate::mesos::link::Link;
 use crate::mesos::recordio::Decoder;
 
 pub const PATH: &str = "/api/v1/executor";
@@ -28,6 +29,7 @@ pub async fn subscribe(
     gen: u64,
     endpoint: String,
     token: Option<Secret>,
+    link: Link,
     body: Vec<u8>,
     tx: mpsc::UnboundedSender<ConnMsg>,
 ) {
@@ -36,6 +38,7 @@ pub async fn subscribe(
         path: PATH,
         body: &body,
         token: token.as_ref(),
+        link,
     };
     let mut resp = match req.send().await {
         Ok(r) => r,
@@ -63,7 +66,16 @@ pub async fn subscribe(
     }
     let mut decoder = Decoder::new();
     let why = loop {
-        match resp.chunk().await {
+        // The agent heartbeats the stream: silence beyond the link's limit means the
+        // agent (or the path to it) is gone even though TCP did not say so.
+        let next = tokio::time::timeout(link.stream_silence, resp.chunk()).await;
+        let Ok(next) = next else {
+            break format!(
+                "the event stream carried nothing (not even HEARTBEAT) for {:?}",
+                link.stream_silence
+            );
+        };
+        match next {
             Ok(Some(chunk)) => match decoder.feed(&chunk) {
                 Ok(records) => {
                     for r in records {
@@ -101,12 +113,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Posts one non-SUBSCRIBE call; returns the status code.
-pub async fn post(endpoint: &str, token: Option<&Secret>, body: &[u8]) -> Result<u16, String> {
+pub async fn post(
+    endpoint: &str,
+    token: Option<&Secret>,
+    link: Link,
+    body: &[u8],
+) -> Result<u16, String> {
     let req = Request {
         endpoint,
         path: PATH,
         body,
         token,
+        link,
     };
     let resp = req.send().await.map_err(|e| error_chain(&e))?;
     let status = resp.status;

@@ -113,6 +113,7 @@ impl Session {
         tokio::spawn(sender(
             env.agent_endpoint.clone(),
             env.auth_token.clone(),
+            env.link,
             send_rx,
             live_gen.clone(),
         ));
@@ -237,6 +238,7 @@ impl Session {
             self.gen,
             self.env.agent_endpoint.clone(),
             self.env.auth_token.clone(),
+            self.env.link,
             body,
             self.conn_tx.clone(),
         ));
@@ -569,6 +571,7 @@ pub const UPDATE_RETRY: Duration = Duration::from_secs(10);
 async fn sender(
     endpoint: String,
     token: Option<crate::mesos::env::Secret>,
+    link: crate::mesos::link::Link,
     mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     live_gen: Arc<AtomicU64>,
 ) {
@@ -577,7 +580,7 @@ async fn sender(
             tracing::debug!("UPDATE of a lost connection dropped; resubscription resends it");
             continue;
         }
-        if let Err(why) = connection::post(&endpoint, token.as_ref(), &body).await {
+        if let Err(why) = connection::post(&endpoint, token.as_ref(), link, &body).await {
             tracing::warn!(%why, "UPDATE not accepted; it will be resent on resubscription");
         }
     }

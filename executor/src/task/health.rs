@@ -7,7 +7,8 @@ use crate::mesos::types::HealthCheck;
 /// What to check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
-    /// A shell command run inside the container (`runc exec`).
+    /// A shell command run inside the container (`runc exec`, under berth-init's tini
+    /// mode); on timeout it is killed with its whole process tree (`probe/command.rs`).
     Command(String),
     /// `GET http://127.0.0.1:<port><path>` in the task's network namespace; 200-399 is healthy.
     Http { port: u16, path: String },

@@ -27,3 +27,7 @@ pub mod runc;
 pub mod runner;
 pub mod steps;
 pub mod volume;
+
+/// `appspec`: the app spec (one service running `/bin/sh -c CMD`) generated for a plain
+/// command, and the step that writes it into the run dir.
+pub mod appspec;

@@ -1,10 +1,13 @@
-//! Running one health probe: COMMAND inside the container (`runc exec`), HTTP and TCP
+//! Running one health probe: COMMAND inside the container (`runc exec`, see
+//! `probe/command.rs`: a timed-out check is killed with its whole process tree), HTTP and TCP
 //! against 127.0.0.1 in the container's network namespace (the socket is made by a
 //! thread that joined that namespace; the connection then works from anywhere).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
+
+mod command;
 
 use super::health::Probe;
 use super::runc::Runtime;
@@ -58,26 +61,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<(), String> {
     match probe {
-        Probe::Command(cmd) => {
-            let mut c = tokio::process::Command::new(&rt.binary);
-            c.env_remove(super::runc::TOKEN_VAR);
-            c.arg("--root")
-                .arg(&rt.root)
-                .args(["exec", container, "/bin/sh", "-c", cmd]);
-            c.stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            c.kill_on_drop(true);
-            let st = tokio::time::timeout(timeout, c.status())
-                .await
-                .map_err(|_| format!("timed out after {timeout:?}"))?
-                .map_err(|e| e.to_string())?;
-            if st.success() {
-                Ok(())
-            } else {
-                Err(format!("exit status {}", st.code().unwrap_or(-1)))
-            }
-        }
+        Probe::Command(cmd) => command::run(rt, container, cmd, timeout).await,
         Probe::Tcp { port } | Probe::Http { port, .. } => {
             let pid = tokio::task::spawn_blocking({
                 let rt = rt.clone();

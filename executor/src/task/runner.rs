@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::mesos::types::{Reason, TaskState};
 use crate::session::{LaunchRequest, Launcher, TaskEvent};
 
+use super::appspec;
 use super::builtin::{default_steps, Container};
 use super::config::RunConfig;
 use super::health::{HealthSpec, HealthState, Verdict};
@@ -64,7 +65,8 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
         Plan::from_task(&req.task, &req.env, executor_cmd.as_deref(), &cfg).and_then(|mut p| {
             let net = network::from_task(&req.task, cfg.net.as_ref(), p.bandwidth_mbit)?;
             if net.is_some() {
-                // berth-init acquires a DHCP lease on eth0 before starting services.
+                // berth-init acquires a DHCP lease on eth0 before starting services (a
+                // plain command included: it runs as init's one service, see `appspec`).
                 p.env
                     .push(format!("BERTH_DHCP_IFACE={}", network::CONTAINER_IFACE));
             }
@@ -102,7 +104,9 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             .unwrap_or(steps.len());
         steps.insert(at, Box::new(n));
     }
+    appspec::insert_step(&mut steps, &ctx.plan);
     let all: Arc<Vec<Box<dyn Step>>> = Arc::new(steps);
+    let mut legacy_tini = false;
     if req.recover {
         let state = ctx.state_dir();
         let cp = Checkpoint::load(&state);
@@ -144,6 +148,14 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
         tracing::info!(task = %id, "re-attached to the running container");
+        // A plain command started by an executor from before the `appspec` step runs
+        // under init's tini mode: no status socket, so RUNNING comes from `runc state`.
+        let tini = matches!(ctx.plan.mode, Mode::Command(_))
+            && cp.as_ref().is_some_and(|cp| cp.phase("appspec").is_none());
+        if tini {
+            tracing::info!(task = %id, "the container runs init's tini mode (started by an older executor)");
+        }
+        legacy_tini = tini;
     } else {
         if req.kill.borrow().is_some() {
             send(
@@ -168,7 +180,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
     }
-    supervise(ctx, all, req).await;
+    supervise(ctx, all, req, legacy_tini).await;
 }
 
 /// How often init's own health is read when the task has no health check.
@@ -203,7 +215,14 @@ fn stderr_tail(sandbox: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
-async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: LaunchRequest) {
+/// `legacy_tini`: the container runs `berth-init -- /bin/sh -c CMD` (re-attached after an
+/// upgrade from an executor that ran plain commands that way): RUNNING from `runc state`.
+async fn supervise(
+    ctx: Arc<StepCtx>,
+    all: Arc<Vec<Box<dyn Step>>>,
+    mut req: LaunchRequest,
+    legacy_tini: bool,
+) {
     let id = req.task.task_id.value.clone();
     let rt = Container::runtime(&ctx);
     let cid = ctx.plan.container_id.clone();
@@ -260,22 +279,21 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
                 }
             }
         }
+        // Both modes run init in supervisor mode (a plain command as its one service):
+        // RUNNING when init says its services run, with the address of its DHCP lease.
         if !running_sent && !end.killed {
-            let ready = match &ctx.plan.mode {
-                Mode::AppSpec => {
-                    match init_client::status(&socket, Duration::from_millis(500)).await {
-                        Ok(st) => {
-                            if ip.is_none() {
-                                ip = st.ip();
-                            }
-                            st.state == "running"
+            let ready = if legacy_tini {
+                let (r, c) = (rt.clone(), cid.clone());
+                matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
+            } else {
+                match init_client::status(&socket, Duration::from_millis(500)).await {
+                    Ok(st) => {
+                        if ip.is_none() {
+                            ip = st.ip();
                         }
-                        Err(_) => false,
+                        st.state == "running"
                     }
-                }
-                Mode::Command(_) => {
-                    let (r, c) = (rt.clone(), cid.clone());
-                    matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
+                    Err(_) => false,
                 }
             };
             if ready {
@@ -291,11 +309,11 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
             if running_sent && !end.killed && !probing && Instant::now() >= at {
                 probing = true;
                 let (spec2, r, c, tx) = (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
-                let init_sock = matches!(ctx.plan.mode, Mode::AppSpec).then(|| socket.clone());
+                let sock = socket.clone();
                 tokio::spawn(async move {
                     let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
                     // Combined with init's own view of its services' health.
-                    if let (Ok(()), Some(sock)) = (&res, init_sock) {
+                    if res.is_ok() {
                         if let Ok(st) = init_client::status(&sock, spec2.timeout).await {
                             if let Some(bad) = unhealthy_services(&st) {
                                 res = Err(format!("berth-init reports unhealthy services: {bad}"));
@@ -308,12 +326,7 @@ async fn supervise(ctx: Arc<StepCtx>, all: Arc<Vec<Box<dyn Step>>>, mut req: Lau
         }
         // Without a TaskInfo health check, init's own health of its services is reported
         // (each change as TASK_RUNNING with `healthy`); init restarts what fails itself.
-        if health.is_none()
-            && running_sent
-            && !end.killed
-            && matches!(ctx.plan.mode, Mode::AppSpec)
-            && Instant::now() >= init_next
-        {
+        if health.is_none() && running_sent && !end.killed && Instant::now() >= init_next {
             init_next = Instant::now() + INIT_HEALTH_EVERY;
             if let Ok(st) = init_client::status(&socket, Duration::from_millis(500)).await {
                 let h = if st.services.iter().any(|s| s.healthy.is_some()) {

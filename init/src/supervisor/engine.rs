@@ -344,6 +344,9 @@ impl<O: Os> Engine<O> {
         }
         self.tick_services(now);
         if !self.shutting_down {
+            self.end_if_all_completed();
+        }
+        if !self.shutting_down {
             self.start_ready(now);
         }
         self.tick_health(now);

@@ -338,6 +338,26 @@ impl<O: Os> Engine<O> {
         }
     }
 
+    /// Outside debug mode, once every service has completed (`exited`, or `failed` and
+    /// optional: nothing will start it again) and the spec has no cron job, nothing is
+    /// left to do: shut down, exiting 0 or with the first failure's code. A service an
+    /// operator stopped (`stopped`) may be started again, so it keeps init up.
+    pub(super) fn end_if_all_completed(&mut self) {
+        let completed = |s: &super::service::ServiceRt| {
+            s.phase == Phase::Exited || (s.phase == Phase::Failed && !s.spec.required)
+        };
+        if self.debug
+            || self.shutting_down
+            || !self.crons.is_empty()
+            || self.services.is_empty()
+            || !self.services.iter().all(completed)
+        {
+            return;
+        }
+        info!("every service has completed and no cron job is scheduled: exiting");
+        self.begin_shutdown();
+    }
+
     /// SIGTERM/SIGINT: the first begins an orderly shutdown, the second kills everything.
     pub fn on_shutdown_signal(&mut self, now: Instant) {
         if self.shutting_down {

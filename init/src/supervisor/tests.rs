@@ -213,3 +213,108 @@ fn a_foreground_entry_does_not_block_the_next_for_long() {
     e.tick(t0 + super::service::ENTRY_SETTLE, 1000.0);
     assert_eq!(labels(&e), ["entry-1", "entry-2"]);
 }
+
+fn engine_debug(yaml: &str, debug: bool) -> Engine<FakeOs> {
+    let spec = AppSpec::parse(yaml, Path::new("/app.yaml")).unwrap();
+    let cfg = EngineConfig {
+        spec,
+        debug,
+        inherited_env: vec![],
+        service_ids: vec![],
+        cron_ids: vec![],
+    };
+    Engine::new(cfg, FakeOs::default(), 1000.0)
+}
+
+/// Runs the only service of `yaml` to `exit` and returns what the engine says then.
+fn run_once(yaml: &str, debug: bool, exit: ExitKind) -> Engine<FakeOs> {
+    let t0 = Instant::now();
+    let mut e = engine_debug(yaml, debug);
+    e.tick(t0, 1000.0);
+    let pid = e.os().spawned[0].0;
+    e.os.alive.remove(&pid);
+    e.on_reaped(pid, exit, t0);
+    e.tick(t0, 1000.0);
+    e
+}
+
+const ONCE: &str = "services:\n  main:\n    command: [/bin/sh, -c, x]\n    restart: never\n";
+
+#[test]
+fn init_ends_once_every_service_has_completed() {
+    assert_eq!(
+        run_once(ONCE, false, ExitKind::Exited(0)).finished(),
+        Some(0)
+    );
+    assert_eq!(
+        run_once(ONCE, false, ExitKind::Exited(3)).finished(),
+        Some(3)
+    );
+    let killed = ExitKind::Signaled {
+        signo: 9,
+        core_dumped: false,
+    };
+    assert_eq!(run_once(ONCE, false, killed).finished(), Some(137));
+    // An optional service that failed has completed too: its code is the exit code.
+    let optional = "services:\n  main:\n    command: /x\n    restart: never\n    required: false\n";
+    assert_eq!(
+        run_once(optional, false, ExitKind::Exited(4)).finished(),
+        Some(4)
+    );
+    // on-failure and a success: completed.
+    let on_failure = "services:\n  main:\n    command: /x\n    restart: on-failure\n";
+    assert_eq!(
+        run_once(on_failure, false, ExitKind::Exited(0)).finished(),
+        Some(0)
+    );
+}
+
+#[test]
+fn init_stays_up_while_something_may_still_run() {
+    // Debug mode keeps init up whatever happened.
+    let e = run_once(ONCE, true, ExitKind::Exited(0));
+    assert_eq!(e.finished(), None);
+    assert_eq!(e.status().services[0].state, "exited");
+    // A cron job may still fire.
+    let cron = "services:\n  main:\n    command: /x\n    restart: never\ncron:\n  - name: c\n    schedule: '* * * * *'\n    command: /c\n";
+    assert_eq!(run_once(cron, false, ExitKind::Exited(0)).finished(), None);
+    // Another service still runs.
+    let two =
+        "services:\n  main:\n    command: /x\n    restart: never\n  other:\n    command: /y\n";
+    assert_eq!(run_once(two, false, ExitKind::Exited(0)).finished(), None);
+    // A service restarted after its exit (always) is not completed.
+    let always = "services:\n  main:\n    command: /x\n";
+    let e = run_once(always, false, ExitKind::Exited(0));
+    assert_eq!(e.finished(), None);
+    assert_eq!(e.status().services[0].state, "backoff");
+}
+
+#[test]
+fn an_operator_stop_keeps_init_up() {
+    let t0 = Instant::now();
+    let mut e = engine("services:\n  a:\n    command: /a\n    restart: never\n  b:\n    command: /b\n    restart: never\n");
+    e.tick(t0, 1000.0);
+    let (a, b) = (pid_of(&e, "a"), pid_of(&e, "b"));
+    e.handle_request(
+        &Request::Stop {
+            service: "a".into(),
+        },
+        t0,
+    );
+    e.os.alive.remove(&a);
+    e.on_reaped(
+        a,
+        ExitKind::Signaled {
+            signo: 15,
+            core_dumped: false,
+        },
+        t0,
+    );
+    e.tick(t0, 1000.0);
+    assert_eq!(e.status().services[0].state, "stopped");
+    e.os.alive.remove(&b);
+    e.on_reaped(b, ExitKind::Exited(0), t0);
+    e.tick(t0, 1000.0);
+    assert_eq!(e.status().services[1].state, "exited");
+    assert_eq!(e.finished(), None, "a stopped service can be started again");
+}

@@ -9,6 +9,7 @@
 //! timeout, and records every violation of the protocol ([`AgentDouble::violations`]).
 //!
 //! # Layout
+//! - `proto`: the agent's JSON -> protobuf parse (types, enums, base64, required fields).
 //! - `validate`: the agent's request checks, pure functions.
 //! - `http`: the server side of HTTP/1.1 (requests, responses, chunked streams).
 //! - `state`: what the double records and checks across calls.
@@ -19,6 +20,7 @@
 pub mod harness;
 pub mod http;
 pub mod process;
+pub mod proto;
 pub mod server;
 pub mod state;
 pub mod validate;
@@ -51,6 +53,8 @@ impl AgentDouble {
             framework_id: framework_id.into(),
             executor_id: executor_id.into(),
             token: None,
+            forgot_framework: false,
+            executor_gone: false,
         };
         let shared: Shared = Arc::new((
             Mutex::new(State::new(view, "agent-double-S0".into())),
@@ -191,9 +195,23 @@ impl AgentDouble {
         );
     }
 
-    /// The agent is back on the same port, answering 503 for `recovering` first.
+    /// The agent is back on the same port, answering 503 for `recovering` first. Like
+    /// the real agent's recovery: a checkpointing framework's executor must resubscribe
+    /// within the reregistration timeout after that (else it is a violation, the
+    /// executor is refused from then on and [`AgentDouble::enforce_reregistration`]
+    /// kills it); a non-checkpointing framework is not recovered at all (its executor is
+    /// refused as unknown, and trying is a violation).
     pub fn come_back(&self, recovering: Duration) {
-        self.state().recovering_until = Some(Instant::now() + recovering);
+        {
+            let mut st = self.state();
+            let back = Instant::now() + recovering;
+            st.recovering_until = Some(back);
+            if st.checkpoint {
+                st.reregister_by = Some(back + st.reregistration_timeout);
+            } else {
+                st.view.forgot_framework = true;
+            }
+        }
         let _ = self.cmds.send(Command::ComeBack);
         assert!(
             self.wait(Duration::from_secs(5), |st| st.up),
@@ -213,6 +231,11 @@ impl AgentDouble {
             let mut st = self.state();
             st.register_by = Some(Instant::now() + registration_timeout);
             st.view.subscribed = false;
+            st.checkpoint = spec.checkpoint;
+            // A new launch: the agent knows the framework and this executor (again).
+            st.view.forgot_framework = false;
+            st.view.executor_gone = false;
+            st.reregister_by = None;
         }
         spec.spawn(&self.endpoint, &self.state().agent_id.clone())
     }
@@ -230,6 +253,26 @@ impl AgentDouble {
         if !ok {
             self.state()
                 .violation("executor did not subscribe within the registration timeout");
+            exec.kill();
+        }
+        ok
+    }
+}
+
+impl AgentDouble {
+    /// After [`AgentDouble::come_back`]: waits for the resubscription until the
+    /// reregistration deadline; when it does not come, records the violation and kills
+    /// the executor, as the agent shuts down an executor that did not reregister.
+    pub fn enforce_reregistration(&self, exec: &mut ExecutorProcess) -> bool {
+        let by = self.state().reregister_by;
+        let Some(by) = by else {
+            return !self.state().view.executor_gone;
+        };
+        let left = by.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
+        let ok = self.wait(left, |st| st.view.subscribed);
+        if !ok {
+            self.state()
+                .reregistration_expired(Instant::now() + Duration::from_millis(50));
             exec.kill();
         }
         ok

@@ -82,7 +82,7 @@ fn answer(shared: &Shared, kind: &str, status: u16, message: &str) {
         status,
         message: message.into(),
     });
-    if (400..500).contains(&status) {
+    if (400..500).contains(&status) || status == 501 {
         st.violation(format!("{kind} answered {status}: {message}"));
     }
     cv.notify_all();
@@ -100,6 +100,12 @@ async fn connection(sock: TcpStream, shared: Shared) {
             let mut st = m.lock().unwrap();
             if st.recovering_until.is_some_and(|t| Instant::now() >= t) {
                 st.recovering_until = None;
+            }
+            st.reregistration_expired(Instant::now());
+            if st.view.forgot_framework && req.body.windows(9).any(|w| w == b"SUBSCRIBE") {
+                st.violation(
+                    "an executor of a non-checkpointing framework tried to resubscribe after an agent restart (the agent does not recover it)",
+                );
             }
             let mut v = st.view.clone();
             v.recovering = st.recovering_until.is_some();
@@ -123,6 +129,16 @@ async fn connection(sock: TcpStream, shared: Shared) {
                 continue;
             }
         };
+        if !call.dropped.is_empty() {
+            let (m, _) = &*shared;
+            let mut st = m.lock().unwrap();
+            for d in &call.dropped {
+                st.violation(format!(
+                    "{} accepted, but the agent's parse dropped {d}",
+                    call.kind
+                ));
+            }
+        }
         match call.kind.as_str() {
             "SUBSCRIBE" => {
                 let sock = reader.into_inner();
@@ -165,6 +181,7 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
         st.stream = Some((id, tx.clone()));
         st.view.subscribed = true;
         st.register_by = None;
+        st.reregister_by = None;
         let first = !st.subscribed_once;
         st.subscribed_once = true;
         st.answers.push(Answer {
@@ -262,7 +279,7 @@ pub fn send_event(st: &mut State, event: Value) {
 fn update(status: &Value, shared: &Shared) {
     let (m, cv) = &**shared;
     let mut st = m.lock().unwrap();
-    if let Some(a) = status.get("agent_id") {
+    if let Some(a) = status.get("agent_id").filter(|a| !a.is_null()) {
         if a["value"].as_str() != Some(st.agent_id.as_str()) {
             // The real agent silently drops such updates (202, no ack); the executor
             // must never send one, so the double records it.

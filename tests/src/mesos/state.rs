@@ -60,6 +60,14 @@ pub struct State {
     /// Registration deadline of the running executor.
     pub register_by: Option<Instant>,
     pub subscribed_once: bool,
+    /// The framework checkpoints (MESOS_CHECKPOINT=1): an agent restart recovers its
+    /// executor; without it the agent forgets the framework.
+    pub checkpoint: bool,
+    /// The agent's `--executor_reregistration_timeout` (Mesos' default 2secs): after a
+    /// restart, the executor must resubscribe within it once recovery is over.
+    pub reregistration_timeout: Duration,
+    /// The running executor must resubscribe by then (set by a restart).
+    pub reregister_by: Option<Instant>,
 }
 
 impl State {
@@ -86,6 +94,9 @@ impl State {
             messages: Vec::new(),
             register_by: None,
             subscribed_once: false,
+            checkpoint: true,
+            reregistration_timeout: Duration::from_secs(2),
+            reregister_by: None,
         }
     }
 
@@ -93,6 +104,27 @@ impl State {
         let v = v.into();
         eprintln!("agent double: VIOLATION: {v}");
         self.violations.push(v);
+    }
+
+    /// After an agent restart: true once the executor missed its reregistration
+    /// deadline. The first time, records the violation and marks the executor gone (the
+    /// agent shuts it down and refuses it from then on).
+    pub fn reregistration_expired(&mut self, now: Instant) -> bool {
+        if self.view.executor_gone {
+            return true;
+        }
+        match self.reregister_by {
+            Some(by) if now >= by && !self.view.subscribed => {
+                self.reregister_by = None;
+                self.view.executor_gone = true;
+                let t = self.reregistration_timeout;
+                self.violation(format!(
+                    "executor did not resubscribe within the executor reregistration timeout ({t:?}) after the agent restarted"
+                ));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// States received for a task.

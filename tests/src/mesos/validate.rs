@@ -5,6 +5,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::proto;
+
 /// The parts of an HTTP request the checks look at.
 #[derive(Debug, Clone, Default)]
 pub struct HttpRequest {
@@ -42,6 +44,9 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 pub struct ValidCall {
     pub kind: String,
     pub call: Value,
+    /// What the agent's parse silently dropped (unknown names of optional enums): the
+    /// call is accepted, the double records each as a violation.
+    pub dropped: Vec<String>,
 }
 
 /// What the agent knows when it checks a call.
@@ -53,6 +58,12 @@ pub struct AgentView {
     pub executor_id: String,
     /// `Some(token)`: the executor must send `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// The agent restarted and did not recover this framework (checkpointing off): it
+    /// knows neither the framework nor its executor any more.
+    pub forgot_framework: bool,
+    /// The executor missed its reregistration timeout after an agent restart and was
+    /// shut down: the agent no longer accepts it.
+    pub executor_gone: bool,
 }
 
 /// True when an Accept header value allows JSON (libprocess
@@ -104,8 +115,14 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
     }
     let call: Value = serde_json::from_slice(&req.body)
         .map_err(|e| refuse(400, format!("Failed to parse body into JSON: {e}")))?;
-    let kind = validate_call(&call, view)
-        .map_err(|m| refuse(400, format!("Failed to validate executor::Call: {m}")))?;
+    let dropped = proto::parse(&call, proto::CALL, "").map_err(|m| {
+        refuse(
+            400,
+            format!("Failed to convert JSON into Call protobuf: {m}"),
+        )
+    })?;
+    let kind = validate_call(&call)
+        .map_err(|m| refuse(400, format!("Failed to validate Executor::Call: {m}")))?;
     if kind == "SUBSCRIBE" {
         if let Some(accept) = req.header("accept") {
             if !accepts_json(accept) {
@@ -117,16 +134,25 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
         }
     }
     // The agent looks the framework and executor up only after the Accept check.
-    if id_of(&call, "framework_id").ok() != Some(view.framework_id.as_str()) {
+    if view.forgot_framework
+        || id_of(&call, "framework_id").ok() != Some(view.framework_id.as_str())
+    {
         return Err(refuse(400, "Framework cannot be found"));
     }
-    if id_of(&call, "executor_id").ok() != Some(view.executor_id.as_str()) {
+    if view.executor_gone || id_of(&call, "executor_id").ok() != Some(view.executor_id.as_str()) {
         return Err(refuse(400, "Executor cannot be found"));
     }
     if kind != "SUBSCRIBE" && !view.subscribed {
         return Err(refuse(403, "Executor is not subscribed"));
     }
-    Ok(ValidCall { kind, call })
+    if kind == "UNKNOWN" {
+        return Err(refuse(501, "Received 'UNKNOWN' call"));
+    }
+    Ok(ValidCall {
+        kind,
+        call,
+        dropped,
+    })
 }
 
 fn id_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
@@ -137,120 +163,140 @@ fn id_of<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
         .ok_or_else(|| format!("'{field}.value' must be a string"))
 }
 
-/// `executor::call::validate` plus the update checks.
-pub fn validate_call(call: &Value, view: &AgentView) -> Result<String, String> {
+/// `executor::call::validate` (src/common/validation.cpp), after the parse: the call's
+/// `type` (an unknown name was dropped by the parse, so it is "not present"), the ids,
+/// the body of its type, and for UPDATE the status checks.
+pub fn validate_call(call: &Value) -> Result<String, String> {
     let kind = call
         .get("type")
         .and_then(Value::as_str)
+        .filter(|t| proto::CALL_TYPES.contains(t))
         .ok_or("Expecting 'type' to be present")?
         .to_string();
-    id_of(call, "executor_id")?;
-    id_of(call, "framework_id")?;
+    let executor = id_of(call, "executor_id")?;
+    let framework = id_of(call, "framework_id")?;
+    let present = |field: &str| {
+        call.get(field)
+            .filter(|v| !v.is_null())
+            .ok_or(format!("Expecting '{field}' to be present"))
+    };
     match kind.as_str() {
         "SUBSCRIBE" => {
-            let sub = call
-                .get("subscribe")
-                .ok_or("Expecting 'subscribe' to be present")?;
-            for (field, item) in [
-                ("unacknowledged_tasks", None),
-                ("unacknowledged_updates", Some("status")),
-            ] {
-                if let Some(list) = sub.get(field) {
-                    let list = list
-                        .as_array()
-                        .ok_or(format!("'{field}' must be an array"))?;
-                    for entry in list {
-                        match item {
-                            // TaskInfo: name, task_id and agent_id are proto2 `required`.
-                            None => {
-                                entry
-                                    .get("name")
-                                    .and_then(Value::as_str)
-                                    .ok_or(format!("'{field}' entry lacks 'name'"))?;
-                                id_of(entry, "task_id")?;
-                                id_of(entry, "agent_id")?;
-                            }
-                            Some(f) => validate_status(
-                                entry.get(f).ok_or(format!("'{field}' entry lacks '{f}'"))?,
-                                view,
-                            )?,
-                        }
-                    }
-                }
+            let sub = present("subscribe")?;
+            // The agent itself does not look into the resent updates here; the double
+            // holds them to the UPDATE rules (a resent update must have been valid).
+            let updates = sub.get("unacknowledged_updates").and_then(Value::as_array);
+            for entry in updates.into_iter().flatten() {
+                let status = entry
+                    .get("status")
+                    .ok_or("'unacknowledged_updates' entry lacks 'status'")?;
+                validate_status(status, executor, framework)?;
             }
         }
         "UPDATE" => {
-            let upd = call
-                .get("update")
-                .ok_or("Expecting 'update' to be present")?;
+            let upd = present("update")?;
             validate_status(
                 upd.get("status")
                     .ok_or("Expecting 'update.status' to be present")?,
-                view,
+                executor,
+                framework,
             )?;
         }
         "MESSAGE" => {
-            let msg = call
-                .get("message")
-                .ok_or("Expecting 'message' to be present")?;
-            let data = msg
-                .get("data")
-                .and_then(Value::as_str)
-                .ok_or("Expecting 'message.data' to be present")?;
-            base64::engine::general_purpose::STANDARD
-                .decode(data)
-                .map_err(|_| "'message.data' is not base64")?;
+            present("message")?;
         }
-        "HEARTBEAT" => {}
-        other => return Err(format!("Unknown call type '{other}'")),
+        _ => {}
     }
     Ok(kind)
 }
 
-/// The agent's TaskStatus checks for an executor's update.
-pub fn validate_status(status: &Value, view: &AgentView) -> Result<(), String> {
-    id_of(status, "task_id")?;
+/// The agent's checks of an executor's TaskStatus (after the parse), in its order,
+/// with its messages; `executor` and `framework` are the call's ids.
+pub fn validate_status(status: &Value, executor: &str, framework: &str) -> Result<(), String> {
+    proto::parse(status, proto::TASK_STATUS, "status")?;
     let uuid = status
         .get("uuid")
         .and_then(Value::as_str)
         .ok_or("Expecting 'uuid' to be present")?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(uuid)
-        .map_err(|_| "'uuid' is not base64")?;
+        .map_err(|_| "Not a valid UUID")?;
+    // stout `UUID::fromBytes`: 16 bytes of an RFC 4122 UUID (version 1..=5).
     if raw.len() != 16 {
-        return Err(format!("'uuid' must be 16 bytes, got {}", raw.len()));
+        return Err(format!(
+            "Not a valid UUID: 'uuid' must be 16 bytes, got {}",
+            raw.len()
+        ));
     }
-    // stout `UUID::fromBytes` also wants an RFC 4122 version (1..=5).
     if !(1..=5).contains(&(raw[6] >> 4)) {
-        return Err(format!("'uuid' has version {}, not 1..=5", raw[6] >> 4));
+        return Err(format!(
+            "Not a valid UUID: version {}, not 1..=5",
+            raw[6] >> 4
+        ));
     }
-    match status.get("source").and_then(Value::as_str) {
-        Some("SOURCE_EXECUTOR") => {}
-        Some(other) => return Err(format!("Received Call from executor with source '{other}'")),
-        None => return Err("Expecting 'source' to be present".into()),
-    }
-    let state = status
-        .get("state")
-        .and_then(Value::as_str)
-        .ok_or("Expecting 'state' to be present")?;
-    if !KNOWN_STATES.contains(&state) {
-        return Err(format!("Unknown state '{state}'"));
-    }
-    if state == "TASK_STAGING" {
-        return Err("Received TASK_STAGING from executor".into());
-    }
-    if let Some(e) = status.get("executor_id") {
+    if let Some(e) = status.get("executor_id").filter(|e| !e.is_null()) {
         let e = e.get("value").and_then(Value::as_str).unwrap_or("");
-        if e != view.executor_id {
+        if e != executor {
             return Err(format!(
-                "ExecutorID '{e}' does not match '{}'",
-                view.executor_id
+                "ExecutorID in Call: {executor} does not match ExecutorID in TaskStatus: {e}"
             ));
         }
     }
-    if let Some(t) = status.get("timestamp") {
-        if !t.is_number() {
-            return Err("'timestamp' must be a number".into());
+    // An unknown source name was dropped by the parse: the same as none.
+    if status.get("source").and_then(Value::as_str) != Some("SOURCE_EXECUTOR") {
+        return Err(format!(
+            "Received Call from executor {executor} of framework {framework} with invalid source, expecting 'SOURCE_EXECUTOR'"
+        ));
+    }
+    if status.get("state").and_then(Value::as_str) == Some("TASK_STAGING") {
+        return Err(format!(
+            "Received TASK_STAGING from executor {executor} of framework {framework} which is not allowed"
+        ));
+    }
+    if let Some(cs) = status.get("check_status").filter(|c| !c.is_null()) {
+        let kind = cs.get("type").and_then(Value::as_str);
+        let needs = match kind {
+            Some("COMMAND") => "command",
+            Some("HTTP") => "http",
+            Some("TCP") => "tcp",
+            Some(other) => return Err(format!("'{other}' is not a valid check's status type")),
+            None => return Err("CheckStatusInfo must specify 'type'".into()),
+        };
+        if cs.get(needs).is_none_or(Value::is_null) {
+            let what = kind.unwrap_or_default();
+            return Err(format!(
+                "Expecting '{needs}' to be set for {what} check's status"
+            ));
+        }
+    }
+    check_addresses(status)
+}
+
+/// `container_status.network_infos[].ip_addresses[]`: Marathon keeps these as the task's
+/// addresses, so each must be an IP of the family its `protocol` names. (The agent's
+/// parse only checks the shape; the double is stricter, as Marathon parses them.)
+fn check_addresses(status: &Value) -> Result<(), String> {
+    let infos = status["container_status"]["network_infos"].as_array();
+    for (i, info) in infos.into_iter().flatten().enumerate() {
+        let addrs = info["ip_addresses"].as_array();
+        for (j, a) in addrs.into_iter().flatten().enumerate() {
+            let at = format!("container_status.network_infos[{i}].ip_addresses[{j}]");
+            let text = a["ip_address"]
+                .as_str()
+                .ok_or(format!("'{at}.ip_address' is missing"))?;
+            let ip: std::net::IpAddr = text
+                .parse()
+                .map_err(|_| format!("'{at}.ip_address' {text:?} is not an IP address"))?;
+            let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+            // An unknown protocol name was dropped by the parse: as if absent.
+            if let Some(p) = a["protocol"]
+                .as_str()
+                .filter(|p| *p == "IPv4" || *p == "IPv6")
+            {
+                if p != family {
+                    return Err(format!("'{at}': {text} is not an {p} address"));
+                }
+            }
         }
     }
     Ok(())
@@ -345,16 +391,16 @@ mod tests {
     fn uuid_needs_a_known_version() {
         // 16 zero bytes: version nibble 0.
         let zero = base64::engine::general_purpose::STANDARD.encode([0u8; 16]);
-        let err = validate_status(&status(&zero), &view()).unwrap_err();
+        let err = validate_status(&status(&zero), EX, FW).unwrap_err();
         assert!(err.contains("version"), "{err}");
         let mut v4 = [0u8; 16];
         v4[6] = 0x40;
         let v4 = base64::engine::general_purpose::STANDARD.encode(v4);
-        assert!(validate_status(&status(&v4), &view()).is_ok());
+        assert!(validate_status(&status(&v4), EX, FW).is_ok());
         let mut v6 = [0u8; 16];
         v6[6] = 0x60;
         let v6 = base64::engine::general_purpose::STANDARD.encode(v6);
-        assert!(validate_status(&status(&v6), &view()).is_err());
+        assert!(validate_status(&status(&v6), EX, FW).is_err());
     }
 
     #[test]
@@ -396,12 +442,18 @@ mod tests {
     #[test]
     fn unacknowledged_tasks_need_name_task_id_and_agent_id() {
         let full = json!({"name":"n","task_id":{"value":"t"},"agent_id":{"value":"a"}});
-        assert!(validate_call(&subscribe(FW, EX, json!([full])), &view()).is_ok());
+        let ct = [("Content-Type", "application/json")];
+        assert!(check(&req(&ct, &subscribe(FW, EX, json!([full]))), &view()).is_ok());
         for missing in ["name", "task_id", "agent_id"] {
             let mut t = full.clone();
             t.as_object_mut().unwrap().remove(missing);
-            let err = validate_call(&subscribe(FW, EX, json!([t])), &view()).unwrap_err();
-            assert!(err.contains(missing), "{missing}: {err}");
+            let err = check(&req(&ct, &subscribe(FW, EX, json!([t]))), &view()).unwrap_err();
+            assert_eq!(err.status, 400);
+            let want = format!(
+                "Failed to convert JSON into Call protobuf: Missing required fields: \
+                 subscribe.unacknowledged_tasks[0].{missing}"
+            );
+            assert_eq!(err.message, want);
         }
     }
 }
