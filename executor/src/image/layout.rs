@@ -96,14 +96,30 @@ struct Manifest {
     layers: Vec<Descriptor>,
 }
 
-/// The parts of the image config berth uses (`config` of the OCI image config).
+/// The parts of the image config berth uses (`config` of the OCI image config). Docker
+/// writes `null` for absent lists: read as empty.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {
-    #[serde(rename = "Env", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Env",
+        default,
+        deserialize_with = "null_is_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
-    #[serde(rename = "Entrypoint", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Entrypoint",
+        default,
+        deserialize_with = "null_is_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub entrypoint: Vec<String>,
-    #[serde(rename = "Cmd", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Cmd",
+        default,
+        deserialize_with = "null_is_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub cmd: Vec<String>,
     #[serde(
         rename = "WorkingDir",
@@ -111,7 +127,12 @@ pub struct ImageConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub working_dir: String,
-    #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "User",
+        default,
+        deserialize_with = "null_is_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub user: String,
 }
 

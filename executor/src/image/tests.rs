@@ -531,3 +531,25 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
     assert!(cache.dir.join("sha256-aa/rootfs").is_dir() && cache.dir.join("sha256-bb").is_dir());
     assert!(!cache.dir.join("sha256-cc").exists());
 }
+
+#[test]
+fn docker_v2s2_manifests_and_layers_work() {
+    use layout::{MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST};
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let layer = l.blob(
+        &gz(&base_layer()),
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    );
+    let cfg = json!({"architecture": layout::host_architecture(), "os": "linux",
+        "config": {"Cmd": ["sh"], "Env": null}});
+    let cfg = l.blob(&serde_json::to_vec(&cfg).unwrap(), MT_DOCKER_CONFIG);
+    let m = json!({"schemaVersion": 2, "mediaType": MT_DOCKER_MANIFEST, "config": cfg, "layers": [layer]});
+    let mut m = l.blob(&serde_json::to_vec(&m).unwrap(), MT_DOCKER_MANIFEST);
+    m["annotations"] = json!({layout::REF_NAME: "d"});
+    l.index(vec![m]);
+    let img = resolve(&l.dir, &r("bb")).unwrap();
+    assert_eq!(img.config.cmd, ["sh"]);
+    let e = Cache::new(d.path().join("cache")).ensure(&img).unwrap();
+    assert!(e.rootfs.join("etc/berth/app.yaml").is_file());
+}
