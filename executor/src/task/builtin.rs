@@ -1,7 +1,7 @@
 //! berth's own preparation steps: the run dir, the image (an OCI image unpacked into the
 //! shared cache), the root filesystem (an overlay on the image), the bundle, and the
-//! container itself. Volume and network steps come from the
-//! lvm and netcfg crates and slot in between (see [`default_steps`]).
+//! container itself. Volume and network steps come from the lvm and netcfg crates and
+//! slot in between (see [`default_steps`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
