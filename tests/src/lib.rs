@@ -7,7 +7,9 @@
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
+//! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
 pub mod lab;
 pub mod mesos;
+pub mod oci;
 pub mod rootfs;

@@ -2,6 +2,7 @@
 //! `cmd` that Marathon appended to the executor's command line; otherwise the subcommands
 //! of [`Cli`] apply.
 
+mod image;
 mod mesos;
 mod run;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Print the settings taken from BERTH_EXECUTOR_* variables.
     Config,
+    /// Inspect (and optionally unpack) an image as tasks see it; prune the unpack cache.
+    Image(image::ImageArgs),
 }
 
 fn init_logging() {
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::main(args),
+        Command::Image(args) => image::main(args),
         Command::Config => {
             println!("{:#?}", crate::task::config::RunConfig::from_env());
             ExitCode::SUCCESS

@@ -240,7 +240,14 @@ mod tests {
         let names: Vec<&str> = steps.iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
-            ["rundir", "appspec", "rootfs", "bundle", "container"]
+            [
+                "rundir",
+                "appspec",
+                "image",
+                "rootfs",
+                "bundle",
+                "container"
+            ]
         );
         plan.mode = Mode::AppSpec;
         let mut steps = default_steps();

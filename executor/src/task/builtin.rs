@@ -1,6 +1,7 @@
-//! berth's own preparation steps: the run dir, the root filesystem (an overlay on the
-//! image), the bundle, and the container itself. Volume and network steps come from the
-//! lvm and netcfg crates and slot in between (see [`default_steps`]).
+//! berth's own preparation steps: the run dir, the image (an OCI image unpacked into the
+//! shared cache), the root filesystem (an overlay on the image), the bundle, and the
+//! container itself. Volume and network steps come from the lvm and netcfg crates and
+//! slot in between (see [`default_steps`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use super::steps::{Step, StepCtx, StepError};
 pub fn default_steps() -> Vec<Box<dyn Step>> {
     vec![
         Box::new(RunDir),
+        Box::new(Image),
         Box::new(Rootfs),
         Box::new(Bundle),
         Box::new(Container),
@@ -54,6 +56,45 @@ impl Step for RunDir {
     }
 }
 
+/// The image: an OCI image is unpacked into the shared cache (verified, atomically, under
+/// a lock; a cache hit does nothing); a root filesystem directory is used as it is. The
+/// lower directory is recorded in the checkpoint's outputs. Undo leaves the cache entry,
+/// which other tasks share (a failed unpack leaves nothing: it works in a temporary dir).
+pub struct Image;
+
+impl Step for Image {
+    fn name(&self) -> &'static str {
+        "image"
+    }
+    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
+        let image = &ctx.plan.image;
+        let start = Instant::now();
+        let hit = image
+            .prepare(&ctx.cfg.image_cache)
+            .map_err(|e| StepError::new("image", format!("labels.berth.image: {e}")))?;
+        if let crate::image::ImageSource::Oci { image: img, .. } = image {
+            let user = &img.config.user;
+            if !user.is_empty() && user != "root" && user != "0" && user != "0:0" {
+                tracing::warn!(image = %img.reference, user = %user, "the image's User is not honoured: berth-init runs as root and app specs name their own users");
+            }
+            tracing::info!(
+                image = %img.reference,
+                manifest = %img.manifest.digest,
+                cache_hit = hit,
+                ms = start.elapsed().as_millis() as u64,
+                "image ready"
+            );
+        }
+        if let Ok(mut o) = ctx.outputs.lock() {
+            o.image = Some(image.lower().to_path_buf());
+        }
+        Ok(())
+    }
+    fn undo(&self, _ctx: &StepCtx) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
 /// The root filesystem: an overlay with the image as its read-only lower layer, so tasks
 /// never change the image and nothing of a task outlives it.
 pub struct Rootfs;
@@ -75,7 +116,7 @@ impl Step for Rootfs {
         }
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
-            ctx.plan.image.display(),
+            ctx.plan.image.lower().display(),
             upper.display(),
             work.display()
         );

@@ -113,7 +113,7 @@ pub fn spec(i: &BundleInputs<'_>) -> Result<Spec, BundleError> {
             "user": {"uid": 0, "gid": 0},
             "args": p.args(),
             "env": p.env,
-            "cwd": "/",
+            "cwd": p.cwd(),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             // Images may rely on setuid programs (su, sudo for operator logins).
             "noNewPrivileges": false,

@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub fail_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
     pub net: Option<super::network::NetConfig>,
+    /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
+    /// every task of the machine.
+    pub image_cache: PathBuf,
     /// The task's sized `/home` (the volume step): backend, filesystem, retention
     /// (`BERTH_EXECUTOR_VOLUME_*`, checked when a task asks for `home`).
     pub volume: super::volume::VolumeConfig,
@@ -54,6 +57,7 @@ impl RunConfig {
                 parent,
                 mode: var("BERTH_EXECUTOR_NET_MODE").unwrap_or_else(|| "bridge".into()),
             }),
+            image_cache: path("BERTH_EXECUTOR_IMAGE_CACHE", "/var/lib/berth/image-cache"),
             volume: super::volume::VolumeConfig::from_env(),
         }
     }

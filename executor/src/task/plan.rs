@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::mesos::types::{HealthCheck, Resource, TaskInfo};
 
+use crate::image::{self, ImageSource};
+
 use super::config::RunConfig;
 use super::names;
 
@@ -61,8 +63,8 @@ pub struct Plan {
     /// berth's own resources.
     pub home_mb: f64,
     pub bandwidth_mbit: f64,
-    /// The root filesystem directory on the host.
-    pub image: PathBuf,
+    /// The image: a root filesystem directory, or an OCI image unpacked by the image step.
+    pub image: ImageSource,
     pub mode: Mode,
     /// `NAME=value` for the container.
     pub env: Vec<String>,
@@ -160,15 +162,27 @@ impl Plan {
             }
         }
         let labels = task.labels.clone().unwrap_or_default();
-        let image_name = labels.get("berth.image").ok_or_else(|| PlanError::Label {
+        let image_label = labels.get("berth.image").ok_or_else(|| PlanError::Label {
             key: "berth.image".into(),
-            why: "missing: name the root filesystem under the images directory".into(),
+            why: "missing: name a root filesystem or OCI image layout under the images directory"
+                .into(),
         })?;
-        let image = cfg.images.join(safe_name("berth.image", image_name)?);
-        if !image.join("bin").is_dir() && !image.join("usr").is_dir() {
+        let image_err = |e: image::ImageError| PlanError::Label {
+            key: "berth.image".into(),
+            why: format!("{image_label:?}: {e}"),
+        };
+        let image = image::lookup(&cfg.images, &cfg.image_cache, image_label).map_err(image_err)?;
+        let image_config = image.config().cloned().unwrap_or_default();
+        if !image_config.working_dir.is_empty()
+            && (!image_config.working_dir.starts_with('/')
+                || image_config.working_dir.contains('\0'))
+        {
             return Err(PlanError::Label {
                 key: "berth.image".into(),
-                why: format!("{} is not a root filesystem directory", image.display()),
+                why: format!(
+                    "the image's WorkingDir {:?} is not an absolute path",
+                    image_config.working_dir
+                ),
             });
         }
         let hostname = match labels.get("berth.hostname") {
@@ -197,12 +211,16 @@ impl Plan {
                 }
                 Mode::Command(c)
             }
-            None if image.join(APP_SPEC).is_file() => Mode::AppSpec,
-            None => {
-                return Err(PlanError::Command {
-                    why: format!("no command (TaskInfo.command.value or the app's cmd) and no /{APP_SPEC} in the image"),
-                })
-            }
+            None if image.has_file(APP_SPEC).map_err(image_err)? => Mode::AppSpec,
+            // An OCI image's Entrypoint + Cmd, each word shell-quoted.
+            None => match image::command_line(&image_config) {
+                Some(c) if !c.contains('\0') => Mode::Command(c),
+                _ => {
+                    return Err(PlanError::Command {
+                        why: format!("no command (TaskInfo.command.value, the app's cmd or the image's Entrypoint/Cmd) and no /{APP_SPEC} in the image"),
+                    })
+                }
+            },
         };
         if let Some(h) = &task.health_check {
             super::health::HealthSpec::from_proto(h).map_err(|why| PlanError::Health { why })?;
@@ -213,6 +231,12 @@ impl Plan {
             "PATH".into(),
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         );
+        // The image's Env, under everything the task and berth set.
+        for kv in &image_config.env {
+            if let Some((k, v)) = kv.split_once('=').filter(|(k, _)| valid_env_name(k)) {
+                env.insert(k.to_string(), v.to_string());
+            }
+        }
         for (k, v) in vars {
             env.insert(k.clone(), v.clone());
         }
@@ -288,6 +312,14 @@ impl Plan {
             ]),
         }
         a
+    }
+
+    /// The process's working directory: the image's WorkingDir, else `/`.
+    pub fn cwd(&self) -> String {
+        match self.image.config() {
+            Some(c) if !c.working_dir.is_empty() => c.working_dir.clone(),
+            _ => "/".to_string(),
+        }
     }
 
     /// This task's state directory.
@@ -459,5 +491,76 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("resources.home"));
+    }
+
+    #[test]
+    fn an_oci_image_gives_env_cwd_and_command() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = d.path().join("app");
+        std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+        std::fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .unwrap();
+        let blob = |data: &[u8], mt: &str| {
+            let dg = crate::image::digest::Digest::of(data);
+            std::fs::write(dg.blob_path(&layout), data).unwrap();
+            serde_json::json!({"mediaType": mt, "digest": dg.as_str(), "size": data.len()})
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, "bin", &b""[..]).unwrap();
+        let layer = blob(
+            &tar.into_inner().unwrap(),
+            "application/vnd.oci.image.layer.v1.tar",
+        );
+        let config = serde_json::json!({"os": "linux", "architecture": crate::image::layout::host_architecture(),
+            "config": {"Env": ["PATH=/app/bin", "APP=image", "IMG=1"], "WorkingDir": "/app",
+                       "Entrypoint": ["/app/run"], "Cmd": ["--say", "a b"]}});
+        let config = blob(
+            &serde_json::to_vec(&config).unwrap(),
+            "application/vnd.oci.image.config.v1+json",
+        );
+        let m = serde_json::json!({"schemaVersion": 2, "config": config, "layers": [layer],
+            "mediaType": "application/vnd.oci.image.manifest.v1+json"});
+        let mut m = blob(
+            &serde_json::to_vec(&m).unwrap(),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        m["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "v1"});
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [m]});
+        std::fs::write(
+            layout.join("index.json"),
+            serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+        let c = RunConfig {
+            image_cache: d.path().join("cache"),
+            ..cfg(d.path())
+        };
+        let mut t = task();
+        t.labels.as_mut().unwrap().labels[0].value = Some("app:v1".into());
+        let p = Plan::from_task(&t, &BTreeMap::new(), None, &c).unwrap();
+        // The task's own variables win over the image's.
+        for e in ["PATH=/app/bin", "APP=1", "IMG=1"] {
+            assert!(p.env.iter().any(|x| x == e), "{e} in {:?}", p.env);
+        }
+        assert_eq!(p.cwd(), "/app");
+        assert_eq!(p.mode, Mode::Command("echo hi".into()));
+        t.command = None;
+        let p = Plan::from_task(&t, &BTreeMap::new(), None, &c).unwrap();
+        assert_eq!(p.mode, Mode::Command("/app/run --say 'a b'".into()));
+        t.labels.as_mut().unwrap().labels[0].value = Some("app:v2".into());
+        let e = Plan::from_task(&t, &BTreeMap::new(), None, &c)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("labels.berth.image: \"app:v2\": no tag"),
+            "{e}"
+        );
     }
 }

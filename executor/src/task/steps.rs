@@ -47,6 +47,9 @@ pub struct Outputs {
     pub binds: Vec<(PathBuf, String, bool)>,
     /// The pid of the runtime wrapper (the container step).
     pub wrapper_pid: Option<u32>,
+    /// The image's directory used as the overlay's lower layer (the image step).
+    #[serde(default)]
+    pub image: Option<PathBuf>,
 }
 
 /// Everything a step may look at.

@@ -1,0 +1,244 @@
+//! The shared cache of unpacked images, keyed by manifest digest:
+//! `<cache>/sha256-<hex>/rootfs` (the read-only lower layer of every task's overlay) and
+//! `<cache>/sha256-<hex>/image.json` (what was unpacked, for operators).
+//!
+//! An entry is unpacked into `<cache>/.tmp-sha256-<hex>-<pid>-<n>` and renamed into place,
+//! under an exclusive `flock` on `<cache>/.sha256-<hex>.lock`: two executors unpacking
+//! the same image at once serialize, and the second finds the entry made (a cache hit).
+//! An entry that exists is complete; a crashed unpack leaves only a temporary directory,
+//! removed by the next unpack of that image.
+
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::digest::{Digest, Verifying};
+use super::layout::{layer_compression, Compression, Descriptor, Resolved};
+use super::unpack::{apply_layer, LayerStats, Root, UnpackError};
+use super::ImageError;
+
+static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The cache directory.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub dir: PathBuf,
+}
+
+/// The result of [`Cache::ensure`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub rootfs: PathBuf,
+    /// Found already unpacked.
+    pub hit: bool,
+    /// Per layer, when unpacked now.
+    pub layers: Vec<LayerStats>,
+}
+
+impl Cache {
+    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+        Cache { dir: dir.into() }
+    }
+
+    fn key(manifest: &Digest) -> String {
+        format!("sha256-{}", manifest.hex())
+    }
+
+    pub fn entry(&self, manifest: &Digest) -> PathBuf {
+        self.dir.join(Self::key(manifest))
+    }
+
+    pub fn rootfs(&self, manifest: &Digest) -> PathBuf {
+        self.entry(manifest).join("rootfs")
+    }
+
+    /// Unpacked already?
+    pub fn contains(&self, manifest: &Digest) -> bool {
+        self.rootfs(manifest).is_dir()
+    }
+
+    fn io(&self, what: &str, path: &Path, err: io::Error) -> ImageError {
+        ImageError::Cache(format!("{what} {}: {err}", path.display()))
+    }
+
+    /// Makes sure the image is unpacked; returns its rootfs.
+    pub fn ensure(&self, image: &Resolved) -> Result<Entry, ImageError> {
+        let digest = &image.manifest.digest;
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.io("cannot create", &self.dir, e))?;
+        let lock_path = self.dir.join(format!(".{}.lock", Self::key(digest)));
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| self.io("cannot open", &lock_path, e))?;
+        // Released when dropped, on every return path.
+        let lock = Flock::lock(lock, FlockArg::LockExclusive)
+            .map_err(|(_, e)| self.io("cannot lock", &lock_path, e.into()))?;
+        let rootfs = self.rootfs(digest);
+        if rootfs.is_dir() {
+            touch(&self.entry(digest));
+            return Ok(Entry {
+                rootfs,
+                hit: true,
+                layers: vec![],
+            });
+        }
+        self.remove_stale(digest);
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{}-{}",
+            Self::key(digest),
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let result = self.unpack_into(image, &tmp);
+        match result {
+            Ok(layers) => {
+                let entry = self.entry(digest);
+                std::fs::rename(&tmp, &entry).map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    self.io("cannot rename into", &entry, e)
+                })?;
+                drop(lock);
+                Ok(Entry {
+                    rootfs,
+                    hit: false,
+                    layers,
+                })
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes temporary dirs of this image left by a crashed unpack (we hold its lock).
+    fn remove_stale(&self, digest: &Digest) {
+        let prefix = format!(".tmp-{}-", Self::key(digest));
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    tracing::info!(path = %e.path().display(), "removing a stale partial unpack");
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+
+    fn unpack_into(&self, image: &Resolved, tmp: &Path) -> Result<Vec<LayerStats>, ImageError> {
+        let root_dir = tmp.join("rootfs");
+        std::fs::create_dir_all(&root_dir).map_err(|e| self.io("cannot create", &root_dir, e))?;
+        std::fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| self.io("cannot chmod", tmp, e))?;
+        std::fs::set_permissions(
+            &root_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| self.io("cannot chmod", &root_dir, e))?;
+        let root = Root::open(&root_dir).map_err(|e| self.io("cannot open", &root_dir, e))?;
+        let mut stats = Vec::new();
+        for layer in &image.layers {
+            stats.push(apply_blob(&root, &image.layout, layer)?);
+        }
+        let meta =
+            serde_json::to_vec_pretty(image).map_err(|e| ImageError::Cache(e.to_string()))?;
+        let meta_path = tmp.join("image.json");
+        std::fs::write(&meta_path, meta).map_err(|e| self.io("cannot write", &meta_path, e))?;
+        Ok(stats)
+    }
+}
+
+/// Checks a whole blob's size and digest.
+pub fn verify_blob(layout: &Path, d: &Descriptor) -> Result<(), ImageError> {
+    let path = d.digest.blob_path(layout);
+    let f = File::open(&path).map_err(|e| ImageError::Blob {
+        digest: d.digest.clone(),
+        why: format!("cannot open {}: {e}", path.display()),
+    })?;
+    Verifying::new(
+        BufReader::with_capacity(1 << 16, f),
+        d.digest.clone(),
+        d.size,
+    )
+    .finish()
+    .map_err(|e| ImageError::Blob {
+        digest: d.digest.clone(),
+        why: e.to_string(),
+    })
+}
+
+/// Opens a layer blob as a verified, decompressed tar stream and hands it to `f`; the
+/// whole blob is read (and so verified) before this returns `Ok`.
+pub fn with_layer<T>(
+    layout: &Path,
+    layer: &Descriptor,
+    f: impl FnOnce(&mut dyn io::Read) -> Result<T, UnpackError>,
+) -> Result<T, ImageError> {
+    let comp = layer_compression(&layer.media_type).map_err(ImageError::Unsupported)?;
+    let path = layer.digest.blob_path(layout);
+    let file = File::open(&path).map_err(|e| ImageError::Blob {
+        digest: layer.digest.clone(),
+        why: format!("cannot open {}: {e}", path.display()),
+    })?;
+    let verifying = Verifying::new(
+        BufReader::with_capacity(1 << 16, file),
+        layer.digest.clone(),
+        layer.size,
+    );
+    let result = match comp {
+        Compression::None => {
+            let mut v = verifying;
+            f(&mut v).and_then(|s| v.finish().map(|()| s).map_err(UnpackError::Read))
+        }
+        Compression::Gzip => {
+            let mut gz = flate2::read::MultiGzDecoder::new(verifying);
+            f(&mut gz).and_then(|s| {
+                io::copy(&mut gz, &mut io::sink()).map_err(UnpackError::Read)?;
+                gz.into_inner().finish().map_err(UnpackError::Read)?;
+                Ok(s)
+            })
+        }
+        Compression::Zstd => {
+            let mut z = super::zstd::ZstdFrames::new(verifying_buf(verifying));
+            f(&mut z).and_then(|s| {
+                io::copy(&mut z, &mut io::sink()).map_err(UnpackError::Read)?;
+                z.into_inner()
+                    .into_inner()
+                    .finish()
+                    .map_err(UnpackError::Read)?;
+                Ok(s)
+            })
+        }
+    };
+    result.map_err(|err| {
+        // A corrupt blob shows up as whatever the decompressor or tar trips on first:
+        // name the real cause when it is one.
+        match verify_blob(layout, layer) {
+            Err(bad) => bad,
+            Ok(()) => ImageError::Layer {
+                digest: layer.digest.clone(),
+                err,
+            },
+        }
+    })
+}
+
+fn apply_blob(root: &Root, layout: &Path, layer: &Descriptor) -> Result<LayerStats, ImageError> {
+    with_layer(layout, layer, |r| apply_layer(root, r))
+}
+
+/// A buffer over the verifying reader (zstd needs to peek for the next frame).
+fn verifying_buf<R: io::Read>(v: Verifying<R>) -> BufReader<Verifying<R>> {
+    BufReader::with_capacity(1 << 16, v)
+}
+
+/// Marks an entry as just used (its mtime), for `prune`'s minimum age.
+fn touch(entry: &Path) {
+    if let Ok(f) = File::open(entry) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
