@@ -1,5 +1,10 @@
 //! COMMAND health checks, run inside the container:
-//! `runc exec --pid-file F <id> /.berth/init -s -g -- /bin/sh -c <command>`.
+//! `runc exec --pid-file F --process P <id>` of `/.berth/init -s -g -- /bin/sh -c <command>`.
+//!
+//! The process file P is the container's own process (env, cwd, user, rlimits; from the
+//! bundle's `config.json`, found by `runc state`) with the services' capabilities: a
+//! check never gets what berth-init keeps for itself (NET_ADMIN, NET_RAW for DHCP). The
+//! container's seccomp profile applies to it as to every process of the container.
 //!
 //! Killing the `runc exec` client does not kill what it started in the container: the
 //! exec'd process is not its child in any way a signal follows. So a check that times
@@ -21,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::task::bundle::check_process;
 use crate::task::runc::{Runtime, TOKEN_VAR};
 
 /// Where the executor bind-mounts berth-init in every container.
@@ -41,6 +47,9 @@ pub async fn run(
         SEQ.fetch_add(1, Ordering::Relaxed),
         container
     ));
+    let process_file = pid_file.with_extension("json");
+    write_process(rt, container, cmd, &process_file).await?;
+    let _process_file = RemoveOnDrop(process_file.clone());
     let mut guard = TreeGuard {
         pid_file: pid_file.clone(),
         armed: true,
@@ -52,8 +61,9 @@ pub async fn run(
         .arg("exec")
         .arg("--pid-file")
         .arg(&pid_file)
+        .arg("--process")
+        .arg(&process_file)
         .arg(container)
-        .args([INIT_IN_CONTAINER, "-s", "-g", "--", "/bin/sh", "-c", cmd])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -89,6 +99,63 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Removes a file when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes the check's process file: the container's process (its bundle's
+/// `config.json`, the bundle named by `<runtime> state`) running the check with the
+/// services' capabilities.
+async fn write_process(rt: &Runtime, container: &str, cmd: &str, out: &Path) -> Result<(), String> {
+    let state = tokio::process::Command::new(&rt.binary)
+        .env_remove(TOKEN_VAR)
+        .arg("--root")
+        .arg(&rt.root)
+        .args(["state", container])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", rt.binary.display()))?;
+    if !state.status.success() {
+        return Err(format!(
+            "{} state {container}: {}",
+            rt.binary.display(),
+            String::from_utf8_lossy(&state.stderr).trim()
+        ));
+    }
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout)
+        .map_err(|e| format!("{} state {container}: {e}", rt.binary.display()))?;
+    let bundle = state["bundle"]
+        .as_str()
+        .ok_or_else(|| format!("{} state {container}: no bundle", rt.binary.display()))?;
+    let config_path = Path::new(bundle).join("config.json");
+    let config: serde_json::Value = std::fs::read(&config_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("cannot read {}: {e}", config_path.display()))?;
+    let process = check_process(
+        &config["process"],
+        &[INIT_IN_CONTAINER, "-s", "-g", "--", "/bin/sh", "-c", cmd],
+    );
+    // 0600: it holds the task's environment.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| f.write_all(process.to_string().as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
 /// Kills the check's tree when dropped armed (an abandoned check).
