@@ -20,23 +20,34 @@ pub const APP_SPEC: &str = "etc/berth/app.yaml";
 /// The Mesos sandbox inside the container.
 pub const SANDBOX: &str = "/mnt/mesos/sandbox";
 
+/// Every message is bounded ([`capped`]): it ends up in a Mesos status update, and a
+/// task-supplied value in it (a label, a name) may be of any size.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
-    #[error("resources.{name}: {why}")]
+    #[error("resources.{name}: {}", capped(why))]
     Resource { name: String, why: String },
-    #[error("labels.{key}: {why}")]
+    #[error("labels.{}: {}", capped(key), capped(why))]
     Label { key: String, why: String },
-    #[error("command: {why}")]
+    #[error("command: {}", capped(why))]
     Command { why: String },
     /// A variable of the task's environment; `origin` says where it came from
     /// (`command.environment.variables[3].name`, the executor's environment, `--env`).
-    #[error("{origin}: {why}")]
+    #[error("{}: {}", capped(origin), capped(why))]
     Env { origin: String, why: String },
-    #[error("health_check: {why}")]
+    #[error("health_check: {}", capped(why))]
     Health { why: String },
     /// The executor's own settings make the task impossible (not the task's fault).
-    #[error("executor setting {setting}: {why}")]
+    #[error("executor setting {setting}: {}", capped(why))]
     Config { setting: String, why: String },
+}
+
+/// A message part cut at 1000 characters (a safety net under [`shown`]).
+fn capped(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 1000;
+    match s.char_indices().nth(MAX) {
+        None => s.into(),
+        Some((at, _)) => format!("{}... ({} bytes)", &s[..at], s.len()).into(),
+    }
 }
 
 /// How init runs the task. Both run berth-init in supervisor mode with its status socket
@@ -364,7 +375,11 @@ impl Plan {
                 .flat_map(|e| e.variables.iter())
                 .enumerate()
             {
-                if v.name.starts_with("MESOS_EXECUTOR_AUTHENTICATION") {
+                // The executor's token and settings (Marathon puts the app's `env`, which
+                // may hold BERTH_EXECUTOR_* settings, here too) are not the task's.
+                if v.name.starts_with("MESOS_EXECUTOR_AUTHENTICATION")
+                    || v.name.starts_with("BERTH_EXECUTOR_")
+                {
                     continue;
                 }
                 check_env_name(&format!("{field}.environment.variables[{i}].name"), &v.name)?;
@@ -570,6 +585,24 @@ mod tests {
         assert!(
             e.starts_with("executor.command.environment.variables[0].name: \"A B\""),
             "{e}"
+        );
+        // Executor settings in the app's env configure the executor, not the task.
+        let mut t = task();
+        let env = &mut t
+            .command
+            .as_mut()
+            .unwrap()
+            .environment
+            .as_mut()
+            .unwrap()
+            .variables;
+        env.push(var("BERTH_EXECUTOR_RUNTIME"));
+        let p = Plan::from_task(&t, &vars, None, &c).unwrap();
+        assert!(p.env.iter().any(|e| e == "APP=1"), "{:?}", p.env);
+        assert!(
+            !p.env.iter().any(|e| e.starts_with("BERTH_EXECUTOR_")),
+            "{:?}",
+            p.env
         );
         // The executor's own environment's names are checked too.
         let mut bad = BTreeMap::new();
