@@ -178,9 +178,9 @@ fn config_lists_every_setting_and_names_each_bad_one() {
     for line in stdout.lines() {
         assert!(line.starts_with("BERTH_EXECUTOR_"), "{line}");
         assert!(
-            line.contains("  (default)  # ")
+            line.contains("  (default)   # ")
                 || line.contains("  (from env)  # ")
-                || line.contains("  (unset)  # "),
+                || line.contains("  (unset)     # "),
             "{line}"
         );
     }

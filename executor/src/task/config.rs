@@ -434,7 +434,8 @@ pub fn listing(vars: &dyn Fn(&str) -> Option<String>) -> String {
     let width = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (kv, origin, meaning) in lines {
-        out.push_str(&format!("{kv:width$}  ({origin})  # {meaning}\n"));
+        let origin = format!("({origin})");
+        out.push_str(&format!("{kv:width$}  {origin:<10}  # {meaning}\n"));
     }
     out
 }
