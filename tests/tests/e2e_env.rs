@@ -218,3 +218,29 @@ fn config_lists_every_setting_and_names_each_bad_one() {
         "{hook}"
     );
 }
+
+#[test]
+fn a_missing_init_fails_each_task_naming_the_setting() {
+    let lab = Lab::new("noinit");
+    let tid = lab.task_id("noinit");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let missing = lab.dir.path().join("no-such-berth-init");
+    spec.env
+        .push(("BERTH_EXECUTOR_INIT".into(), missing.display().to_string()));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task(&tid));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec), "{}", exec.log());
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let last = d.state().updates.last().unwrap().clone();
+    let msg = last["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("BERTH_EXECUTOR_INIT") && msg.contains(&*missing.to_string_lossy()),
+        "{last}"
+    );
+    assert_eq!(last["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{last}");
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_clean();
+}

@@ -400,7 +400,7 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
 }
 
 /// A file that exists and has an execute bit.
-fn executable(p: &Path) -> Result<(), String> {
+pub fn executable(p: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     match std::fs::metadata(p) {
         Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),

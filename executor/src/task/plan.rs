@@ -259,6 +259,12 @@ impl Plan {
         let home_mb = scalar(&resources, "home")?;
         let bandwidth_mbit = scalar(&resources, "bandwidth")?;
         check_ranges(cpus, mem_mb, disk_mb, home_mb, bandwidth_mbit, &cfg.host)?;
+        // berth-init may be installed after the executor started: checked for each task,
+        // before anything is made, naming the setting.
+        super::config::executable(&cfg.init).map_err(|why| PlanError::Config {
+            setting: super::config::INIT.into(),
+            why,
+        })?;
         // The /home volume's settings and size, before anything is made.
         super::volume::HomeVolume::from_settings(&task.task_id.value, home_mb, &cfg.volume)?;
         let mut ports = Vec::new();
@@ -780,6 +786,18 @@ mod tests {
             .to_string();
         assert!(
             e.contains("resources.home") && e.contains("BERTH_EXECUTOR_VOLUME_BACKEND"),
+            "{e}"
+        );
+        // A missing berth-init fails the task naming the setting.
+        let no_init = RunConfig {
+            init: "/nonexistent/berth-init".into(),
+            ..c.clone()
+        };
+        let e = Plan::from_task(&task(), &vars, None, &no_init)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("executor setting BERTH_EXECUTOR_INIT: /nonexistent/berth-init"),
             "{e}"
         );
         let mut t = task();
