@@ -367,16 +367,6 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
                 other => bad(volume::ENV_BACKEND, other.to_string(), false),
             }
         }
-    } else {
-        for var in [volume::ENV_FS, volume::ENV_RETAIN] {
-            if get(vars, var).is_some() {
-                bad(
-                    var,
-                    format!("set, but {} is not (no volumes)", volume::ENV_BACKEND),
-                    false,
-                );
-            }
-        }
     }
     for var in [AGENT_KEEPALIVE, AGENT_TIMEOUT, STREAM_SILENCE] {
         if let Some(v) = get(vars, var) {
