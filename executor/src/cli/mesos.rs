@@ -18,6 +18,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A setting wrong whatever the task: refuse to start (each problem logged, naming its
+    // variable) rather than fail every task.
+    if super::refuse_bad_settings() {
+        return ExitCode::from(2);
+    }
     let cfg = RunConfig::from_env();
     // The session checkpoint: one file per framework and executor.
     let dir = cfg.state_dir.join("executors");

@@ -13,10 +13,10 @@ use clap::{Parser, Subcommand};
 /// berth-executor: runs Marathon tasks as runc containers with berth-init as PID 1.
 ///
 /// Under a Mesos agent it takes no options: it reads the MESOS_* environment, and its
-/// settings from BERTH_EXECUTOR_* variables (see the README); any arguments are the
-/// app's `cmd`. Without Mesos, use `run` to run one task by hand.
+/// settings from BERTH_EXECUTOR_* variables; any arguments are the app's `cmd`. Without
+/// Mesos, use `run` to run one task by hand.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, after_help = TOP_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,11 +27,31 @@ pub enum Command {
     /// Run one task without Mesos, printing each status update as a JSON line; SIGINT or
     /// SIGTERM kills the task (with its kill policy's grace) and waits for TASK_KILLED.
     Run(run::RunArgs),
-    /// Print the settings taken from BERTH_EXECUTOR_* variables.
+    /// Print every BERTH_EXECUTOR_* setting (value, default or from env, meaning) and
+    /// check them: exits 2 naming each bad variable.
     Config,
     /// Inspect (and optionally unpack) an image as tasks see it; prune the unpack cache.
     Image(image::ImageArgs),
 }
+
+const TOP_HELP: &str = "\
+From Marathon (the executor is started by the Mesos agent, one per task):
+  {\"id\": \"/web\", \"executor\": \"/usr/local/bin/berth-executor\", \"cmd\": \"exec httpd -f\",
+   \"cpus\": 0.5, \"mem\": 128, \"labels\": {\"berth.image\": \"busybox\"}}
+  The task gets Marathon's variables (MARATHON_APP_*, PORT*, HOST, MESOS_TASK_ID) and the
+  app's env, never the rest of the agent's environment.
+
+By hand:
+  berth-executor config                      list and check the settings
+  berth-executor run --task task.json        run one task (see `run --help`)
+  berth-executor image inspect busybox       inspect an image as tasks see it
+
+Settings (environment, see `berth-executor config`): BERTH_EXECUTOR_RUNTIME,
+BERTH_EXECUTOR_INIT, BERTH_EXECUTOR_IMAGES, BERTH_EXECUTOR_STATE_DIR, BERTH_EXECUTOR_NET_*,
+BERTH_EXECUTOR_VOLUME_*, ...; RUST_LOG for the log filter (logs go to stderr).
+
+Exit codes: 0 done (every task ended and was acknowledged, or the task finished or was
+killed under `run`); 1 failure; 2 bad usage, bad Mesos environment or bad setting.";
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,11 +73,43 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Image(args) => image::main(args),
-        Command::Config => {
-            println!("{:#?}", crate::task::config::RunConfig::from_env());
-            ExitCode::SUCCESS
+        Command::Config => config(),
+    }
+}
+
+/// `berth-executor config`: the listing, then each problem; exit 2 if any.
+fn config() -> ExitCode {
+    use crate::task::config::{check, listing, process_vars};
+    print!("{}", listing(&process_vars));
+    let problems = check(&process_vars);
+    for p in &problems {
+        let when = if p.per_task {
+            " (each task would fail)"
+        } else {
+            " (the executor would refuse to start)"
+        };
+        eprintln!("berth-executor: bad setting {p}{when}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// The settings' problems that make the executor refuse to start (logged, each naming
+/// its variable); the per-task ones are logged as warnings (each task fails naming them).
+fn refuse_bad_settings() -> bool {
+    let mut refuse = false;
+    for p in crate::task::config::check(&crate::task::config::process_vars) {
+        if p.per_task {
+            tracing::warn!(setting = %p.var, "{p}: tasks will fail until it is fixed");
+        } else {
+            tracing::error!(setting = %p.var, "bad setting {p}");
+            refuse = true;
         }
     }
+    refuse
 }
 
 /// A current-thread tokio runtime.

@@ -1,9 +1,10 @@
 //! The executor's environment as the Mesos agent (and Marathon) set it.
 //!
 //! The agent describes the executor's situation with `MESOS_*` variables; Marathon adds
-//! the task's own variables (`MARATHON_*`, `PORT*`, `HOST`, the app's `env`). [`ExecutorEnv`]
-//! parses the first kind strictly and keeps the second for the container
-//! ([`ExecutorEnv::task_vars`]). The authentication token is kept in a [`Secret`] that never
+//! the task's own variables (`MESOS_TASK_ID`, `MARATHON_APP_*`, `PORT*`, `HOST`).
+//! [`ExecutorEnv`] parses the first kind strictly and keeps the second, and only those
+//! (an allowlist, [`for_the_task`]), for the container ([`ExecutorEnv::task_vars`]): the
+//! executor inherits the agent's environment, whose secrets must not reach any task. The authentication token is kept in a [`Secret`] that never
 //! prints and never reaches the task.
 
 use std::collections::BTreeMap;
@@ -81,36 +82,36 @@ pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Host or executor variables that must not reach the task. Everything else the agent
-/// hands the executor (Marathon's variables, the app's `env`) goes into the container.
-fn kept_from_task(name: &str) -> bool {
-    if name == "MESOS_TASK_ID" {
-        return false;
+/// The variables Marathon puts into the executor's environment for the task (REFERENCE.md
+/// section 2): `MESOS_TASK_ID`, `MARATHON_APP_*` (id, version, resources, labels as
+/// `MARATHON_APP_LABEL_<NAME>`), `PORT`, `PORT0..N`, `PORTS`, `PORT_<NAME>`, `HOST`.
+///
+/// An allowlist: a Mesos executor inherits the agent's whole environment, so anything else
+/// there (`AWS_SECRET_ACCESS_KEY`, `DB_PASSWORD`, `http_proxy`, `SSH_AUTH_SOCK`, ...) may be
+/// the agent's and never reaches the task. The app's own `env` reaches it through the
+/// TaskInfo (`executor.command.environment`, `command.environment`), where Marathon puts it
+/// too; the plan reads it there.
+pub fn for_the_task(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let port_name = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    match name {
+        "MESOS_TASK_ID" | "PORT" | "PORTS" | "HOST" => true,
+        _ => {
+            if let Some(rest) = name.strip_prefix("MARATHON_APP_") {
+                !rest.is_empty()
+            } else if let Some(rest) = name.strip_prefix("PORT_") {
+                port_name(rest)
+            } else if let Some(rest) = name.strip_prefix("PORT") {
+                digits(rest)
+            } else {
+                false
+            }
+        }
     }
-    name.starts_with("MESOS_")
-        || name.starts_with("LIBPROCESS_")
-        || name.starts_with("LD_")
-        || name.starts_with("RUST_")
-        || name.starts_with("BERTH_EXECUTOR_")
-        || matches!(
-            name,
-            "PATH"
-                | "HOME"
-                | "PWD"
-                | "OLDPWD"
-                | "SHLVL"
-                | "_"
-                | "USER"
-                | "LOGNAME"
-                | "SHELL"
-                | "TERM"
-                | "MAIL"
-                | "HOSTNAME"
-                | "INVOCATION_ID"
-                | "JOURNAL_STREAM"
-                | "NOTIFY_SOCKET"
-                | "SSL_CERT_FILE"
-        )
 }
 
 impl ExecutorEnv {
@@ -171,7 +172,7 @@ impl ExecutorEnv {
         }
         let task_vars = all
             .iter()
-            .filter(|(k, _)| !kept_from_task(k))
+            .filter(|(k, _)| for_the_task(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let defaults = Link::default();
@@ -207,9 +208,8 @@ impl ExecutorEnv {
         })
     }
 
-    /// Variables for the task's container: Marathon's (`MESOS_TASK_ID`, `MARATHON_*`,
-    /// `PORT*`, `HOST`) and the app's own, without any `MESOS_*` executor variable (the
-    /// token above all) or host-specific ones such as `PATH`.
+    /// Variables for the task's container: Marathon's only ([`for_the_task`]); nothing
+    /// else of the executor's environment (the agent's, the token above all).
     pub fn task_vars(&self) -> &BTreeMap<String, String> {
         &self.task_vars
     }
@@ -275,17 +275,59 @@ mod tests {
         assert!(vars
             .keys()
             .all(|k| !k.starts_with("MESOS_") || k == "MESOS_TASK_ID"));
-        for k in [
-            "MESOS_TASK_ID",
-            "MARATHON_APP_ID",
-            "PORT0",
-            "PORTS",
-            "HOST",
-            "APP_SETTING",
-        ] {
+        for k in ["MESOS_TASK_ID", "MARATHON_APP_ID", "PORT0", "PORTS", "HOST"] {
             assert!(vars.contains_key(k), "{k} must reach the task");
         }
         assert!(!vars.contains_key("PATH"));
+    }
+
+    #[test]
+    fn only_marathons_variables_reach_the_task() {
+        let mut v = base();
+        v.extend([
+            ("DB_PASSWORD", "s3cret"),
+            ("AWS_SECRET_ACCESS_KEY", "k"),
+            ("http_proxy", "http://proxy:3128"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("SSH_AUTH_SOCK", "/tmp/agent.sock"),
+            ("MARATHON_APP_VERSION", "2026-01-01T00:00:00.000Z"),
+            ("MARATHON_APP_RESOURCE_CPUS", "0.5"),
+            ("MARATHON_APP_LABEL_TEAM", "web"),
+            ("PORT", "31000"),
+            ("PORT1", "31001"),
+            ("PORT_HTTP", "31000"),
+        ]);
+        let env = ExecutorEnv::from_vars(v).unwrap();
+        let keys: Vec<&str> = env.task_vars().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "HOST",
+                "MARATHON_APP_ID",
+                "MARATHON_APP_LABEL_TEAM",
+                "MARATHON_APP_RESOURCE_CPUS",
+                "MARATHON_APP_VERSION",
+                "MESOS_TASK_ID",
+                "PORT",
+                "PORT0",
+                "PORT1",
+                "PORTS",
+                "PORT_HTTP",
+            ]
+        );
+        for (name, kept) in [
+            ("APP_SETTING", false),
+            ("MARATHON_APP_", false),
+            ("MARATHON_OTHER", false),
+            ("PORTX", false),
+            ("PORT_", false),
+            ("PORT_http", false),
+            ("PORT12", true),
+            ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", false),
+            ("LD_PRELOAD", false),
+        ] {
+            assert_eq!(for_the_task(name), kept, "{name}");
+        }
     }
 
     #[test]

@@ -20,19 +20,34 @@ pub const APP_SPEC: &str = "etc/berth/app.yaml";
 /// The Mesos sandbox inside the container.
 pub const SANDBOX: &str = "/mnt/mesos/sandbox";
 
+/// Every message is bounded ([`capped`]): it ends up in a Mesos status update, and a
+/// task-supplied value in it (a label, a name) may be of any size.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
-    #[error("resources.{name}: {why}")]
+    #[error("resources.{name}: {}", capped(why))]
     Resource { name: String, why: String },
-    #[error("labels.{key}: {why}")]
+    #[error("labels.{}: {}", capped(key), capped(why))]
     Label { key: String, why: String },
-    #[error("command: {why}")]
+    #[error("command: {}", capped(why))]
     Command { why: String },
-    #[error("health_check: {why}")]
+    /// A variable of the task's environment; `origin` says where it came from
+    /// (`command.environment.variables[3].name`, the executor's environment, `--env`).
+    #[error("{}: {}", capped(origin), capped(why))]
+    Env { origin: String, why: String },
+    #[error("health_check: {}", capped(why))]
     Health { why: String },
     /// The executor's own settings make the task impossible (not the task's fault).
-    #[error("executor setting {setting}: {why}")]
+    #[error("executor setting {setting}: {}", capped(why))]
     Config { setting: String, why: String },
+}
+
+/// A message part cut at 1000 characters (a safety net under [`shown`]).
+fn capped(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 1000;
+    match s.char_indices().nth(MAX) {
+        None => s.into(),
+        Some((at, _)) => format!("{}... ({} bytes)", &s[..at], s.len()).into(),
+    }
 }
 
 /// How init runs the task. Both run berth-init in supervisor mode with its status socket
@@ -93,6 +108,91 @@ fn scalar(resources: &[Resource], name: &str) -> Result<f64, PlanError> {
     Ok(total)
 }
 
+/// 16 TiB in MB: the largest `home` or `disk` berth accepts (the volume backend still
+/// checks its own free space when it creates the volume).
+pub const MAX_VOLUME_MB: f64 = 16.0 * 1024.0 * 1024.0;
+/// 400 Gbit/s: the largest `bandwidth` (Mbit/s) berth accepts.
+pub const MAX_BANDWIDTH_MBIT: f64 = 400_000.0;
+/// The kernel's (and runc's) largest cpu-shares, 1024 per CPU.
+pub const MAX_CPU_SHARES: f64 = 262_144.0;
+
+/// Upper bounds of the resources: no task may ask for more than the host has (a bigger
+/// `mem` would run with no memory limit at all, a bigger `cpus` fails inside runc).
+fn check_ranges(
+    cpus: f64,
+    mem_mb: f64,
+    disk_mb: f64,
+    home_mb: f64,
+    bandwidth_mbit: f64,
+    host: &super::config::HostLimits,
+) -> Result<(), PlanError> {
+    let err = |name: &str, why: String| {
+        Err(PlanError::Resource {
+            name: name.into(),
+            why,
+        })
+    };
+    let max_cpus = host.cpus.min(MAX_CPU_SHARES / 1024.0);
+    if cpus > max_cpus {
+        return err(
+            "cpus",
+            format!(
+                "{cpus} is more than this host's {} CPUs (at most {max_cpus})",
+                host.cpus
+            ),
+        );
+    }
+    if mem_mb > host.mem_mb {
+        return err(
+            "mem",
+            format!(
+                "{mem_mb} MB is more than this host's memory ({} MB)",
+                host.mem_mb
+            ),
+        );
+    }
+    if mem_mb > 0.0 && mem_mb < 4.0 {
+        return err("mem", format!("{mem_mb} MB is too small (at least 4)"));
+    }
+    for (name, v) in [("disk", disk_mb), ("home", home_mb)] {
+        if v > MAX_VOLUME_MB {
+            return err(
+                name,
+                format!("{v} MB is more than {MAX_VOLUME_MB} MB (16 TiB)"),
+            );
+        }
+    }
+    if bandwidth_mbit > MAX_BANDWIDTH_MBIT {
+        return err(
+            "bandwidth",
+            format!("{bandwidth_mbit} Mbit/s is more than {MAX_BANDWIDTH_MBIT} Mbit/s"),
+        );
+    }
+    Ok(())
+}
+
+/// An error message about a task-supplied value, showing the value once, truncated: the
+/// message as is when it quotes the value already (shortened there), else prefixed with it.
+fn once(msg: &str, value: &str) -> String {
+    let quoted = format!("{value:?}");
+    if msg.contains(&quoted) {
+        msg.replace(&quoted, &shown(value))
+    } else {
+        format!("{}: {msg}", shown(value))
+    }
+}
+
+/// A task-supplied value for an error message: quoted, at most ~100 characters.
+pub fn shown(v: &str) -> String {
+    const MAX: usize = 100;
+    if v.chars().count() <= MAX {
+        format!("{v:?}")
+    } else {
+        let head: String = v.chars().take(MAX).collect();
+        format!("{head:?}... ({} bytes)", v.len())
+    }
+}
+
 /// A label value as a name: `[A-Za-z0-9_.-]`, 1..=128 characters, not `.`/`..`.
 fn safe_name(key: &str, v: &str) -> Result<String, PlanError> {
     let ok = !v.is_empty()
@@ -106,17 +206,38 @@ fn safe_name(key: &str, v: &str) -> Result<String, PlanError> {
     } else {
         Err(PlanError::Label {
             key: key.into(),
-            why: format!("{v:?} is not a plain name ([A-Za-z0-9_.-])"),
+            why: format!(
+                "{} is not a plain name (1 to 128 of [A-Za-z0-9_.-])",
+                shown(v)
+            ),
         })
     }
 }
 
-/// Environment variable names the task may set: POSIX-ish, no `=`.
-fn valid_env_name(n: &str) -> bool {
+/// Environment variable names the task may set: not empty, at most 1024 bytes, no `=`, no
+/// NUL or other control character, no space, not starting with a digit.
+pub fn valid_env_name(n: &str) -> bool {
     !n.is_empty()
+        && n.len() <= 1024
         && !n.contains('=')
-        && !n.contains('\0')
+        && !n.chars().any(|c| c.is_control() || c.is_whitespace())
         && !n.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Checks a variable's name, saying where it came from.
+pub fn check_env_name(source: &str, name: &str) -> Result<(), PlanError> {
+    if valid_env_name(name) {
+        Ok(())
+    } else {
+        Err(PlanError::Env {
+            origin: source.into(),
+            why: format!(
+                "{} is not a valid variable name (not empty, no `=`, space or control \
+                 character, not starting with a digit)",
+                shown(name)
+            ),
+        })
+    }
 }
 
 impl Plan {
@@ -137,14 +258,15 @@ impl Plan {
         let disk_mb = scalar(&resources, "disk")?;
         let home_mb = scalar(&resources, "home")?;
         let bandwidth_mbit = scalar(&resources, "bandwidth")?;
+        check_ranges(cpus, mem_mb, disk_mb, home_mb, bandwidth_mbit, &cfg.host)?;
+        // berth-init may be installed after the executor started: checked for each task,
+        // before anything is made, naming the setting.
+        super::config::executable(&cfg.init).map_err(|why| PlanError::Config {
+            setting: super::config::INIT.into(),
+            why,
+        })?;
         // The /home volume's settings and size, before anything is made.
         super::volume::HomeVolume::from_settings(&task.task_id.value, home_mb, &cfg.volume)?;
-        if mem_mb > 0.0 && mem_mb < 4.0 {
-            return Err(PlanError::Resource {
-                name: "mem".into(),
-                why: format!("{mem_mb} MB is too small (at least 4)"),
-            });
-        }
         let mut ports = Vec::new();
         for r in resources.iter().filter(|r| r.name == "ports") {
             let ranges = r.ranges.as_ref().ok_or_else(|| PlanError::Resource {
@@ -169,7 +291,7 @@ impl Plan {
         })?;
         let image_err = |e: image::ImageError| PlanError::Label {
             key: "berth.image".into(),
-            why: format!("{image_label:?}: {e}"),
+            why: once(&e.to_string(), image_label),
         };
         let image = image::lookup(&cfg.images, &cfg.image_cache, image_label).map_err(image_err)?;
         let image_config = image.config().cloned().unwrap_or_default();
@@ -238,23 +360,43 @@ impl Plan {
             }
         }
         for (k, v) in vars {
+            check_env_name(
+                &format!("the executor's environment variable {}", shown(k)),
+                k,
+            )?;
             env.insert(k.clone(), v.clone());
         }
         let cmd_vars = [
-            task.executor.as_ref().and_then(|e| e.command.as_ref()),
-            task.command.as_ref(),
+            (
+                "executor.command",
+                task.executor.as_ref().and_then(|e| e.command.as_ref()),
+            ),
+            ("command", task.command.as_ref()),
         ];
-        for c in cmd_vars.into_iter().flatten() {
-            for v in c.environment.iter().flat_map(|e| e.variables.iter()) {
-                if v.name.starts_with("MESOS_EXECUTOR_AUTHENTICATION") {
+        for (field, c) in cmd_vars {
+            let Some(c) = c else { continue };
+            for (i, v) in c
+                .environment
+                .iter()
+                .flat_map(|e| e.variables.iter())
+                .enumerate()
+            {
+                // The executor's token and settings (Marathon puts the app's `env`, which
+                // may hold BERTH_EXECUTOR_* settings, here too) are not the task's.
+                if v.name.starts_with("MESOS_EXECUTOR_AUTHENTICATION")
+                    || v.name.starts_with("BERTH_EXECUTOR_")
+                {
                     continue;
                 }
-                if !valid_env_name(&v.name) {
-                    return Err(PlanError::Command {
-                        why: format!("environment variable name {:?} is invalid", v.name),
+                check_env_name(&format!("{field}.environment.variables[{i}].name"), &v.name)?;
+                let value = v.value.clone().unwrap_or_default();
+                if value.contains('\0') {
+                    return Err(PlanError::Env {
+                        origin: format!("{field}.environment.variables[{i}].value"),
+                        why: format!("{} contains a NUL byte", v.name),
                     });
                 }
-                env.insert(v.name.clone(), v.value.clone().unwrap_or_default());
+                env.insert(v.name.clone(), value);
             }
         }
         let ports_text: Vec<String> = ports.iter().map(u64::to_string).collect();
@@ -357,8 +499,169 @@ mod tests {
                 loopfile_dir: "/tmp/v".into(),
                 ..Default::default()
             },
+            host: super::super::config::HostLimits {
+                cpus: 4.0,
+                mem_mb: 8192.0,
+            },
             ..RunConfig::default()
         }
+    }
+
+    fn err(t: &TaskInfo, vars: &BTreeMap<String, String>, c: &RunConfig) -> String {
+        Plan::from_task(t, vars, None, c).unwrap_err().to_string()
+    }
+
+    fn with_scalar(name: &str, v: f64) -> TaskInfo {
+        let mut t = task();
+        t.resources.retain(|r| r.name != name);
+        t.resources.push(
+            serde_json::from_value(serde_json::json!(
+                {"name": name, "type": "SCALAR", "scalar": {"value": v}}))
+            .unwrap(),
+        );
+        t
+    }
+
+    #[test]
+    fn resources_have_upper_bounds() {
+        let d = images();
+        let c = cfg(d.path());
+        let vars = BTreeMap::new();
+        for (name, v, needle) in [
+            ("mem", 1e300, "more than this host's memory (8192 MB)"),
+            ("mem", 8193.0, "more than this host's memory"),
+            ("cpus", 1e12, "more than this host's 4 CPUs"),
+            ("cpus", 4.5, "at most 4"),
+            ("home", 1e12, "16 TiB"),
+            ("disk", 1e12, "16 TiB"),
+            ("bandwidth", 1e7, "400000 Mbit/s"),
+        ] {
+            let e = err(&with_scalar(name, v), &vars, &c);
+            assert!(e.starts_with(&format!("resources.{name}: ")), "{e}");
+            assert!(e.contains(needle), "{name}={v}: {e}");
+        }
+        // At the bounds: accepted.
+        for (name, v) in [("mem", 8192.0), ("cpus", 4.0), ("bandwidth", 400_000.0)] {
+            assert!(Plan::from_task(&with_scalar(name, v), &vars, None, &c).is_ok());
+        }
+        // A host with more CPUs than cpu-shares allow: the shares bound applies.
+        let big = RunConfig {
+            host: super::super::config::HostLimits {
+                cpus: 1024.0,
+                mem_mb: 8192.0,
+            },
+            ..c.clone()
+        };
+        let e = err(&with_scalar("cpus", 300.0), &vars, &big);
+        assert!(e.contains("at most 256"), "{e}");
+        assert!(Plan::from_task(&with_scalar("cpus", 256.0), &vars, None, &big).is_ok());
+    }
+
+    #[test]
+    fn bad_variable_names_say_where_they_came_from() {
+        let d = images();
+        let c = cfg(d.path());
+        let vars = BTreeMap::new();
+        let var = |n: &str| -> Variable {
+            serde_json::from_value(serde_json::json!({"name": n, "value": "x"})).unwrap()
+        };
+        let mut t = task();
+        let env = &mut t
+            .command
+            .as_mut()
+            .unwrap()
+            .environment
+            .as_mut()
+            .unwrap()
+            .variables;
+        env.extend([var("OK1"), var("OK2"), var("1A")]);
+        let e = err(&t, &vars, &c);
+        assert!(
+            e.starts_with("command.environment.variables[3].name: \"1A\" is not a valid"),
+            "{e}"
+        );
+        let mut t = task();
+        let exec: ExecutorInfo = serde_json::from_value(serde_json::json!({
+            "executor_id": {"value": "e"},
+            "command": {"value": "x", "environment": {"variables": [{"name": "A B", "value": "1"}]}}
+        }))
+        .unwrap();
+        t.executor = Some(exec);
+        let e = err(&t, &vars, &c);
+        assert!(
+            e.starts_with("executor.command.environment.variables[0].name: \"A B\""),
+            "{e}"
+        );
+        // Executor settings in the app's env configure the executor, not the task.
+        let mut t = task();
+        let env = &mut t
+            .command
+            .as_mut()
+            .unwrap()
+            .environment
+            .as_mut()
+            .unwrap()
+            .variables;
+        env.push(var("BERTH_EXECUTOR_RUNTIME"));
+        let p = Plan::from_task(&t, &vars, None, &c).unwrap();
+        assert!(p.env.iter().any(|e| e == "APP=1"), "{:?}", p.env);
+        assert!(
+            !p.env.iter().any(|e| e.starts_with("BERTH_EXECUTOR_")),
+            "{:?}",
+            p.env
+        );
+        // The executor's own environment's names are checked too.
+        let mut bad = BTreeMap::new();
+        bad.insert("9LIVES".to_string(), "x".to_string());
+        let e = err(&task(), &bad, &c);
+        assert!(
+            e.contains("executor's environment") && e.contains("9LIVES"),
+            "{e}"
+        );
+        // NUL in a value: named by its field.
+        let mut t = task();
+        let env = &mut t
+            .command
+            .as_mut()
+            .unwrap()
+            .environment
+            .as_mut()
+            .unwrap()
+            .variables;
+        env[0].value = Some("a\0b".into());
+        let e = err(&t, &vars, &c);
+        assert!(
+            e.starts_with("command.environment.variables[0].value"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_shown_once_and_truncated() {
+        let d = images();
+        let c = cfg(d.path());
+        let vars = BTreeMap::new();
+        let mut t = task();
+        t.labels.as_mut().unwrap().labels[0].value = Some("../images/bb".into());
+        let e = err(&t, &vars, &c);
+        assert_eq!(e.matches("../images/bb").count(), 1, "{e}");
+        let huge = "x/".repeat(500_000);
+        t.labels.as_mut().unwrap().labels[0].value = Some(huge.clone());
+        let e = err(&t, &vars, &c);
+        assert!(e.starts_with("labels.berth.image: "), "{}", &e[..200]);
+        assert!(e.len() < 400, "{} bytes: {}", e.len(), &e[..400]);
+        assert!(e.contains("(1000000 bytes)"), "{e}");
+        let mut t = task();
+        t.labels.as_mut().unwrap().labels.push(
+            serde_json::from_value(serde_json::json!({"key": "berth.hostname", "value": huge}))
+                .unwrap(),
+        );
+        let e = err(&t, &vars, &c);
+        assert!(
+            e.starts_with("labels.berth.hostname: ") && e.len() < 400,
+            "{}",
+            &e[..400.min(e.len())]
+        );
     }
 
     fn task() -> TaskInfo {
@@ -483,6 +786,18 @@ mod tests {
             .to_string();
         assert!(
             e.contains("resources.home") && e.contains("BERTH_EXECUTOR_VOLUME_BACKEND"),
+            "{e}"
+        );
+        // A missing berth-init fails the task naming the setting.
+        let no_init = RunConfig {
+            init: "/nonexistent/berth-init".into(),
+            ..c.clone()
+        };
+        let e = Plan::from_task(&task(), &vars, None, &no_init)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("executor setting BERTH_EXECUTOR_INIT: /nonexistent/berth-init"),
             "{e}"
         );
         let mut t = task();
