@@ -251,30 +251,44 @@ fn modes_links_fifos_and_devices() {
     assert_eq!(std::fs::read(root.join("x")).unwrap(), b"now a file");
 }
 
+/// What a hostile case must end in: refused (the message contains this), or done inside
+/// the root (this file, relative to the root, holds "x").
+enum Outcome {
+    Refused(&'static str),
+    Inside(&'static str),
+}
+
 #[test]
 fn hostile_tars_cannot_write_outside_the_root() {
     let d = tempfile::tempdir().unwrap();
     let outside = d.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("passwd"), "original").unwrap();
-    let cases: Vec<(&str, Vec<E<'_>>, &str)> = vec![
+    let out = outside.to_str().unwrap();
+    // `outside` as seen from inside a root: the same path under it.
+    let mirrored: &'static str = Box::leak(format!("{}/passwd", &out[1..]).into_boxed_str());
+    use Outcome::*;
+    let cases: Vec<(&str, Vec<E<'_>>, Outcome)> = vec![
+        // Docker and containerd take names relative to the root.
         (
             "absolute",
             vec![E::File("/etc/passwd", b"x", 0o644)],
-            "absolute",
+            Inside("etc/passwd"),
         ),
         (
             "dotdot",
             vec![E::File("a/../../outside/passwd", b"x", 0o644)],
-            "..",
+            Refused("climbs above the root"),
+        ),
+        (
+            "dotdot inside",
+            vec![E::File("a/../b/passwd", b"x", 0o644)],
+            Inside("b/passwd"),
         ),
         (
             "symlink then write",
-            vec![
-                E::Symlink("etc", outside.to_str().unwrap()),
-                E::File("etc/passwd", b"x", 0o644),
-            ],
-            "not a directory",
+            vec![E::Symlink("etc", out), E::File("etc/passwd", b"x", 0o644)],
+            Inside(mirrored),
         ),
         (
             "relative symlink then write",
@@ -282,43 +296,78 @@ fn hostile_tars_cannot_write_outside_the_root() {
                 E::Symlink("etc", "../outside"),
                 E::File("etc/passwd", b"x", 0o644),
             ],
-            "not a directory",
+            Inside("outside/passwd"),
+        ),
+        (
+            "symlink climbing far",
+            vec![
+                E::Dir("a", 0o755),
+                E::Symlink("a/up", "../../../../.."),
+                E::File("a/up/outside/passwd", b"x", 0o644),
+            ],
+            Inside("outside/passwd"),
         ),
         (
             "hardlink escape",
             vec![E::Hardlink("passwd", "../outside/passwd")],
-            "..",
+            Refused("climbs above the root"),
         ),
         (
             "hardlink through a symlink",
-            vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::Hardlink("p", "o/passwd"),
-            ],
-            "not a directory",
+            vec![E::Symlink("o", out), E::Hardlink("p", "o/passwd")],
+            Refused("is not a file in the image"),
         ),
         (
             "whiteout through a symlink",
-            vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::File("o/.wh.passwd", b"", 0o644),
-            ],
-            "not a directory",
+            vec![E::Symlink("o", out), E::File("o/.wh.passwd", b"", 0o644)],
+            Inside("o"),
         ),
         (
             "opaque through a symlink",
+            vec![E::Symlink("o", out), E::File("o/.wh..wh..opq", b"", 0o644)],
+            Inside("o"),
+        ),
+        (
+            "symlink loop",
             vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::File("o/.wh..wh..opq", b"", 0o644),
+                E::Symlink("a", "b"),
+                E::Symlink("b", "a"),
+                E::File("a/passwd", b"x", 0o644),
             ],
-            "not a directory",
+            Refused("more than 40 symlinks"),
+        ),
+        (
+            "symlink to a file",
+            vec![
+                E::File("f", b"", 0o644),
+                E::Symlink("l", "/f"),
+                E::File("l/passwd", b"x", 0o644),
+            ],
+            Refused("f is not a directory"),
         ),
     ];
     for (what, entries, want) in cases {
         let root = d.path().join(what.replace(' ', "-"));
         std::fs::create_dir(&root).unwrap();
-        let e = apply(&root, &entries).expect_err(what).to_string();
-        assert!(e.contains(want), "{what}: {e}");
+        let r = apply(&root, &entries);
+        match want {
+            Refused(msg) => {
+                let e = r.expect_err(what).to_string();
+                assert!(e.contains(msg), "{what}: {e}");
+            }
+            Inside(p) => {
+                r.unwrap_or_else(|e| panic!("{what}: {e}"));
+                let inside = root.join(p);
+                assert!(
+                    std::fs::symlink_metadata(&inside).is_ok(),
+                    "{what}: {} is missing",
+                    inside.display()
+                );
+                if !p.ends_with('o') {
+                    assert_eq!(std::fs::read(&inside).unwrap(), b"x", "{what}");
+                }
+            }
+        }
         assert_eq!(
             std::fs::read_to_string(outside.join("passwd")).unwrap(),
             "original",
@@ -326,17 +375,84 @@ fn hostile_tars_cannot_write_outside_the_root() {
         );
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "{what}");
     }
-    // A symlink in an earlier layer, a write through it in a later one.
+    // A symlink in an earlier layer, a write through it in a later one: inside the root.
     let root = d.path().join("two-layers");
     std::fs::create_dir(&root).unwrap();
-    apply(&root, &[E::Symlink("etc", outside.to_str().unwrap())]).unwrap();
-    assert!(apply(&root, &[E::File("etc/passwd", b"x", 0o644)]).is_err());
+    apply(&root, &[E::Symlink("etc", out)]).unwrap();
+    apply(&root, &[E::File("etc/passwd", b"x", 0o644)]).unwrap();
+    assert_eq!(std::fs::read(root.join(mirrored)).unwrap(), b"x");
     // Replacing the symlink itself with a file is fine: the link is removed, not followed.
     apply(&root, &[E::File("etc", b"file", 0o644)]).unwrap();
+    assert!(root.join("etc").is_file());
     assert_eq!(
         std::fs::read_to_string(outside.join("passwd")).unwrap(),
         "original"
     );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+}
+
+#[test]
+fn images_write_through_their_own_symlinks_inside_the_root() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // usrmerge: `lib -> usr/lib`, `bin -> usr/bin`; Debian: `var/run -> /run`.
+    apply(
+        &root,
+        &[
+            E::Dir("usr", 0o755),
+            E::Dir("usr/lib", 0o755),
+            E::Symlink("lib", "usr/lib"),
+            E::Symlink("bin", "usr/bin"),
+            E::Dir("var", 0o755),
+            E::Symlink("var/run", "/run"),
+            // A chain: `l1 -> l2 -> /usr/./lib/../lib`.
+            E::Symlink("l2", "/usr/./lib/../lib"),
+            E::Symlink("l1", "l2"),
+            // The same layer writes through `lib` after making it.
+            E::File("lib/early.so", b"early", 0o644),
+        ],
+    )
+    .unwrap();
+    apply(
+        &root,
+        &[
+            E::File("lib/libfoo.so", b"foo", 0o755),
+            // `usr/bin` does not exist yet: made where the dangling link points.
+            E::File("bin/tool", b"tool", 0o755),
+            E::File("var/run/app.pid", b"1", 0o644),
+            E::File("l1/chained.so", b"chain", 0o644),
+            E::Hardlink("lib/hard.so", "lib/libfoo.so"),
+        ],
+    )
+    .unwrap();
+    let read = |p: &str| std::fs::read(root.join(p)).unwrap();
+    assert_eq!(read("usr/lib/early.so"), b"early");
+    assert_eq!(read("usr/lib/libfoo.so"), b"foo");
+    assert_eq!(read("usr/bin/tool"), b"tool");
+    assert_eq!(read("run/app.pid"), b"1");
+    assert_eq!(read("usr/lib/chained.so"), b"chain");
+    let meta = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap();
+    assert_eq!(
+        meta("usr/lib/hard.so").ino(),
+        meta("usr/lib/libfoo.so").ino()
+    );
+    for l in ["lib", "bin", "var/run", "l1", "l2"] {
+        assert!(meta(l).file_type().is_symlink(), "{l} stays a symlink");
+    }
+    // Whiteouts and opaque markers through the links remove the files they point at.
+    apply(
+        &root,
+        &[
+            E::File("lib/.wh.libfoo.so", b"", 0o644),
+            E::File("var/run/.wh..wh..opq", b"", 0o644),
+        ],
+    )
+    .unwrap();
+    assert!(!root.join("usr/lib/libfoo.so").exists());
+    assert!(root.join("usr/lib/hard.so").exists());
+    assert_eq!(std::fs::read_dir(root.join("run")).unwrap().count(), 0);
+    assert!(meta("var/run").file_type().is_symlink());
 }
 
 #[test]
