@@ -6,17 +6,17 @@
 //! under an exclusive `flock` on `<cache>/.sha256-<hex>.lock`: two executors unpacking
 //! the same image at once serialize, and the second finds the entry made (a cache hit).
 //! An entry that exists is complete; a crashed unpack leaves only a temporary directory,
-//! removed by the next unpack of that image.
+//! removed by the next unpack of that image. A failed first unpack also removes the lock
+//! file (see [`super::lock`]), so only entries that exist keep one.
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nix::fcntl::{Flock, FlockArg};
-
 use super::digest::{Digest, Verifying};
 use super::layout::{layer_compression, Compression, Descriptor, Resolved};
+use super::lock::EntryLock;
 use super::unpack::{apply_layer, LayerStats, Root, UnpackError};
 use super::ImageError;
 
@@ -51,6 +51,15 @@ impl Cache {
         self.dir.join(Self::key(manifest))
     }
 
+    /// The lock file of an entry (or of its key, `sha256-<hex>`).
+    pub fn lock_path(&self, manifest: &Digest) -> PathBuf {
+        self.lock_path_of(&Self::key(manifest))
+    }
+
+    pub fn lock_path_of(&self, key: &str) -> PathBuf {
+        self.dir.join(format!(".{key}.lock"))
+    }
+
     pub fn rootfs(&self, manifest: &Digest) -> PathBuf {
         self.entry(manifest).join("rootfs")
     }
@@ -68,16 +77,10 @@ impl Cache {
     pub fn ensure(&self, image: &Resolved) -> Result<Entry, ImageError> {
         let digest = &image.manifest.digest;
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io("cannot create", &self.dir, e))?;
-        let lock_path = self.dir.join(format!(".{}.lock", Self::key(digest)));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| self.io("cannot open", &lock_path, e))?;
+        let lock_path = self.lock_path(digest);
         // Released when dropped, on every return path.
-        let lock = Flock::lock(lock, FlockArg::LockExclusive)
-            .map_err(|(_, e)| self.io("cannot lock", &lock_path, e.into()))?;
+        let lock =
+            EntryLock::lock(&lock_path).map_err(|e| self.io("cannot lock", &lock_path, e))?;
         let rootfs = self.rootfs(digest);
         if rootfs.is_dir() {
             touch(&self.entry(digest));
@@ -98,10 +101,11 @@ impl Cache {
         match result {
             Ok(layers) => {
                 let entry = self.entry(digest);
-                std::fs::rename(&tmp, &entry).map_err(|e| {
+                if let Err(e) = std::fs::rename(&tmp, &entry) {
                     let _ = std::fs::remove_dir_all(&tmp);
-                    self.io("cannot rename into", &entry, e)
-                })?;
+                    lock.retire();
+                    return Err(self.io("cannot rename into", &entry, e));
+                }
                 drop(lock);
                 Ok(Entry {
                     rootfs,
@@ -110,7 +114,9 @@ impl Cache {
                 })
             }
             Err(e) => {
+                // Nothing of this image is in the cache: neither is its lock file.
                 let _ = std::fs::remove_dir_all(&tmp);
+                lock.retire();
                 Err(e)
             }
         }

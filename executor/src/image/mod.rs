@@ -7,6 +7,7 @@
 //!   its config (cheap: no layer is read), checks media types.
 //! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
+//! - `lock`: the per-entry `flock`, its file removed with its entry.
 //! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
 //! - `prune`: removes cache entries no checkpoint and no overlay mount uses.
 //!
@@ -16,6 +17,7 @@
 pub mod cache;
 pub mod digest;
 pub mod layout;
+pub mod lock;
 pub mod prune;
 pub mod reference;
 pub mod unpack;

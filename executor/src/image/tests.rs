@@ -139,11 +139,11 @@ fn a_corrupt_layer_fails_the_unpack_naming_its_digest_and_leaves_nothing() {
         e.contains(layer.digest.as_str()) && e.contains("does not match"),
         "{e}"
     );
+    // Not even the lock file.
     let left: Vec<_> = std::fs::read_dir(&cache.dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| !n.to_string_lossy().ends_with(".lock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -600,6 +600,8 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
         std::fs::create_dir_all(cache.dir.join(n).join("rootfs")).unwrap();
     }
     std::fs::write(cache.dir.join(".sha256-aa.lock"), "").unwrap();
+    // Left by an older berth: no entry any more.
+    std::fs::write(cache.dir.join(".sha256-ee.lock"), "").unwrap();
     let state = d.path().join("state");
     std::fs::create_dir_all(state.join("berth-t1")).unwrap();
     Checkpoint {
@@ -625,6 +627,8 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
         young.removed.is_empty(),
         "entries used within the minimum age stay"
     );
+    // A lock file with no entry goes at once (nobody holds it).
+    assert_eq!(young.locks, [cache.dir.join(".sha256-ee.lock")]);
     let zero = std::time::Duration::ZERO;
     let dry = prune::prune(&cache, &used, zero, true).unwrap();
     assert_eq!(
@@ -646,6 +650,14 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
     );
     assert!(cache.dir.join("sha256-aa/rootfs").is_dir() && cache.dir.join("sha256-bb").is_dir());
     assert!(!cache.dir.join("sha256-cc").exists());
+    // The removed entries' lock files went with them; kept ones keep theirs.
+    let mut left: Vec<String> = std::fs::read_dir(&cache.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".sha256-aa.lock", "sha256-aa", "sha256-bb"]);
 }
 
 #[test]
