@@ -2,7 +2,7 @@
 //! out: `oci-layout`, `index.json` with `org.opencontainers.image.ref.name` tags, and
 //! sha256-named blobs (gzip-compressed tar layers, an image config, manifests).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -127,8 +127,21 @@ impl OciLayout {
         self.blob(&gzip(&tar_entries(entries)?)?, LAYER_TGZ)
     }
 
+    /// The digest of a stored layer's uncompressed tar (its `diff_id`).
+    pub fn diff_id(&self, layer: &Value) -> std::io::Result<String> {
+        let d = layer["digest"].as_str().unwrap_or_default();
+        let data = std::fs::read(self.blob_path(d))?;
+        if layer["mediaType"].as_str() == Some(LAYER_TGZ) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out)?;
+            return Ok(digest(&out));
+        }
+        Ok(digest(&data))
+    }
+
     /// An image (config `config` = the `config` object: Env, Cmd, WorkingDir, ...) over
-    /// `layers`, listed in index.json with `tag`. Returns the manifest descriptor.
+    /// `layers`, listed in index.json with `tag`, with the config's `rootfs.diff_ids`.
+    /// Returns the manifest descriptor.
     pub fn add_image(
         &mut self,
         tag: &str,
@@ -140,9 +153,13 @@ impl OciLayout {
             "aarch64" => "arm64",
             a => a,
         };
+        let diff_ids = layers
+            .iter()
+            .map(|l| self.diff_id(l))
+            .collect::<std::io::Result<Vec<String>>>()?;
         let cfg = json!({
             "architecture": arch, "os": "linux", "config": config,
-            "rootfs": {"type": "layers", "diff_ids": []},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
         let cfg = self.blob(&serde_json::to_vec(&cfg)?, CONFIG)?;
         let m = json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": cfg, "layers": layers});

@@ -8,6 +8,7 @@
 //! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
 //! - `lock`: the per-entry `flock`, its file removed with its entry.
+//! - `limits`: caps on unpacked bytes and entries; each layer's `diff_id` measured.
 //! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
 //! - `prune`: removes cache entries no checkpoint and no overlay mount uses.
 //!
@@ -17,6 +18,7 @@
 pub mod cache;
 pub mod digest;
 pub mod layout;
+pub mod limits;
 pub mod lock;
 pub mod prune;
 pub mod reference;
@@ -56,6 +58,16 @@ pub enum ImageError {
     Select(String),
     #[error("image cache: {0}")]
     Cache(String),
+    #[error("layer {layer}: {why}")]
+    TooLarge { layer: Digest, why: String },
+    #[error("layer {layer}: uncompressed, its digest is {got}, but the image config's rootfs.diff_ids says {want}")]
+    DiffId {
+        layer: Digest,
+        got: Digest,
+        want: Digest,
+    },
+    #[error("setting {0}")]
+    Setting(String),
 }
 
 impl ImageError {
@@ -126,7 +138,9 @@ impl ImageSource {
         match self {
             ImageSource::Dir(_) => Ok(true),
             ImageSource::Oci { image, .. } => {
-                let entry = cache::Cache::new(cache_dir).ensure(image)?;
+                let entry = cache::Cache::new(cache_dir)
+                    .with_limits(limits::Limits::from_env()?)
+                    .ensure(image)?;
                 Ok(entry.hit)
             }
         }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::cache::Cache;
 use super::digest::Digest;
 use super::layout::resolve;
+use super::limits::{Budget, Limits};
 use super::reference::Reference;
 use super::testutil::{gz, tar, Layout, E, TAR, TGZ};
 use super::unpack::{apply_layer, Root};
@@ -149,7 +150,8 @@ fn a_corrupt_layer_fails_the_unpack_naming_its_digest_and_leaves_nothing() {
 }
 
 fn apply(root: &Path, entries: &[E<'_>]) -> Result<unpack::LayerStats, unpack::UnpackError> {
-    apply_layer(&Root::open(root).unwrap(), &tar(entries)[..])
+    let budget = Budget::new(Limits::default());
+    apply_layer(&Root::open(root).unwrap(), &tar(entries)[..], &budget)
 }
 
 #[test]
@@ -670,7 +672,8 @@ fn docker_v2s2_manifests_and_layers_work() {
         "application/vnd.docker.image.rootfs.diff.tar.gzip",
     );
     let cfg = json!({"architecture": layout::host_architecture(), "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": null}});
+        "config": {"Cmd": ["sh"], "Env": null},
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(&base_layer()).as_str()]}});
     let cfg = l.blob(&serde_json::to_vec(&cfg).unwrap(), MT_DOCKER_CONFIG);
     let m = json!({"schemaVersion": 2, "mediaType": MT_DOCKER_MANIFEST, "config": cfg, "layers": [layer]});
     let mut m = l.blob(&serde_json::to_vec(&m).unwrap(), MT_DOCKER_MANIFEST);
@@ -680,4 +683,121 @@ fn docker_v2s2_manifests_and_layers_work() {
     assert_eq!(img.config.cmd, ["sh"]);
     let e = Cache::new(d.path().join("cache")).ensure(&img).unwrap();
     assert!(e.rootfs.join("etc/berth/app.yaml").is_file());
+}
+
+/// Only the cache's lock-free leftovers: nothing at all.
+fn assert_cache_empty(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn diff_ids_are_checked_against_the_uncompressed_layers() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let top = tar(&[E::File("etc/top", b"top", 0o644)]);
+    let layers = [(gz(&base_layer()), TGZ), (gz(&top), TGZ)];
+    // The second diff_id is the compressed blob's digest: a classic mistake.
+    let wrong = Digest::of(&layers[1].0);
+    let bad = l.image_with_diff_ids(
+        &layers,
+        json!({}),
+        Some("bad"),
+        vec![
+            Digest::of(&base_layer()).as_str().into(),
+            wrong.as_str().into(),
+        ],
+    );
+    let short = l.image_with_diff_ids(
+        &layers,
+        json!({}),
+        Some("short"),
+        vec![Digest::of(&base_layer()).as_str().into()],
+    );
+    let good = l.image(&layers, json!({}), Some("good"));
+    l.index(vec![bad, short, good]);
+    let img = resolve(&l.dir, &r("bb:bad")).unwrap();
+    let cache = Cache::new(d.path().join("cache"));
+    let e = cache.ensure(&img).unwrap_err();
+    assert!(matches!(e, ImageError::DiffId { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains(img.layers[1].digest.as_str())
+            && e.contains(Digest::of(&top).as_str())
+            && e.contains(wrong.as_str())
+            && e.contains("rootfs.diff_ids"),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    // The app spec scan checks them too.
+    let src = ImageSource::Oci {
+        image: Box::new(img),
+        rootfs: cache.dir.join("none"),
+    };
+    let e = src.has_file("etc/berth/app.yaml").unwrap_err().to_string();
+    assert!(e.contains("rootfs.diff_ids"), "{e}");
+    let img = resolve(&l.dir, &r("bb:short")).unwrap();
+    let e = cache.ensure(&img).unwrap_err().to_string();
+    assert!(
+        e.contains("rootfs.diff_ids lists 1 layers, the manifest 2"),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    let img = resolve(&l.dir, &r("bb:good")).unwrap();
+    assert!(cache.ensure(&img).unwrap().rootfs.join("etc/top").is_file());
+}
+
+#[test]
+fn a_gzip_bomb_or_too_many_entries_stop_at_the_limits() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let zeros = vec![0u8; 8 << 20];
+    let bomb = gz(&tar(&[E::File("zeros", &zeros, 0o644)]));
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let many: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    let many = tar(&many
+        .iter()
+        .map(|n| E::File(n, b"", 0o644))
+        .collect::<Vec<_>>());
+    let i = l.image(
+        &[(gz(&base_layer()), TGZ), (bomb, TGZ)],
+        json!({}),
+        Some("bomb"),
+    );
+    let j = l.image(&[(many, TAR)], json!({}), Some("many"));
+    l.index(vec![i, j]);
+    let limits = Limits {
+        max_bytes: 4 << 20,
+        max_entries: 20,
+    };
+    let cache = Cache::new(d.path().join("cache")).with_limits(limits);
+    let img = resolve(&l.dir, &r("bb:bomb")).unwrap();
+    let e = cache.ensure(&img).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains(img.layers[1].digest.as_str())
+            && e.contains("more than 4194304 bytes")
+            && e.contains(limits::MAX_BYTES_VAR),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    let img = resolve(&l.dir, &r("bb:many")).unwrap();
+    let e = cache.ensure(&img).unwrap_err().to_string();
+    assert!(
+        e.contains("more than 20 tar entries") && e.contains(limits::MAX_ENTRIES_VAR),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    // Under the defaults both unpack.
+    let cache = Cache::new(d.path().join("cache"));
+    assert!(cache.ensure(&img).unwrap().rootfs.join("f49").is_file());
+    let img = resolve(&l.dir, &r("bb:bomb")).unwrap();
+    let e = cache.ensure(&img).unwrap();
+    assert_eq!(
+        std::fs::metadata(e.rootfs.join("zeros")).unwrap().len(),
+        8 << 20
+    );
 }

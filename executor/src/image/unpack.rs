@@ -33,6 +33,8 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::limits::{Budget, Charged};
+
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 /// Most symlinks followed while resolving one path (Linux's own limit).
@@ -50,6 +52,8 @@ pub enum UnpackError {
     },
     #[error("reading the layer: {0}")]
     Read(#[source] io::Error),
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// What one layer did.
@@ -279,8 +283,13 @@ fn hide_lower(dir: &OwnedFd, rel: &[OsString], made: &HashSet<Rel>) -> nix::Resu
     Ok(())
 }
 
-/// Applies one layer's tar stream to `root`.
-pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, UnpackError> {
+/// Applies one layer's tar stream to `root`; its entries (and a sparse file's expanded
+/// size) count against `budget`.
+pub fn apply_layer(
+    root: &Root,
+    tar_stream: impl Read,
+    budget: &Budget,
+) -> Result<LayerStats, UnpackError> {
     let mut archive = tar::Archive::new(tar_stream);
     let mut stats = LayerStats::default();
     // Paths this layer made: whiteouts and opaque dirs only hide lower layers' files.
@@ -295,6 +304,7 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             why,
         })?;
         stats.entries += 1;
+        budget.entry().map_err(UnpackError::Limit)?;
         let Some((name, parents)) = rel.split_last() else {
             continue; // the root itself
         };
@@ -406,7 +416,16 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
                 .map(owned)
                 .map_err(at("create"))?;
                 let mut file = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
+                if kind == E::GNUSparse {
+                    // Holes are written as zeros: count the full size as it is written.
+                    let mut charged = Charged {
+                        inner: &mut entry,
+                        budget,
+                    };
+                    io::copy(&mut charged, &mut file).map_err(UnpackError::Read)?;
+                } else {
+                    io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
+                }
                 chown(AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 // After chown, which clears setuid/setgid bits.
                 fchmod(file.as_raw_fd(), mode).map_err(at("chmod"))?;
