@@ -23,6 +23,8 @@ pub enum Entry<'a> {
     Whiteout(&'a str),
     /// `DIR/.wh..wh..opq`: hides everything lower layers put in `DIR`.
     Opaque(&'a str),
+    /// A symlink `path -> target`.
+    Symlink(&'a str, &'a str),
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -51,7 +53,11 @@ pub fn tar_dir(root: &Path) -> std::io::Result<Vec<u8>> {
 /// A tar of hand-made entries.
 pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |kind: tar::EntryType, path: String, data: &[u8], mode: u32| {
+    let add = |b: &mut tar::Builder<Vec<u8>>,
+               kind: tar::EntryType,
+               path: String,
+               data: &[u8],
+               mode: u32| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(mode);
@@ -63,8 +69,8 @@ pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
     };
     for e in entries {
         match e {
-            Entry::File(p, d, m) => add(tar::EntryType::Regular, p.to_string(), d, *m)?,
-            Entry::Dir(p, m) => add(tar::EntryType::Directory, p.to_string(), b"", *m)?,
+            Entry::File(p, d, m) => add(&mut b, tar::EntryType::Regular, p.to_string(), d, *m)?,
+            Entry::Dir(p, m) => add(&mut b, tar::EntryType::Directory, p.to_string(), b"", *m)?,
             Entry::Whiteout(p) => {
                 let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
                 let wh = if dir.is_empty() {
@@ -72,9 +78,20 @@ pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
                 } else {
                     format!("{dir}/.wh.{name}")
                 };
-                add(tar::EntryType::Regular, wh, b"", 0o644)?
+                add(&mut b, tar::EntryType::Regular, wh, b"", 0o644)?
+            }
+            Entry::Symlink(p, target) => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_size(0);
+                h.set_mtime(1_700_000_000);
+                b.append_link(&mut h, p, target)?
             }
             Entry::Opaque(d) => add(
+                &mut b,
                 tar::EntryType::Regular,
                 format!("{d}/.wh..wh..opq"),
                 b"",
