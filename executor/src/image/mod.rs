@@ -5,7 +5,8 @@
 //! - `digest`: sha256 digests and readers that verify size and digest as they read.
 //! - `layout`: `oci-layout` + `index.json` + blobs: picks and verifies a manifest and
 //!   its config (cheap: no layer is read), checks media types.
-//! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
+//! - `unpack`: applies layer tars safely (symlinks resolved inside the root, whiteouts,
+//!   no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
 //! - `lock`: the per-entry `flock`, its file removed with its entry.
 //! - `limits`: caps on unpacked bytes and entries; each layer's `diff_id` measured.
@@ -124,7 +125,13 @@ impl ImageSource {
     /// unpacked is answered by reading its layers (verified, whiteouts applied).
     pub fn has_file(&self, rel: &str) -> Result<bool, ImageError> {
         if self.lower().is_dir() {
-            return Ok(self.lower().join(rel).is_file());
+            // Resolved inside the image (an absolute symlink names the image's file, not
+            // the host's), as the container will see it.
+            let rel = unpack::clean(Path::new(rel))
+                .map_err(|why| ImageError::Select(format!("{rel}: {why}")))?;
+            let root = unpack::Root::open(self.lower())
+                .map_err(|e| ImageError::io("cannot open", self.lower(), e))?;
+            return Ok(root.is_file(&rel));
         }
         match self {
             ImageSource::Dir(_) => Ok(false),

@@ -801,3 +801,25 @@ fn a_gzip_bomb_or_too_many_entries_stop_at_the_limits() {
         8 << 20
     );
 }
+
+#[test]
+fn has_file_in_an_unpacked_image_resolves_symlinks_inside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = d.path().join("outside.yaml");
+    std::fs::write(&outside, "host").unwrap();
+    let root = d.path().join("root");
+    std::fs::create_dir_all(root.join("conf")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("conf/app.yaml"), "image").unwrap();
+    std::os::unix::fs::symlink("/conf", root.join("etc/berth")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("etc/host.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../../conf/app.yaml", root.join("etc/rel.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop", root.join("etc/loop")).unwrap();
+    let src = ImageSource::Dir(root);
+    assert!(src.has_file("etc/berth/app.yaml").unwrap());
+    assert!(src.has_file("/etc/rel.yaml").unwrap());
+    // The host's file is not the image's.
+    assert!(!src.has_file("etc/host.yaml").unwrap());
+    assert!(!src.has_file("etc/loop").unwrap());
+    assert!(!src.has_file("conf").unwrap());
+}

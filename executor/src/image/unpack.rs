@@ -215,6 +215,42 @@ impl Root {
         Ok(Dir { fd: cur, path })
     }
 
+    /// Is `rel` a regular file, every symlink (the last component's too) resolved inside
+    /// the root? Anything unresolvable is `false`.
+    pub fn is_file(&self, rel: &[OsString]) -> bool {
+        let mut rel = rel.to_vec();
+        for _ in 0..=MAX_SYMLINKS {
+            let Some((name, parents)) = rel.split_last() else {
+                return false;
+            };
+            let Ok(dir) = self.dir(parents, false) else {
+                return false;
+            };
+            match kind_at(dir.fd.as_raw_fd(), name) {
+                Ok(Some(SFlag::S_IFREG)) => return true,
+                Ok(Some(SFlag::S_IFLNK)) => {
+                    let Ok(target) = readlinkat(Some(dir.fd.as_raw_fd()), name.as_os_str()) else {
+                        return false;
+                    };
+                    let target = Path::new(&target);
+                    let mut next = if target.has_root() {
+                        Vec::new()
+                    } else {
+                        dir.path
+                    };
+                    next.extend(target.components().filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    }));
+                    rel = next;
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Opens a path already resolved (no symlink in it), never following one.
     fn open_resolved(&self, path: &[OsString]) -> nix::Result<OwnedFd> {
         let mut cur = self.open_root()?;
