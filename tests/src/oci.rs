@@ -2,7 +2,7 @@
 //! out: `oci-layout`, `index.json` with `org.opencontainers.image.ref.name` tags, and
 //! sha256-named blobs (gzip-compressed tar layers, an image config, manifests).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -23,6 +23,8 @@ pub enum Entry<'a> {
     Whiteout(&'a str),
     /// `DIR/.wh..wh..opq`: hides everything lower layers put in `DIR`.
     Opaque(&'a str),
+    /// A symlink `path -> target`.
+    Symlink(&'a str, &'a str),
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -51,7 +53,11 @@ pub fn tar_dir(root: &Path) -> std::io::Result<Vec<u8>> {
 /// A tar of hand-made entries.
 pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |kind: tar::EntryType, path: String, data: &[u8], mode: u32| {
+    let add = |b: &mut tar::Builder<Vec<u8>>,
+               kind: tar::EntryType,
+               path: String,
+               data: &[u8],
+               mode: u32| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(mode);
@@ -63,8 +69,8 @@ pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
     };
     for e in entries {
         match e {
-            Entry::File(p, d, m) => add(tar::EntryType::Regular, p.to_string(), d, *m)?,
-            Entry::Dir(p, m) => add(tar::EntryType::Directory, p.to_string(), b"", *m)?,
+            Entry::File(p, d, m) => add(&mut b, tar::EntryType::Regular, p.to_string(), d, *m)?,
+            Entry::Dir(p, m) => add(&mut b, tar::EntryType::Directory, p.to_string(), b"", *m)?,
             Entry::Whiteout(p) => {
                 let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
                 let wh = if dir.is_empty() {
@@ -72,9 +78,20 @@ pub fn tar_entries(entries: &[Entry<'_>]) -> std::io::Result<Vec<u8>> {
                 } else {
                     format!("{dir}/.wh.{name}")
                 };
-                add(tar::EntryType::Regular, wh, b"", 0o644)?
+                add(&mut b, tar::EntryType::Regular, wh, b"", 0o644)?
+            }
+            Entry::Symlink(p, target) => {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_mode(0o777);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_size(0);
+                h.set_mtime(1_700_000_000);
+                b.append_link(&mut h, p, target)?
             }
             Entry::Opaque(d) => add(
+                &mut b,
                 tar::EntryType::Regular,
                 format!("{d}/.wh..wh..opq"),
                 b"",
@@ -127,8 +144,21 @@ impl OciLayout {
         self.blob(&gzip(&tar_entries(entries)?)?, LAYER_TGZ)
     }
 
+    /// The digest of a stored layer's uncompressed tar (its `diff_id`).
+    pub fn diff_id(&self, layer: &Value) -> std::io::Result<String> {
+        let d = layer["digest"].as_str().unwrap_or_default();
+        let data = std::fs::read(self.blob_path(d))?;
+        if layer["mediaType"].as_str() == Some(LAYER_TGZ) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out)?;
+            return Ok(digest(&out));
+        }
+        Ok(digest(&data))
+    }
+
     /// An image (config `config` = the `config` object: Env, Cmd, WorkingDir, ...) over
-    /// `layers`, listed in index.json with `tag`. Returns the manifest descriptor.
+    /// `layers`, listed in index.json with `tag`, with the config's `rootfs.diff_ids`.
+    /// Returns the manifest descriptor.
     pub fn add_image(
         &mut self,
         tag: &str,
@@ -140,9 +170,13 @@ impl OciLayout {
             "aarch64" => "arm64",
             a => a,
         };
+        let diff_ids = layers
+            .iter()
+            .map(|l| self.diff_id(l))
+            .collect::<std::io::Result<Vec<String>>>()?;
         let cfg = json!({
             "architecture": arch, "os": "linux", "config": config,
-            "rootfs": {"type": "layers", "diff_ids": []},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
         let cfg = self.blob(&serde_json::to_vec(&cfg)?, CONFIG)?;
         let m = json!({"schemaVersion": 2, "mediaType": MANIFEST, "config": cfg, "layers": layers});

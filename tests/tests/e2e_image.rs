@@ -199,12 +199,11 @@ fn a_corrupt_blob_or_a_missing_tag_fails_naming_the_image() {
         msg.contains("labels.berth.image") && msg.contains(&top) && msg.contains("does not match"),
         "{last}\n{log}"
     );
-    // Nothing unpacked stays in the cache.
+    // Nothing unpacked stays in the cache, not even the entry's lock file.
     let left: Vec<_> = std::fs::read_dir(cache_dir(&lab))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.ends_with(".lock"))
                 .collect()
         })
         .unwrap_or_default();
@@ -412,4 +411,77 @@ fn prune_removes_only_images_no_task_uses() {
         "{out}"
     );
     assert!(!entry(&m1).exists());
+    // The entries' lock files went with them.
+    let left: Vec<_> = std::fs::read_dir(cache_dir(&lab))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn an_image_writing_through_its_own_symlinks_runs_and_size_limits_apply() {
+    let lab = Lab::new("imglink");
+    let mut l = OciLayout::create(&lab.images.join("bb")).expect("layout");
+    let base = l
+        .layer_from_dir(&lab.images.join("busybox"))
+        .expect("base layer");
+    // usrmerge-style `applib -> usr/applib`, Debian-style absolute `data/current -> /srv/v1`
+    // (dangling until written through), and a chain `chain -> applib`.
+    let links = l
+        .layer(&[
+            Entry::Dir("usr", 0o755),
+            Entry::Dir("usr/applib", 0o755),
+            Entry::Symlink("applib", "usr/applib"),
+            Entry::Dir("data", 0o755),
+            Entry::Symlink("data/current", "/srv/v1"),
+            Entry::Symlink("chain", "applib"),
+            Entry::Symlink("up", "../../.."),
+        ])
+        .expect("links layer");
+    let files = l
+        .layer(&[
+            Entry::File("applib/libfoo.so", b"libfoo\n", 0o644),
+            Entry::File("data/current/hello.txt", b"hello-srv\n", 0o644),
+            Entry::File("chain/chained.so", b"chained\n", 0o644),
+            Entry::File("up/etc/up.txt", b"up-inside\n", 0o644),
+        ])
+        .expect("files layer");
+    l.add_image("v1", &[base, links, files], json!({"Env": ["PATH=/bin"]}))
+        .expect("image");
+
+    // Over BERTH_EXECUTOR_IMAGE_MAX_BYTES: refused, nothing cached.
+    let (last, _, log) = run_with(
+        &lab,
+        "big",
+        "bb:v1",
+        Some("true"),
+        "TASK_FAILED",
+        &[("BERTH_EXECUTOR_IMAGE_MAX_BYTES", "100K")],
+    );
+    let msg = last["message"].as_str().unwrap_or_default();
+    assert_eq!(last["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{last}");
+    assert!(
+        msg.contains("labels.berth.image")
+            && msg.contains("more than 102400 bytes")
+            && msg.contains("BERTH_EXECUTOR_IMAGE_MAX_BYTES"),
+        "{last}\n{log}"
+    );
+    let left = std::fs::read_dir(cache_dir(&lab)).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "nothing cached");
+    lab.assert_clean();
+
+    let (last, out, log) = run(
+        &lab,
+        "links",
+        "bb:v1",
+        Some("cat /usr/applib/libfoo.so /srv/v1/hello.txt /data/current/hello.txt /usr/applib/chained.so /etc/up.txt"),
+        "TASK_FINISHED",
+    );
+    assert_eq!(last["state"], "TASK_FINISHED", "{last}\n{log}");
+    for want in ["libfoo", "hello-srv\nhello-srv", "chained", "up-inside"] {
+        assert!(out.contains(want), "{want:?} in stdout: {out}\n{log}");
+    }
+    lab.assert_clean();
 }

@@ -88,6 +88,9 @@ fn prune(cache: Option<PathBuf>, state: Option<PathBuf>, min_age: u64, dry_run: 
             for r in &p.removed {
                 println!("{verb} {}", r.display());
             }
+            for l in &p.locks {
+                println!("{verb} {} (a lock file with no entry)", l.display());
+            }
             eprintln!("{} kept (in use or used recently)", p.kept.len());
             ExitCode::SUCCESS
         }

@@ -6,17 +6,18 @@
 //! under an exclusive `flock` on `<cache>/.sha256-<hex>.lock`: two executors unpacking
 //! the same image at once serialize, and the second finds the entry made (a cache hit).
 //! An entry that exists is complete; a crashed unpack leaves only a temporary directory,
-//! removed by the next unpack of that image.
+//! removed by the next unpack of that image. A failed first unpack also removes the lock
+//! file (see [`super::lock`]), so only entries that exist keep one.
 
 use std::fs::File;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nix::fcntl::{Flock, FlockArg};
-
 use super::digest::{Digest, Verifying};
 use super::layout::{layer_compression, Compression, Descriptor, Resolved};
+use super::limits::{Budget, Limits, Measured};
+use super::lock::EntryLock;
 use super::unpack::{apply_layer, LayerStats, Root, UnpackError};
 use super::ImageError;
 
@@ -26,6 +27,8 @@ static TMP_COUNTER: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug, Clone)]
 pub struct Cache {
     pub dir: PathBuf,
+    /// Caps on what one image may unpack to.
+    pub limits: Limits,
 }
 
 /// The result of [`Cache::ensure`].
@@ -40,7 +43,14 @@ pub struct Entry {
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Cache {
-        Cache { dir: dir.into() }
+        Cache {
+            dir: dir.into(),
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn with_limits(self, limits: Limits) -> Cache {
+        Cache { limits, ..self }
     }
 
     fn key(manifest: &Digest) -> String {
@@ -49,6 +59,15 @@ impl Cache {
 
     pub fn entry(&self, manifest: &Digest) -> PathBuf {
         self.dir.join(Self::key(manifest))
+    }
+
+    /// The lock file of an entry (or of its key, `sha256-<hex>`).
+    pub fn lock_path(&self, manifest: &Digest) -> PathBuf {
+        self.lock_path_of(&Self::key(manifest))
+    }
+
+    pub fn lock_path_of(&self, key: &str) -> PathBuf {
+        self.dir.join(format!(".{key}.lock"))
     }
 
     pub fn rootfs(&self, manifest: &Digest) -> PathBuf {
@@ -68,16 +87,10 @@ impl Cache {
     pub fn ensure(&self, image: &Resolved) -> Result<Entry, ImageError> {
         let digest = &image.manifest.digest;
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io("cannot create", &self.dir, e))?;
-        let lock_path = self.dir.join(format!(".{}.lock", Self::key(digest)));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| self.io("cannot open", &lock_path, e))?;
+        let lock_path = self.lock_path(digest);
         // Released when dropped, on every return path.
-        let lock = Flock::lock(lock, FlockArg::LockExclusive)
-            .map_err(|(_, e)| self.io("cannot lock", &lock_path, e.into()))?;
+        let lock =
+            EntryLock::lock(&lock_path).map_err(|e| self.io("cannot lock", &lock_path, e))?;
         let rootfs = self.rootfs(digest);
         if rootfs.is_dir() {
             touch(&self.entry(digest));
@@ -98,10 +111,11 @@ impl Cache {
         match result {
             Ok(layers) => {
                 let entry = self.entry(digest);
-                std::fs::rename(&tmp, &entry).map_err(|e| {
+                if let Err(e) = std::fs::rename(&tmp, &entry) {
                     let _ = std::fs::remove_dir_all(&tmp);
-                    self.io("cannot rename into", &entry, e)
-                })?;
+                    lock.retire();
+                    return Err(self.io("cannot rename into", &entry, e));
+                }
                 drop(lock);
                 Ok(Entry {
                     rootfs,
@@ -110,7 +124,9 @@ impl Cache {
                 })
             }
             Err(e) => {
+                // Nothing of this image is in the cache: neither is its lock file.
                 let _ = std::fs::remove_dir_all(&tmp);
+                lock.retire();
                 Err(e)
             }
         }
@@ -140,9 +156,22 @@ impl Cache {
         )
         .map_err(|e| self.io("cannot chmod", &root_dir, e))?;
         let root = Root::open(&root_dir).map_err(|e| self.io("cannot open", &root_dir, e))?;
+        if image.diff_ids.len() != image.layers.len() {
+            return Err(ImageError::Invalid(format!(
+                "config {}: rootfs.diff_ids lists {} layers, the manifest {}",
+                image.config_digest,
+                image.diff_ids.len(),
+                image.layers.len()
+            )));
+        }
+        let budget = Budget::new(self.limits);
         let mut stats = Vec::new();
-        for layer in &image.layers {
-            stats.push(apply_blob(&root, &image.layout, layer)?);
+        for (layer, want) in image.layers.iter().zip(&image.diff_ids) {
+            let (s, got) = with_layer(&image.layout, layer, &budget, |r| {
+                apply_layer(&root, r, &budget)
+            })?;
+            check_diff_id(layer, &got, want)?;
+            stats.push(s);
         }
         let meta =
             serde_json::to_vec_pretty(image).map_err(|e| ImageError::Cache(e.to_string()))?;
@@ -171,13 +200,28 @@ pub fn verify_blob(layout: &Path, d: &Descriptor) -> Result<(), ImageError> {
     })
 }
 
+/// Compares a layer's measured uncompressed digest with the config's `diff_id`.
+pub fn check_diff_id(layer: &Descriptor, got: &Digest, want: &Digest) -> Result<(), ImageError> {
+    if got == want {
+        return Ok(());
+    }
+    Err(ImageError::DiffId {
+        layer: layer.digest.clone(),
+        got: got.clone(),
+        want: want.clone(),
+    })
+}
+
 /// Opens a layer blob as a verified, decompressed tar stream and hands it to `f`; the
-/// whole blob is read (and so verified) before this returns `Ok`.
+/// whole blob is read (and so verified) before this returns `Ok`, with the digest of the
+/// whole uncompressed stream (its `diff_id`). The uncompressed bytes count against
+/// `budget`.
 pub fn with_layer<T>(
     layout: &Path,
     layer: &Descriptor,
+    budget: &Budget,
     f: impl FnOnce(&mut dyn io::Read) -> Result<T, UnpackError>,
-) -> Result<T, ImageError> {
+) -> Result<(T, Digest), ImageError> {
     let comp = layer_compression(&layer.media_type).map_err(ImageError::Unsupported)?;
     let path = layer.digest.blob_path(layout);
     let file = File::open(&path).map_err(|e| ImageError::Blob {
@@ -191,30 +235,44 @@ pub fn with_layer<T>(
     );
     let result = match comp {
         Compression::None => {
-            let mut v = verifying;
-            f(&mut v).and_then(|s| v.finish().map(|()| s).map_err(UnpackError::Read))
+            let mut m = Measured::new(verifying, budget);
+            f(&mut m).and_then(|s| {
+                drain(&mut m)?;
+                let (v, diff) = m.into_parts();
+                v.finish().map_err(UnpackError::Read)?;
+                Ok((s, diff))
+            })
         }
         Compression::Gzip => {
-            let mut gz = flate2::read::MultiGzDecoder::new(verifying);
-            f(&mut gz).and_then(|s| {
-                io::copy(&mut gz, &mut io::sink()).map_err(UnpackError::Read)?;
+            let mut m = Measured::new(flate2::read::MultiGzDecoder::new(verifying), budget);
+            f(&mut m).and_then(|s| {
+                drain(&mut m)?;
+                let (gz, diff) = m.into_parts();
                 gz.into_inner().finish().map_err(UnpackError::Read)?;
-                Ok(s)
+                Ok((s, diff))
             })
         }
         Compression::Zstd => {
-            let mut z = super::zstd::ZstdFrames::new(verifying_buf(verifying));
-            f(&mut z).and_then(|s| {
-                io::copy(&mut z, &mut io::sink()).map_err(UnpackError::Read)?;
+            let z = super::zstd::ZstdFrames::new(verifying_buf(verifying));
+            let mut m = Measured::new(z, budget);
+            f(&mut m).and_then(|s| {
+                drain(&mut m)?;
+                let (z, diff) = m.into_parts();
                 z.into_inner()
                     .into_inner()
                     .finish()
                     .map_err(UnpackError::Read)?;
-                Ok(s)
+                Ok((s, diff))
             })
         }
     };
     result.map_err(|err| {
+        if let Some(why) = budget.exceeded() {
+            return ImageError::TooLarge {
+                layer: layer.digest.clone(),
+                why,
+            };
+        }
         // A corrupt blob shows up as whatever the decompressor or tar trips on first:
         // name the real cause when it is one.
         match verify_blob(layout, layer) {
@@ -227,8 +285,11 @@ pub fn with_layer<T>(
     })
 }
 
-fn apply_blob(root: &Root, layout: &Path, layer: &Descriptor) -> Result<LayerStats, ImageError> {
-    with_layer(layout, layer, |r| apply_layer(root, r))
+/// Reads the rest of a layer's uncompressed stream (after the tar's end), so it is hashed.
+fn drain(r: &mut impl io::Read) -> Result<(), UnpackError> {
+    io::copy(r, &mut io::sink())
+        .map(drop)
+        .map_err(UnpackError::Read)
 }
 
 /// A buffer over the verifying reader (zstd needs to peek for the next frame).

@@ -144,6 +144,15 @@ struct ConfigBlob {
     os: String,
     #[serde(default, deserialize_with = "null_is_default")]
     config: ImageConfig,
+    #[serde(default, deserialize_with = "null_is_default")]
+    rootfs: RootFs,
+}
+
+/// `rootfs` of the image config: the digest of each layer's uncompressed tar, in order.
+#[derive(Debug, Default, Deserialize)]
+struct RootFs {
+    #[serde(default, deserialize_with = "null_is_default")]
+    diff_ids: Vec<Digest>,
 }
 
 fn null_is_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
@@ -163,6 +172,9 @@ pub struct Resolved {
     pub manifest: Descriptor,
     pub layers: Vec<Descriptor>,
     pub config_digest: Digest,
+    /// The config's `rootfs.diff_ids`: each layer's uncompressed sha256, checked at unpack.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff_ids: Vec<Digest>,
     pub architecture: String,
     pub os: String,
     pub config: ImageConfig,
@@ -436,6 +448,7 @@ pub fn resolve(layout: &Path, reference: &Reference) -> Result<Resolved, ImageEr
         manifest: mdesc,
         layers: manifest.layers,
         config_digest: manifest.config.digest,
+        diff_ids: config.rootfs.diff_ids,
         architecture: config.architecture,
         os: config.os,
         config: config.config,

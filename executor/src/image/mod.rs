@@ -5,8 +5,11 @@
 //! - `digest`: sha256 digests and readers that verify size and digest as they read.
 //! - `layout`: `oci-layout` + `index.json` + blobs: picks and verifies a manifest and
 //!   its config (cheap: no layer is read), checks media types.
-//! - `unpack`: applies layer tars safely (no symlink followed, whiteouts, no devices).
+//! - `unpack`: applies layer tars safely (symlinks resolved inside the root, whiteouts,
+//!   no devices).
 //! - `cache`: `<cache>/sha256-<hex>/rootfs`, unpacked atomically under a lock.
+//! - `lock`: the per-entry `flock`, its file removed with its entry.
+//! - `limits`: caps on unpacked bytes and entries; each layer's `diff_id` measured.
 //! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
 //! - `prune`: removes cache entries no checkpoint and no overlay mount uses.
 //!
@@ -16,6 +19,8 @@
 pub mod cache;
 pub mod digest;
 pub mod layout;
+pub mod limits;
+pub mod lock;
 pub mod prune;
 pub mod reference;
 pub mod unpack;
@@ -54,6 +59,16 @@ pub enum ImageError {
     Select(String),
     #[error("image cache: {0}")]
     Cache(String),
+    #[error("layer {layer}: {why}")]
+    TooLarge { layer: Digest, why: String },
+    #[error("layer {layer}: uncompressed, its digest is {got}, but the image config's rootfs.diff_ids says {want}")]
+    DiffId {
+        layer: Digest,
+        got: Digest,
+        want: Digest,
+    },
+    #[error("setting {0}")]
+    Setting(String),
 }
 
 impl ImageError {
@@ -110,7 +125,13 @@ impl ImageSource {
     /// unpacked is answered by reading its layers (verified, whiteouts applied).
     pub fn has_file(&self, rel: &str) -> Result<bool, ImageError> {
         if self.lower().is_dir() {
-            return Ok(self.lower().join(rel).is_file());
+            // Resolved inside the image (an absolute symlink names the image's file, not
+            // the host's), as the container will see it.
+            let rel = unpack::clean(Path::new(rel))
+                .map_err(|why| ImageError::Select(format!("{rel}: {why}")))?;
+            let root = unpack::Root::open(self.lower())
+                .map_err(|e| ImageError::io("cannot open", self.lower(), e))?;
+            return Ok(root.is_file(&rel));
         }
         match self {
             ImageSource::Dir(_) => Ok(false),
@@ -124,7 +145,9 @@ impl ImageSource {
         match self {
             ImageSource::Dir(_) => Ok(true),
             ImageSource::Oci { image, .. } => {
-                let entry = cache::Cache::new(cache_dir).ensure(image)?;
+                let entry = cache::Cache::new(cache_dir)
+                    .with_limits(limits::Limits::from_env()?)
+                    .ensure(image)?;
                 Ok(entry.hit)
             }
         }

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::cache::Cache;
 use super::digest::Digest;
 use super::layout::resolve;
+use super::limits::{Budget, Limits};
 use super::reference::Reference;
 use super::testutil::{gz, tar, Layout, E, TAR, TGZ};
 use super::unpack::{apply_layer, Root};
@@ -139,17 +140,18 @@ fn a_corrupt_layer_fails_the_unpack_naming_its_digest_and_leaves_nothing() {
         e.contains(layer.digest.as_str()) && e.contains("does not match"),
         "{e}"
     );
+    // Not even the lock file.
     let left: Vec<_> = std::fs::read_dir(&cache.dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| !n.to_string_lossy().ends_with(".lock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
 fn apply(root: &Path, entries: &[E<'_>]) -> Result<unpack::LayerStats, unpack::UnpackError> {
-    apply_layer(&Root::open(root).unwrap(), &tar(entries)[..])
+    let budget = Budget::new(Limits::default());
+    apply_layer(&Root::open(root).unwrap(), &tar(entries)[..], &budget)
 }
 
 #[test]
@@ -251,30 +253,44 @@ fn modes_links_fifos_and_devices() {
     assert_eq!(std::fs::read(root.join("x")).unwrap(), b"now a file");
 }
 
+/// What a hostile case must end in: refused (the message contains this), or done inside
+/// the root (this file, relative to the root, holds "x").
+enum Outcome {
+    Refused(&'static str),
+    Inside(&'static str),
+}
+
 #[test]
 fn hostile_tars_cannot_write_outside_the_root() {
     let d = tempfile::tempdir().unwrap();
     let outside = d.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("passwd"), "original").unwrap();
-    let cases: Vec<(&str, Vec<E<'_>>, &str)> = vec![
+    let out = outside.to_str().unwrap();
+    // `outside` as seen from inside a root: the same path under it.
+    let mirrored: &'static str = Box::leak(format!("{}/passwd", &out[1..]).into_boxed_str());
+    use Outcome::*;
+    let cases: Vec<(&str, Vec<E<'_>>, Outcome)> = vec![
+        // Docker and containerd take names relative to the root.
         (
             "absolute",
             vec![E::File("/etc/passwd", b"x", 0o644)],
-            "absolute",
+            Inside("etc/passwd"),
         ),
         (
             "dotdot",
             vec![E::File("a/../../outside/passwd", b"x", 0o644)],
-            "..",
+            Refused("climbs above the root"),
+        ),
+        (
+            "dotdot inside",
+            vec![E::File("a/../b/passwd", b"x", 0o644)],
+            Inside("b/passwd"),
         ),
         (
             "symlink then write",
-            vec![
-                E::Symlink("etc", outside.to_str().unwrap()),
-                E::File("etc/passwd", b"x", 0o644),
-            ],
-            "not a directory",
+            vec![E::Symlink("etc", out), E::File("etc/passwd", b"x", 0o644)],
+            Inside(mirrored),
         ),
         (
             "relative symlink then write",
@@ -282,43 +298,78 @@ fn hostile_tars_cannot_write_outside_the_root() {
                 E::Symlink("etc", "../outside"),
                 E::File("etc/passwd", b"x", 0o644),
             ],
-            "not a directory",
+            Inside("outside/passwd"),
+        ),
+        (
+            "symlink climbing far",
+            vec![
+                E::Dir("a", 0o755),
+                E::Symlink("a/up", "../../../../.."),
+                E::File("a/up/outside/passwd", b"x", 0o644),
+            ],
+            Inside("outside/passwd"),
         ),
         (
             "hardlink escape",
             vec![E::Hardlink("passwd", "../outside/passwd")],
-            "..",
+            Refused("climbs above the root"),
         ),
         (
             "hardlink through a symlink",
-            vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::Hardlink("p", "o/passwd"),
-            ],
-            "not a directory",
+            vec![E::Symlink("o", out), E::Hardlink("p", "o/passwd")],
+            Refused("is not a file in the image"),
         ),
         (
             "whiteout through a symlink",
-            vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::File("o/.wh.passwd", b"", 0o644),
-            ],
-            "not a directory",
+            vec![E::Symlink("o", out), E::File("o/.wh.passwd", b"", 0o644)],
+            Inside("o"),
         ),
         (
             "opaque through a symlink",
+            vec![E::Symlink("o", out), E::File("o/.wh..wh..opq", b"", 0o644)],
+            Inside("o"),
+        ),
+        (
+            "symlink loop",
             vec![
-                E::Symlink("o", outside.to_str().unwrap()),
-                E::File("o/.wh..wh..opq", b"", 0o644),
+                E::Symlink("a", "b"),
+                E::Symlink("b", "a"),
+                E::File("a/passwd", b"x", 0o644),
             ],
-            "not a directory",
+            Refused("more than 40 symlinks"),
+        ),
+        (
+            "symlink to a file",
+            vec![
+                E::File("f", b"", 0o644),
+                E::Symlink("l", "/f"),
+                E::File("l/passwd", b"x", 0o644),
+            ],
+            Refused("f is not a directory"),
         ),
     ];
     for (what, entries, want) in cases {
         let root = d.path().join(what.replace(' ', "-"));
         std::fs::create_dir(&root).unwrap();
-        let e = apply(&root, &entries).expect_err(what).to_string();
-        assert!(e.contains(want), "{what}: {e}");
+        let r = apply(&root, &entries);
+        match want {
+            Refused(msg) => {
+                let e = r.expect_err(what).to_string();
+                assert!(e.contains(msg), "{what}: {e}");
+            }
+            Inside(p) => {
+                r.unwrap_or_else(|e| panic!("{what}: {e}"));
+                let inside = root.join(p);
+                assert!(
+                    std::fs::symlink_metadata(&inside).is_ok(),
+                    "{what}: {} is missing",
+                    inside.display()
+                );
+                if !p.ends_with('o') {
+                    assert_eq!(std::fs::read(&inside).unwrap(), b"x", "{what}");
+                }
+            }
+        }
         assert_eq!(
             std::fs::read_to_string(outside.join("passwd")).unwrap(),
             "original",
@@ -326,17 +377,84 @@ fn hostile_tars_cannot_write_outside_the_root() {
         );
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "{what}");
     }
-    // A symlink in an earlier layer, a write through it in a later one.
+    // A symlink in an earlier layer, a write through it in a later one: inside the root.
     let root = d.path().join("two-layers");
     std::fs::create_dir(&root).unwrap();
-    apply(&root, &[E::Symlink("etc", outside.to_str().unwrap())]).unwrap();
-    assert!(apply(&root, &[E::File("etc/passwd", b"x", 0o644)]).is_err());
+    apply(&root, &[E::Symlink("etc", out)]).unwrap();
+    apply(&root, &[E::File("etc/passwd", b"x", 0o644)]).unwrap();
+    assert_eq!(std::fs::read(root.join(mirrored)).unwrap(), b"x");
     // Replacing the symlink itself with a file is fine: the link is removed, not followed.
     apply(&root, &[E::File("etc", b"file", 0o644)]).unwrap();
+    assert!(root.join("etc").is_file());
     assert_eq!(
         std::fs::read_to_string(outside.join("passwd")).unwrap(),
         "original"
     );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+}
+
+#[test]
+fn images_write_through_their_own_symlinks_inside_the_root() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    // usrmerge: `lib -> usr/lib`, `bin -> usr/bin`; Debian: `var/run -> /run`.
+    apply(
+        &root,
+        &[
+            E::Dir("usr", 0o755),
+            E::Dir("usr/lib", 0o755),
+            E::Symlink("lib", "usr/lib"),
+            E::Symlink("bin", "usr/bin"),
+            E::Dir("var", 0o755),
+            E::Symlink("var/run", "/run"),
+            // A chain: `l1 -> l2 -> /usr/./lib/../lib`.
+            E::Symlink("l2", "/usr/./lib/../lib"),
+            E::Symlink("l1", "l2"),
+            // The same layer writes through `lib` after making it.
+            E::File("lib/early.so", b"early", 0o644),
+        ],
+    )
+    .unwrap();
+    apply(
+        &root,
+        &[
+            E::File("lib/libfoo.so", b"foo", 0o755),
+            // `usr/bin` does not exist yet: made where the dangling link points.
+            E::File("bin/tool", b"tool", 0o755),
+            E::File("var/run/app.pid", b"1", 0o644),
+            E::File("l1/chained.so", b"chain", 0o644),
+            E::Hardlink("lib/hard.so", "lib/libfoo.so"),
+        ],
+    )
+    .unwrap();
+    let read = |p: &str| std::fs::read(root.join(p)).unwrap();
+    assert_eq!(read("usr/lib/early.so"), b"early");
+    assert_eq!(read("usr/lib/libfoo.so"), b"foo");
+    assert_eq!(read("usr/bin/tool"), b"tool");
+    assert_eq!(read("run/app.pid"), b"1");
+    assert_eq!(read("usr/lib/chained.so"), b"chain");
+    let meta = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap();
+    assert_eq!(
+        meta("usr/lib/hard.so").ino(),
+        meta("usr/lib/libfoo.so").ino()
+    );
+    for l in ["lib", "bin", "var/run", "l1", "l2"] {
+        assert!(meta(l).file_type().is_symlink(), "{l} stays a symlink");
+    }
+    // Whiteouts and opaque markers through the links remove the files they point at.
+    apply(
+        &root,
+        &[
+            E::File("lib/.wh.libfoo.so", b"", 0o644),
+            E::File("var/run/.wh..wh..opq", b"", 0o644),
+        ],
+    )
+    .unwrap();
+    assert!(!root.join("usr/lib/libfoo.so").exists());
+    assert!(root.join("usr/lib/hard.so").exists());
+    assert_eq!(std::fs::read_dir(root.join("run")).unwrap().count(), 0);
+    assert!(meta("var/run").file_type().is_symlink());
 }
 
 #[test]
@@ -484,6 +602,8 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
         std::fs::create_dir_all(cache.dir.join(n).join("rootfs")).unwrap();
     }
     std::fs::write(cache.dir.join(".sha256-aa.lock"), "").unwrap();
+    // Left by an older berth: no entry any more.
+    std::fs::write(cache.dir.join(".sha256-ee.lock"), "").unwrap();
     let state = d.path().join("state");
     std::fs::create_dir_all(state.join("berth-t1")).unwrap();
     Checkpoint {
@@ -509,6 +629,8 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
         young.removed.is_empty(),
         "entries used within the minimum age stay"
     );
+    // A lock file with no entry goes at once (nobody holds it).
+    assert_eq!(young.locks, [cache.dir.join(".sha256-ee.lock")]);
     let zero = std::time::Duration::ZERO;
     let dry = prune::prune(&cache, &used, zero, true).unwrap();
     assert_eq!(
@@ -530,6 +652,14 @@ fn prune_keeps_what_checkpoints_and_mounts_use() {
     );
     assert!(cache.dir.join("sha256-aa/rootfs").is_dir() && cache.dir.join("sha256-bb").is_dir());
     assert!(!cache.dir.join("sha256-cc").exists());
+    // The removed entries' lock files went with them; kept ones keep theirs.
+    let mut left: Vec<String> = std::fs::read_dir(&cache.dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".sha256-aa.lock", "sha256-aa", "sha256-bb"]);
 }
 
 #[test]
@@ -542,7 +672,8 @@ fn docker_v2s2_manifests_and_layers_work() {
         "application/vnd.docker.image.rootfs.diff.tar.gzip",
     );
     let cfg = json!({"architecture": layout::host_architecture(), "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": null}});
+        "config": {"Cmd": ["sh"], "Env": null},
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(&base_layer()).as_str()]}});
     let cfg = l.blob(&serde_json::to_vec(&cfg).unwrap(), MT_DOCKER_CONFIG);
     let m = json!({"schemaVersion": 2, "mediaType": MT_DOCKER_MANIFEST, "config": cfg, "layers": [layer]});
     let mut m = l.blob(&serde_json::to_vec(&m).unwrap(), MT_DOCKER_MANIFEST);
@@ -552,4 +683,143 @@ fn docker_v2s2_manifests_and_layers_work() {
     assert_eq!(img.config.cmd, ["sh"]);
     let e = Cache::new(d.path().join("cache")).ensure(&img).unwrap();
     assert!(e.rootfs.join("etc/berth/app.yaml").is_file());
+}
+
+/// Only the cache's lock-free leftovers: nothing at all.
+fn assert_cache_empty(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn diff_ids_are_checked_against_the_uncompressed_layers() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let top = tar(&[E::File("etc/top", b"top", 0o644)]);
+    let layers = [(gz(&base_layer()), TGZ), (gz(&top), TGZ)];
+    // The second diff_id is the compressed blob's digest: a classic mistake.
+    let wrong = Digest::of(&layers[1].0);
+    let bad = l.image_with_diff_ids(
+        &layers,
+        json!({}),
+        Some("bad"),
+        vec![
+            Digest::of(&base_layer()).as_str().into(),
+            wrong.as_str().into(),
+        ],
+    );
+    let short = l.image_with_diff_ids(
+        &layers,
+        json!({}),
+        Some("short"),
+        vec![Digest::of(&base_layer()).as_str().into()],
+    );
+    let good = l.image(&layers, json!({}), Some("good"));
+    l.index(vec![bad, short, good]);
+    let img = resolve(&l.dir, &r("bb:bad")).unwrap();
+    let cache = Cache::new(d.path().join("cache"));
+    let e = cache.ensure(&img).unwrap_err();
+    assert!(matches!(e, ImageError::DiffId { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains(img.layers[1].digest.as_str())
+            && e.contains(Digest::of(&top).as_str())
+            && e.contains(wrong.as_str())
+            && e.contains("rootfs.diff_ids"),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    // The app spec scan checks them too.
+    let src = ImageSource::Oci {
+        image: Box::new(img),
+        rootfs: cache.dir.join("none"),
+    };
+    let e = src.has_file("etc/berth/app.yaml").unwrap_err().to_string();
+    assert!(e.contains("rootfs.diff_ids"), "{e}");
+    let img = resolve(&l.dir, &r("bb:short")).unwrap();
+    let e = cache.ensure(&img).unwrap_err().to_string();
+    assert!(
+        e.contains("rootfs.diff_ids lists 1 layers, the manifest 2"),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    let img = resolve(&l.dir, &r("bb:good")).unwrap();
+    assert!(cache.ensure(&img).unwrap().rootfs.join("etc/top").is_file());
+}
+
+#[test]
+fn a_gzip_bomb_or_too_many_entries_stop_at_the_limits() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::new(&d.path().join("bb"));
+    let zeros = vec![0u8; 8 << 20];
+    let bomb = gz(&tar(&[E::File("zeros", &zeros, 0o644)]));
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let many: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    let many = tar(&many
+        .iter()
+        .map(|n| E::File(n, b"", 0o644))
+        .collect::<Vec<_>>());
+    let i = l.image(
+        &[(gz(&base_layer()), TGZ), (bomb, TGZ)],
+        json!({}),
+        Some("bomb"),
+    );
+    let j = l.image(&[(many, TAR)], json!({}), Some("many"));
+    l.index(vec![i, j]);
+    let limits = Limits {
+        max_bytes: 4 << 20,
+        max_entries: 20,
+    };
+    let cache = Cache::new(d.path().join("cache")).with_limits(limits);
+    let img = resolve(&l.dir, &r("bb:bomb")).unwrap();
+    let e = cache.ensure(&img).unwrap_err();
+    assert!(matches!(e, ImageError::TooLarge { .. }), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains(img.layers[1].digest.as_str())
+            && e.contains("more than 4194304 bytes")
+            && e.contains(limits::MAX_BYTES_VAR),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    let img = resolve(&l.dir, &r("bb:many")).unwrap();
+    let e = cache.ensure(&img).unwrap_err().to_string();
+    assert!(
+        e.contains("more than 20 tar entries") && e.contains(limits::MAX_ENTRIES_VAR),
+        "{e}"
+    );
+    assert_cache_empty(&cache.dir);
+    // Under the defaults both unpack.
+    let cache = Cache::new(d.path().join("cache"));
+    assert!(cache.ensure(&img).unwrap().rootfs.join("f49").is_file());
+    let img = resolve(&l.dir, &r("bb:bomb")).unwrap();
+    let e = cache.ensure(&img).unwrap();
+    assert_eq!(
+        std::fs::metadata(e.rootfs.join("zeros")).unwrap().len(),
+        8 << 20
+    );
+}
+
+#[test]
+fn has_file_in_an_unpacked_image_resolves_symlinks_inside_it() {
+    let d = tempfile::tempdir().unwrap();
+    let outside = d.path().join("outside.yaml");
+    std::fs::write(&outside, "host").unwrap();
+    let root = d.path().join("root");
+    std::fs::create_dir_all(root.join("conf")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("conf/app.yaml"), "image").unwrap();
+    std::os::unix::fs::symlink("/conf", root.join("etc/berth")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("etc/host.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../../conf/app.yaml", root.join("etc/rel.yaml")).unwrap();
+    std::os::unix::fs::symlink("loop", root.join("etc/loop")).unwrap();
+    let src = ImageSource::Dir(root);
+    assert!(src.has_file("etc/berth/app.yaml").unwrap());
+    assert!(src.has_file("/etc/rel.yaml").unwrap());
+    // The host's file is not the image's.
+    assert!(!src.has_file("etc/host.yaml").unwrap());
+    assert!(!src.has_file("etc/loop").unwrap());
+    assert!(!src.has_file("conf").unwrap());
 }

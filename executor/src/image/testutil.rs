@@ -1,6 +1,6 @@
 //! Builders for unit tests: tar layers (hostile ones too) and OCI layouts.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -72,6 +72,23 @@ pub fn gz(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// A layer blob's uncompressed tar (as is for an unknown media type).
+pub fn uncompressed(data: &[u8], media_type: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    if media_type.ends_with("gzip") {
+        flate2::read::MultiGzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+    } else if media_type.ends_with("zstd") {
+        super::zstd::ZstdFrames::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+    } else {
+        out = data.to_vec();
+    }
+    out
+}
+
 pub struct Layout {
     pub dir: PathBuf,
 }
@@ -91,11 +108,27 @@ impl Layout {
         json!({"mediaType": media_type, "digest": d.as_str(), "size": data.len()})
     }
 
-    /// An image manifest: its descriptor (tagged when `tag` is given).
+    /// An image manifest: its descriptor (tagged when `tag` is given). The config's
+    /// `rootfs.diff_ids` are the layers' uncompressed digests.
     pub fn image(&self, layers: &[(Vec<u8>, &str)], config: Value, tag: Option<&str>) -> Value {
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|(d, mt)| Digest::of(&uncompressed(d, mt)).as_str().to_string())
+            .collect();
+        self.image_with_diff_ids(layers, config, tag, diff_ids)
+    }
+
+    /// [`Layout::image`] with these `rootfs.diff_ids`.
+    pub fn image_with_diff_ids(
+        &self,
+        layers: &[(Vec<u8>, &str)],
+        config: Value,
+        tag: Option<&str>,
+        diff_ids: Vec<String>,
+    ) -> Value {
         let layers: Vec<Value> = layers.iter().map(|(d, mt)| self.blob(d, mt)).collect();
         let mut cfg = json!({"architecture": super::layout::host_architecture(), "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": []}});
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}});
         cfg["config"] = config;
         let cfg = self.blob(&serde_json::to_vec(&cfg).unwrap(), MT_OCI_CONFIG);
         let m = json!({"schemaVersion": 2, "mediaType": MT_OCI_MANIFEST, "config": cfg, "layers": layers});

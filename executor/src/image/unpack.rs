@@ -1,15 +1,22 @@
 //! Applies layer tars to a directory, safely.
 //!
-//! Every path is taken relative to the root: absolute paths and `..` are refused, and
-//! each parent directory is opened with `openat(O_NOFOLLOW)` from the root's descriptor,
-//! so a symlink planted by an earlier entry or layer (`etc -> /`) is never followed: a
-//! later `etc/passwd` is refused instead of written outside. Hard links are made with
-//! `linkat` between two such resolved paths, so their target is always inside the root.
-//! Whiteouts (`.wh.NAME`, opaque `.wh..wh..opq`) remove what lower layers made. Device
-//! nodes are skipped (runc makes `/dev`); FIFOs are kept. Modes (setuid included), owners
-//! and modification times are kept; extended attributes are not.
+//! Entry names are cleaned as Docker does: a leading `/` is dropped (names are relative to
+//! the root), `.` is skipped, `a/../b` is `b`; a name whose `..` climbs above the root is
+//! refused. Each parent directory is then resolved *inside* the root, component by
+//! component from the root's descriptor, like `openat2(RESOLVE_IN_ROOT)` or Go's
+//! securejoin: every component is opened with `O_NOFOLLOW`, a symlink met on the way is
+//! read (`readlinkat`) and its target walked instead, an absolute target from the root,
+//! `..` never above the root, at most 40 symlinks per path (a loop is refused). So an
+//! image with `lib -> usr/lib` (usrmerge) or `var/run -> /run` (Debian) gets its later
+//! `lib/libfoo.so` in `usr/lib/`, and `etc -> /` or `etc -> ../../..` then `etc/passwd`
+//! writes the root's own `etc/passwd`, never outside. The entry's own last component is
+//! never followed: an existing entry is unlinked and replaced. Hard links are made with
+//! `linkat` from a target resolved the same way (its last component not followed), and
+//! whiteouts (`.wh.NAME`, opaque `.wh..wh..opq`) remove what lower layers made through the
+//! same resolution. Device nodes are skipped (runc makes `/dev`); FIFOs are kept. Modes
+//! (setuid included), owners and modification times are kept; extended attributes are not.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -18,7 +25,7 @@ use std::path::{Component, Path};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::fcntl::{openat, OFlag};
+use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{
     fchmod, fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
     UtimensatFlags,
@@ -26,8 +33,12 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::limits::{Budget, Charged};
+
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
+/// Most symlinks followed while resolving one path (Linux's own limit).
+pub const MAX_SYMLINKS: usize = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -41,6 +52,8 @@ pub enum UnpackError {
     },
     #[error("reading the layer: {0}")]
     Read(#[source] io::Error),
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// What one layer did.
@@ -62,15 +75,23 @@ fn show(rel: &[OsString]) -> String {
         .join("/")
 }
 
-/// Splits an archive path into components; refuses absolute paths and `..`.
+/// Splits an archive path into clean components, as Docker does (`filepath.Clean`): a
+/// leading `/` is dropped (names are relative to the root), `.` is skipped, `..` removes the
+/// component before it; a `..` that would climb above the root of a relative name is
+/// refused (Docker's "breakout"), and one at the root of an absolute name stays there.
 pub fn clean(path: &Path) -> Result<Rel, String> {
-    let mut out = Vec::new();
+    let mut out: Rel = Vec::new();
+    let mut rooted = false;
     for c in path.components() {
         match c {
             Component::Normal(n) => out.push(n.to_os_string()),
             Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
-            Component::ParentDir => return Err("contains ..".into()),
+            Component::RootDir | Component::Prefix(_) => rooted = true,
+            Component::ParentDir => {
+                if out.pop().is_none() && !rooted {
+                    return Err("climbs above the root with ..".into());
+                }
+            }
         }
     }
     Ok(out)
@@ -113,46 +134,137 @@ impl Root {
         })
     }
 
-    /// Opens the directory `rel` (never through a symlink); missing ones are created
-    /// (0755) when `create`.
-    fn dir(&self, rel: &[OsString], create: bool) -> Result<OwnedFd, UnpackError> {
-        let mut cur =
-            open_dir_at(self.fd.as_raw_fd(), OsStr::new(".")).map_err(|errno| UnpackError::Os {
-                path: ".".into(),
-                op: "open",
+    fn open_root(&self) -> nix::Result<OwnedFd> {
+        open_dir_at(self.fd.as_raw_fd(), OsStr::new("."))
+    }
+
+    /// Opens the directory `rel` resolved inside the root (see the module doc): symlinks
+    /// on the way are followed as if the root were `/`; missing directories are created
+    /// (0755) when `create`. Returns it with its resolved path.
+    pub fn dir(&self, rel: &[OsString], create: bool) -> Result<Dir, UnpackError> {
+        let shown = || show(rel);
+        let os = |op: &'static str| {
+            move |errno| UnpackError::Os {
+                path: show(rel),
+                op,
                 errno,
-            })?;
-        for (i, c) in rel.iter().enumerate() {
-            let next = match open_dir_at(cur.as_raw_fd(), c) {
-                Err(Errno::ENOENT) if create => {
-                    mkdirat(
-                        Some(cur.as_raw_fd()),
-                        c.as_os_str(),
-                        Mode::from_bits_truncate(0o755),
-                    )
-                    .map_err(|errno| UnpackError::Os {
-                        path: show(&rel[..=i]),
-                        op: "mkdir",
-                        errno,
-                    })?;
-                    open_dir_at(cur.as_raw_fd(), c)
+            }
+        };
+        let mut cur = self.open_root().map_err(os("open"))?;
+        let mut path: Rel = Vec::new();
+        let mut todo: VecDeque<OsString> = rel.iter().cloned().collect();
+        let mut links = 0;
+        while let Some(c) = todo.pop_front() {
+            if c.is_empty() || c == "." {
+                continue;
+            }
+            if c == ".." {
+                // Never above the root; the path so far holds no symlink: reopen it.
+                if path.pop().is_some() {
+                    cur = self.open_resolved(&path).map_err(os("open"))?;
                 }
-                r => r,
+                continue;
+            }
+            let fd = cur.as_raw_fd();
+            match kind_at(fd, &c).map_err(os("stat"))? {
+                Some(SFlag::S_IFDIR) => {}
+                Some(SFlag::S_IFLNK) => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(UnpackError::Refused {
+                            path: shown(),
+                            why: format!(
+                                "more than {MAX_SYMLINKS} symlinks on the way (a symlink loop?)"
+                            ),
+                        });
+                    }
+                    let target = readlinkat(Some(fd), c.as_os_str()).map_err(os("readlink"))?;
+                    let target = Path::new(&target);
+                    if target.has_root() {
+                        cur = self.open_root().map_err(os("open"))?;
+                        path.clear();
+                    }
+                    for t in target.components().rev() {
+                        match t {
+                            Component::Normal(n) => todo.push_front(n.to_os_string()),
+                            Component::ParentDir => todo.push_front("..".into()),
+                            _ => {}
+                        }
+                    }
+                    continue;
+                }
+                Some(_) => {
+                    let mut at = path.clone();
+                    at.push(c);
+                    return Err(UnpackError::Refused {
+                        path: shown(),
+                        why: format!("{} is not a directory", show(&at)),
+                    });
+                }
+                None if create => {
+                    match mkdirat(Some(fd), c.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(errno) => return Err(os("mkdir")(errno)),
+                    }
+                }
+                None => return Err(os("open")(Errno::ENOENT)),
+            }
+            cur = open_dir_at(fd, &c).map_err(os("open"))?;
+            path.push(c);
+        }
+        Ok(Dir { fd: cur, path })
+    }
+
+    /// Is `rel` a regular file, every symlink (the last component's too) resolved inside
+    /// the root? Anything unresolvable is `false`.
+    pub fn is_file(&self, rel: &[OsString]) -> bool {
+        let mut rel = rel.to_vec();
+        for _ in 0..=MAX_SYMLINKS {
+            let Some((name, parents)) = rel.split_last() else {
+                return false;
             };
-            cur = next.map_err(|errno| match errno {
-                Errno::ELOOP | Errno::ENOTDIR => UnpackError::Refused {
-                    path: show(&rel[..=i]),
-                    why: "is not a directory (a symlink is never followed while unpacking)".into(),
-                },
-                errno => UnpackError::Os {
-                    path: show(&rel[..=i]),
-                    op: "open",
-                    errno,
-                },
-            })?;
+            let Ok(dir) = self.dir(parents, false) else {
+                return false;
+            };
+            match kind_at(dir.fd.as_raw_fd(), name) {
+                Ok(Some(SFlag::S_IFREG)) => return true,
+                Ok(Some(SFlag::S_IFLNK)) => {
+                    let Ok(target) = readlinkat(Some(dir.fd.as_raw_fd()), name.as_os_str()) else {
+                        return false;
+                    };
+                    let target = Path::new(&target);
+                    let mut next = if target.has_root() {
+                        Vec::new()
+                    } else {
+                        dir.path
+                    };
+                    next.extend(target.components().filter_map(|c| match c {
+                        Component::Normal(n) => Some(n.to_os_string()),
+                        Component::ParentDir => Some("..".into()),
+                        _ => None,
+                    }));
+                    rel = next;
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Opens a path already resolved (no symlink in it), never following one.
+    fn open_resolved(&self, path: &[OsString]) -> nix::Result<OwnedFd> {
+        let mut cur = self.open_root()?;
+        for c in path {
+            cur = open_dir_at(cur.as_raw_fd(), c)?;
         }
         Ok(cur)
     }
+}
+
+/// A directory inside the root: its descriptor and its path with every symlink resolved.
+pub struct Dir {
+    pub fd: OwnedFd,
+    pub path: Rel,
 }
 
 fn kind_at(dir: RawFd, name: &OsStr) -> nix::Result<Option<SFlag>> {
@@ -207,8 +319,13 @@ fn hide_lower(dir: &OwnedFd, rel: &[OsString], made: &HashSet<Rel>) -> nix::Resu
     Ok(())
 }
 
-/// Applies one layer's tar stream to `root`.
-pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, UnpackError> {
+/// Applies one layer's tar stream to `root`; its entries (and a sparse file's expanded
+/// size) count against `budget`.
+pub fn apply_layer(
+    root: &Root,
+    tar_stream: impl Read,
+    budget: &Budget,
+) -> Result<LayerStats, UnpackError> {
     let mut archive = tar::Archive::new(tar_stream);
     let mut stats = LayerStats::default();
     // Paths this layer made: whiteouts and opaque dirs only hide lower layers' files.
@@ -223,6 +340,7 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             why,
         })?;
         stats.entries += 1;
+        budget.entry().map_err(UnpackError::Limit)?;
         let Some((name, parents)) = rel.split_last() else {
             continue; // the root itself
         };
@@ -235,8 +353,6 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
                 stats.whiteouts += 1;
                 let hidden = OsStr::from_bytes(hidden);
-                let mut target = parents.to_vec();
-                target.push(hidden.to_os_string());
                 if hidden.is_empty() || hidden == "." || hidden == ".." {
                     return Err(UnpackError::Refused {
                         path: show(&rel),
@@ -251,23 +367,28 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
                     }) => continue,
                     r => r?,
                 };
+                let mut target = dir.path.clone();
+                target.push(hidden.to_os_string());
                 if !made.contains(&target) {
-                    remove_at(dir.as_raw_fd(), hidden).map_err(at("remove (whiteout)"))?;
+                    remove_at(dir.fd.as_raw_fd(), hidden).map_err(at("remove (whiteout)"))?;
                 }
                 continue;
             }
         }
         let dir = root.dir(parents, true)?;
-        let d = dir.as_raw_fd();
+        let d = dir.fd.as_raw_fd();
         if name_bytes == OPAQUE.as_bytes() {
             stats.whiteouts += 1;
-            hide_lower(&dir, parents, &made).map_err(at("remove (opaque)"))?;
+            hide_lower(&dir.fd, &dir.path, &made).map_err(at("remove (opaque)"))?;
             continue;
         }
+        // Where the entry really is (its parents' symlinks resolved).
+        let mut full = dir.path.clone();
+        full.push(name.clone());
         // The entry and its parents count as this layer's (an opaque marker later in the
         // layer keeps them, and hides only what lower layers left inside them).
-        for i in 1..=rel.len() {
-            made.insert(rel[..i].to_vec());
+        for i in 1..=full.len() {
+            made.insert(full[..i].to_vec());
         }
         let header = entry.header().clone();
         let mode = Mode::from_bits_truncate(header.mode().map_err(UnpackError::Read)? & 0o7777);
@@ -314,7 +435,7 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
                 chown(AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 let sub = open_dir_at(d, name).map_err(at("open"))?;
                 fchmod(sub.as_raw_fd(), mode).map_err(at("chmod"))?;
-                dir_times.push((rel.clone(), mtime));
+                dir_times.push((full.clone(), mtime));
             }
             E::Regular | E::Continuous | E::GNUSparse => {
                 remove_at(d, name).map_err(at("replace"))?;
@@ -331,7 +452,16 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
                 .map(owned)
                 .map_err(at("create"))?;
                 let mut file = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
+                if kind == E::GNUSparse {
+                    // Holes are written as zeros: count the full size as it is written.
+                    let mut charged = Charged {
+                        inner: &mut entry,
+                        budget,
+                    };
+                    io::copy(&mut charged, &mut file).map_err(UnpackError::Read)?;
+                } else {
+                    io::copy(&mut entry, &mut file).map_err(UnpackError::Read)?;
+                }
                 chown(AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 // After chown, which clears setuid/setgid bits.
                 fchmod(file.as_raw_fd(), mode).map_err(at("chmod"))?;
@@ -370,25 +500,30 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
                         why: "hard link to the root".into(),
                     });
                 };
-                if target == rel {
+                let not_in_image = || UnpackError::Refused {
+                    path: show(&rel),
+                    why: format!(
+                        "hard link target {} is not a file in the image",
+                        show(&target)
+                    ),
+                };
+                let tdir = match root.dir(tparents, false) {
+                    Err(UnpackError::Os {
+                        errno: Errno::ENOENT,
+                        ..
+                    }) => return Err(not_in_image()),
+                    r => r?,
+                };
+                if tdir.path == dir.path && tname == name {
                     continue;
                 }
-                let tdir = root.dir(tparents, false)?;
-                match kind_at(tdir.as_raw_fd(), tname) {
+                match kind_at(tdir.fd.as_raw_fd(), tname) {
                     Ok(Some(k)) if k != SFlag::S_IFDIR => {}
-                    _ => {
-                        return Err(UnpackError::Refused {
-                            path: show(&rel),
-                            why: format!(
-                                "hard link target {} is not a file in the image",
-                                show(&target)
-                            ),
-                        })
-                    }
+                    _ => return Err(not_in_image()),
                 }
                 remove_at(d, name).map_err(at("replace"))?;
                 linkat(
-                    Some(tdir.as_raw_fd()),
+                    Some(tdir.fd.as_raw_fd()),
                     tname.as_os_str(),
                     Some(d),
                     name.as_os_str(),
@@ -419,7 +554,7 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
             }
             _ => {
                 // Character and block devices (runc makes /dev), and anything unknown.
-                made.remove(&rel);
+                made.remove(&full);
                 stats.skipped += 1;
             }
         }
@@ -428,20 +563,27 @@ pub fn apply_layer(root: &Root, tar_stream: impl Read) -> Result<LayerStats, Unp
         let Some((name, parents)) = rel.split_last() else {
             continue;
         };
-        let dir = root.dir(parents, false)?;
+        // A later entry of the layer may have replaced the directory or a parent.
+        let Ok(dir) = root.open_resolved(parents) else {
+            continue;
+        };
         let t = TimeSpec::new(i64::try_from(*mtime).unwrap_or(0), 0);
-        utimensat(
+        match utimensat(
             Some(dir.as_raw_fd()),
             name.as_os_str(),
             &t,
             &t,
             UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|errno| UnpackError::Os {
-            path: show(rel),
-            op: "utimensat",
-            errno,
-        })?;
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(errno) => {
+                return Err(UnpackError::Os {
+                    path: show(rel),
+                    op: "utimensat",
+                    errno,
+                })
+            }
+        }
     }
     Ok(stats)
 }
