@@ -67,6 +67,9 @@ fn spec(lab: &Lab, tid: &str, cmd: Option<&str>) -> berth_tests::mesos::Executor
 fn task(lab: &Lab, tid: &str, image: &str) -> Value {
     let mut task = lab.task(tid);
     task["labels"] = json!({"labels": [{"key": "berth.image", "value": image}]});
+    // The app's env, where Marathon puts it (the executor's own env no longer reaches tasks).
+    task["executor"]["command"]["environment"] =
+        json!({"variables": [{"name": "APP_MODE", "value": "from-marathon"}]});
     task
 }
 
