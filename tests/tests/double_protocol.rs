@@ -204,11 +204,12 @@ fn retries_against_a_recovering_agent_stay_within_the_backoff_max() {
         .map(|a| a.at)
         .collect();
     assert!(times.len() >= 4, "only {} retries in 2 s", times.len());
-    // The delay is random in [0, 200ms]; a request takes a few ms on top.
+    // The delay is random in [0, 200ms]; a request takes a few ms on top (more on a
+    // loaded machine).
     for w in times.windows(2) {
         let gap = w[1] - w[0];
         assert!(
-            gap <= Duration::from_millis(300),
+            gap <= Duration::from_millis(200 + 250),
             "gap {gap:?} > backoff max"
         );
     }

@@ -340,7 +340,8 @@ fn watch_executor(shared: &Shared, pid: u32) {
             let (alive, s) = process_alive(pid, start);
             start = s;
             let (m, cv) = &*shared;
-            let mut st = m.lock().unwrap();
+            // A test that panicked while holding the lock poisons it; keep watching.
+            let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
             if st.executor_pid != Some(pid) {
                 return;
             }
