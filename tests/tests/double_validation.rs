@@ -680,3 +680,96 @@ fn every_reason_the_executor_can_send_is_a_mesos_reason() {
     let other = serde_json::to_value(Reason::ReasonOther).unwrap();
     assert!(!REASONS.contains(&other.as_str().unwrap()));
 }
+
+#[test]
+fn subscribed_carries_the_frameworks_real_checkpoint_setting() {
+    for checkpoint in [false, true] {
+        let d = AgentDouble::start(FW, EX);
+        d.state().checkpoint = checkpoint;
+        let (_s, text) = subscribe(&d.endpoint);
+        assert!(
+            text.contains(&format!("\"checkpoint\":{checkpoint}")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn an_acknowledgement_that_cannot_be_written_is_not_counted() {
+    let d = AgentDouble::start(FW, EX);
+    d.state().ack_delay = Duration::from_millis(100);
+    // The task is known to the double (LAUNCH is not sent: nothing else is written).
+    d.state().tasks.insert(
+        "app.1".into(),
+        berth_tests::mesos::state::TaskView {
+            info: json!({"task_id": {"value": "app.1"}}),
+            states: Vec::new(),
+            terminal: false,
+        },
+    );
+    let (s, _) = subscribe(&d.endpoint);
+    // The executor's end of the stream goes away with a reset.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt on a socket this test owns, with a correctly sized linger.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(50));
+    let (status, _) = post(&d.endpoint, JSON, &update_body(good_status()));
+    assert_eq!(status, 202);
+    // The ACKNOWLEDGED write fails: the update stays unacknowledged and the stream is
+    // gone.
+    assert!(d.wait(Duration::from_secs(5), |st| st.stream.is_none()));
+    std::thread::sleep(Duration::from_millis(100));
+    let st = d.state();
+    assert_eq!(
+        st.uuids.get("AAECAwQFRgcICQoLDA0ODw=="),
+        Some(&false),
+        "{:?}",
+        st.uuids
+    );
+}
+
+#[test]
+fn launch_carries_the_defaults_the_agent_writes() {
+    let d = AgentDouble::start(FW, EX);
+    let (mut s, _) = subscribe(&d.endpoint);
+    d.launch(json!({
+        "name": "app", "task_id": {"value": "app.1"}, "agent_id": {"value": "agent-double-S0"},
+        "command": {"value": "sleep 1", "uris": [{"value": "http://x/y.tgz"}]},
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}}],
+        "health_check": {"type": "COMMAND", "command": {"value": "true", "shell": false},
+                         "interval_seconds": 2.0},
+    }));
+    let mut buf = vec![0u8; 8192];
+    let mut text = String::new();
+    while !text.contains("grace_period_seconds") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let start = text
+        .find("{\"launch\"")
+        .or_else(|| text.find("{\"type\":\"LAUNCH\""))
+        .unwrap_or(0);
+    let launch = &text[start..];
+    assert!(launch.contains("\"shell\":true"), "{launch}");
+    assert!(launch.contains("\"extract\":true"), "{launch}");
+    assert!(launch.contains("\"role\":\"*\""), "{launch}");
+    assert!(launch.contains("\"timeout_seconds\":20.0"), "{launch}");
+    assert!(launch.contains("\"consecutive_failures\":3"), "{launch}");
+    // Values the framework set stay as they are.
+    assert!(launch.contains("\"interval_seconds\":2.0"), "{launch}");
+    assert!(launch.contains("\"shell\":false"), "{launch}");
+}

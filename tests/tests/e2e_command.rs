@@ -298,6 +298,9 @@ fn a_container_from_an_older_executor_is_re_attached_without_a_status_socket() {
     let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
     d.wait_state(&tid, "TASK_RUNNING", T);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     exec.kill();
     let cid = format!("berth-{tid}");
     let cp_path = lab.state.join(&cid).join("checkpoint.json");

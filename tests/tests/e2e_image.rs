@@ -270,6 +270,9 @@ fn a_new_executor_recovers_an_image_task_after_sigkill() {
     let lower = cache_dir(&lab).join(format!("sha256-{hex}")).join("rootfs");
     assert_eq!(cp["outputs"]["image"], json!(lower), "{cp}");
     let container = lab.runc_containers();
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     exec.kill();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(lab.runc_containers(), container);

@@ -433,6 +433,9 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
     };
     let first = ips(&d);
     assert_eq!(first.len(), 1, "{:#?}", d.state().updates);
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     exec.kill();
     std::thread::sleep(Duration::from_millis(300));
     assert!(

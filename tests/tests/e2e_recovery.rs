@@ -1,7 +1,9 @@
 //! Recovery end to end: the agent restarts mid-task (the executor resubscribes with its
-//! unacknowledged updates and the task keeps running); the executor is SIGKILLed (a new
-//! one re-attaches to the container from its checkpoint); the agent never comes back
-//! with checkpointing off (the executor gives up at once and cleans up).
+//! unacknowledged updates and the task keeps running: Mesos' real recovery); the
+//! executor is SIGKILLed (the agent fails the task with REASON_EXECUTOR_TERMINATED and
+//! never takes the executor back; a new executor process with the same environment is
+//! refused and removes the orphaned container from the checkpoint); the agent never
+//! comes back with checkpointing off (the executor gives up at once and cleans up).
 
 use std::time::Duration;
 
@@ -11,13 +13,13 @@ use berth_tests::mesos::AgentDouble;
 const T: Duration = Duration::from_secs(30);
 
 #[test]
-fn a_new_executor_recovers_the_container_after_sigkill() {
-    recover_after_sigkill(TestRuntime::Runc);
+fn after_sigkill_the_task_fails_and_a_new_executor_removes_the_container() {
+    cleanup_after_sigkill(TestRuntime::Runc);
 }
 
 #[test]
-fn a_new_executor_recovers_the_crun_container_after_sigkill() {
-    recover_after_sigkill(TestRuntime::Crun);
+fn after_sigkill_the_task_fails_and_a_new_executor_removes_the_crun_container() {
+    cleanup_after_sigkill(TestRuntime::Crun);
 }
 
 #[test]
@@ -74,8 +76,12 @@ fn agent_restart_mid_task_resubscribes_with_unacknowledged_updates() {
     lab.assert_clean();
 }
 
-/// The executor is SIGKILLed with its container running; a new one re-attaches.
-fn recover_after_sigkill(rt: TestRuntime) {
+/// The executor is SIGKILLed with its container running: the agent reports the task
+/// TASK_FAILED / REASON_EXECUTOR_TERMINATED (source SOURCE_AGENT) and forgets the
+/// executor. A new executor process with the same environment finds the container in
+/// the checkpoint, is refused by the agent ("Executor cannot be found"), and undoes the
+/// container: nothing is left.
+fn cleanup_after_sigkill(rt: TestRuntime) {
     let lab = RuntimeLab::new("execkill", rt);
     let tid = lab.task_id("app");
     let spec = lab.spec(&tid, Some("exec sleep 1000"));
@@ -85,30 +91,46 @@ fn recover_after_sigkill(rt: TestRuntime) {
     d.wait_state(&tid, "TASK_RUNNING", T);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
     let container = lab.containers();
+    assert_eq!(container.len(), 1);
     exec.kill();
-    // The container survives its executor.
-    std::thread::sleep(Duration::from_millis(300));
+    // What Marathon sees: the agent fails the task.
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let failed = d.agent_updates();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["task_id"]["value"], tid.as_str());
+    assert_eq!(failed[0]["source"], "SOURCE_AGENT");
+    assert_eq!(failed[0]["reason"], "REASON_EXECUTOR_TERMINATED");
+    // The container survives its executor: an orphan.
     assert_eq!(lab.containers(), container);
     let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
-    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
-    assert!(d.wait(T, |st| st.subscriptions.len() == 2));
-    // Re-attached: it reports RUNNING again and obeys KILL.
+    let status = exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("the refused executor did not exit: {}", exec2.log()));
+    assert!(!status.success(), "a refused executor exits with an error");
+    let st = d.state();
+    assert_eq!(
+        st.subscriptions.len(),
+        1,
+        "the agent took the executor back"
+    );
     assert!(
-        d.wait(T, |st| st
-            .states(&tid)
-            .iter()
-            .filter(|s| *s == "TASK_RUNNING")
-            .count()
-            == 2),
+        st.answers.iter().any(|a| a.kind == "SUBSCRIBE"
+            && a.status == 400
+            && a.message.contains("Executor cannot be found")),
+        "{:?}",
+        st.answers
+    );
+    // No update reached the agent after the agent's TASK_FAILED.
+    assert_eq!(
+        st.states(&tid).last().map(String::as_str),
+        Some("TASK_FAILED")
+    );
+    drop(st);
+    assert!(
+        exec2.log().contains("tearing their containers down"),
         "{}",
         exec2.log()
     );
-    assert_eq!(lab.containers(), container);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
     lab.assert_clean();
 }

@@ -271,6 +271,9 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
     wait_done(&lab, &tid);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
     let container = lab.runc_containers();
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     exec.kill();
     std::thread::sleep(Duration::from_millis(300));
     let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
@@ -323,6 +326,9 @@ fn a_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
         .env
         .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
     let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
     let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
     let status = exec

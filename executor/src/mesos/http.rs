@@ -9,6 +9,8 @@ use super::env::Secret;
 use super::link::Link;
 
 const MAX_HEADER: usize = 64 << 10;
+/// The largest chunk accepted: a whole record at most, plus its length line.
+pub const MAX_CHUNK: usize = super::recordio::MAX_RECORD + 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -196,6 +198,13 @@ impl Response {
                 let size_text = line.split(';').next().unwrap_or("").trim();
                 let size = usize::from_str_radix(size_text, 16)
                     .map_err(|_| malformed(format!("chunk size {line:?}")))?;
+                // A size from the network: refuse what no record needs before allocating
+                // (the session resubscribes on the error).
+                if size > MAX_CHUNK {
+                    return Err(malformed(format!(
+                        "chunk of {size} bytes is larger than {MAX_CHUNK}"
+                    )));
+                }
                 if size == 0 {
                     // Trailers, then the empty line.
                     while !read_line(&mut self.reader, &mut budget).await?.is_empty() {}
@@ -309,6 +318,23 @@ mod tests {
         assert!(sent.contains("Content-Type: application/json\r\n"));
         assert!(sent.contains("Accept: application/json\r\n"));
         assert!(sent.ends_with("\r\n\r\n{}"));
+    }
+
+    #[tokio::test]
+    async fn a_huge_chunk_size_is_an_error_not_an_allocation() {
+        let (addr, _h) =
+            serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nx")
+                .await;
+        let req = Request {
+            endpoint: &addr,
+            path: "/",
+            body: b"",
+            token: None,
+            link: Link::default(),
+        };
+        let mut resp = req.send().await.unwrap();
+        let err = resp.chunk().await.unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@
 pub mod connection;
 pub mod launcher;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -85,6 +85,15 @@ pub struct Session {
     /// The generation of the subscribed connection, 0 while disconnected: the sender drops
     /// queued UPDATEs of a connection that is gone (the next SUBSCRIBE carries them).
     live_gen: Arc<AtomicU64>,
+    /// A SUBSCRIBE is on its way (no answer yet).
+    subscribing: bool,
+    /// The uuids of the updates the pending or current SUBSCRIBE carried.
+    carried: HashSet<Vec<u8>>,
+}
+
+/// The set key of an update's uuid.
+fn uuid_key(u: &crate::mesos::json::Bytes) -> Vec<u8> {
+    u.0.clone()
 }
 
 /// A random delay in `[0, max]`.
@@ -106,6 +115,15 @@ impl Session {
         checkpoint: Option<PathBuf>,
         mut stop: mpsc::Receiver<()>,
     ) -> Result<Exit, SessionError> {
+        if let Some(path) = std::env::var_os("MESOS_DOMAIN_SOCKET") {
+            // The agent (--http_executor_domain_sockets) still serves the executor API
+            // on its TCP endpoint too; berth speaks HTTP over TCP only.
+            tracing::info!(
+                socket = %path.to_string_lossy(),
+                endpoint = %env.agent_endpoint,
+                "MESOS_DOMAIN_SOCKET is set; using TCP to MESOS_AGENT_ENDPOINT instead"
+            );
+        }
         let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
         let (task_tx, mut task_rx) = mpsc::unbounded_channel();
         let (send_tx, send_rx) = mpsc::unbounded_channel();
@@ -142,6 +160,8 @@ impl Session {
             task_tx,
             send_tx,
             live_gen,
+            subscribing: false,
+            carried: HashSet::new(),
         };
         s.recover_tasks();
         s.subscribe();
@@ -219,6 +239,13 @@ impl Session {
     fn subscribe(&mut self) {
         self.gen += 1;
         self.reconnect_at = None;
+        self.subscribing = true;
+        self.carried = self
+            .store
+            .unacknowledged_updates()
+            .iter()
+            .filter_map(|s| s.uuid.as_ref().map(uuid_key))
+            .collect();
         let call = Call::subscribe(
             &self.executor_id,
             &self.framework_id,
@@ -333,6 +360,7 @@ impl Session {
     fn disconnected(&mut self, why: String, retry: bool) {
         let was = self.connected;
         self.connected = false;
+        self.subscribing = false;
         self.live_gen.store(0, Ordering::SeqCst);
         if was {
             tracing::warn!(%why, "disconnected from the agent");
@@ -342,6 +370,14 @@ impl Session {
         }
         if !retry {
             tracing::error!(%why, "the agent refused the subscription");
+            if !self.live.is_empty() {
+                // E.g. a new executor with the checkpoint of one that died: the agent
+                // already failed its tasks and will never take them back.
+                tracing::warn!(
+                    tasks = self.live.len(),
+                    "the agent does not take these tasks back: killing them and tearing their containers down"
+                );
+            }
             self.shutdown(Exit::Refused(why));
             return;
         }
@@ -435,9 +471,26 @@ impl Session {
     fn on_subscribed(&mut self, sub: Subscribed) {
         tracing::info!(agent = %sub.agent_info.hostname, "subscribed");
         self.connected = true;
+        self.subscribing = false;
         self.live_gen.store(self.gen, Ordering::SeqCst);
         self.disconnected_since = None;
         self.framework = sub.framework_info;
+        // Updates made while the SUBSCRIBE was on its way (e.g. by tasks recovered
+        // before it) are not in it: post them now rather than at the retry timer.
+        let late: Vec<TaskStatus> = self
+            .store
+            .unacknowledged_updates()
+            .iter()
+            .filter(|s| {
+                s.uuid
+                    .as_ref()
+                    .is_none_or(|u| !self.carried.contains(&uuid_key(u)))
+            })
+            .cloned()
+            .collect();
+        for status in late {
+            self.post_update(status);
+        }
         // SUBSCRIBE carried the unacknowledged updates; retry them if no ack comes.
         self.retry_at = Some(Instant::now() + UPDATE_RETRY);
     }
@@ -532,6 +585,17 @@ impl Session {
         if self.connected {
             self.post_update(status);
             self.retry_at.get_or_insert(Instant::now() + UPDATE_RETRY);
+        } else if !self.subscribing
+            && self.reconnect_at.is_none()
+            && self.env.checkpoint
+            && !matches!(
+                self.leaving,
+                Some((_, Exit::Refused(_) | Exit::AgentLost(_)))
+            )
+        {
+            // Disconnected with no attempt under way (e.g. the agent went away during
+            // SHUTDOWN): this update must reach the agent, so try again.
+            self.reconnect_at = Some(Instant::now() + jitter(self.env.subscription_backoff_max));
         }
         Ok(())
     }
@@ -583,5 +647,22 @@ async fn sender(
         if let Err(why) = connection::post(&endpoint, token.as_ref(), link, &body).await {
             tracing::warn!(%why, "UPDATE not accepted; it will be resent on resubscription");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_zero_and_the_maximum_and_varies() {
+        let max = Duration::from_millis(200);
+        let draws: Vec<Duration> = (0..2000).map(|_| jitter(max)).collect();
+        assert!(draws.iter().all(|d| *d <= max), "{:?}", draws.iter().max());
+        let low = draws.iter().filter(|d| **d < max / 4).count();
+        let high = draws.iter().filter(|d| **d > max * 3 / 4).count();
+        // Uniform: about 500 each; anything stuck at one end fails.
+        assert!(low > 300 && high > 300, "low {low}, high {high}");
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -35,6 +35,15 @@ fn secs(v: Option<f64>, default: f64, field: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// A check timeout of 0 would fail every check at once (a connect or a command cannot
+/// finish in no time): refused at validation, naming the field.
+fn positive(d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        return Err("timeout_seconds 0 is not allowed: every check would time out at once; leave it out for Mesos' default of 20 s".into());
+    }
+    Ok(d)
+}
+
 fn port(p: u32) -> Result<u16, String> {
     u16::try_from(p)
         .ok()
@@ -79,7 +88,7 @@ impl HealthSpec {
             probe,
             delay: secs(h.delay_seconds, 15.0, "delay_seconds")?,
             interval: secs(h.interval_seconds, 10.0, "interval_seconds")?,
-            timeout: secs(h.timeout_seconds, 20.0, "timeout_seconds")?,
+            timeout: positive(secs(h.timeout_seconds, 20.0, "timeout_seconds")?)?,
             consecutive_failures: h.consecutive_failures.unwrap_or(3),
             grace_period: secs(h.grace_period_seconds, 10.0, "grace_period_seconds")?,
         })
@@ -138,6 +147,24 @@ impl HealthState {
 mod tests {
     use super::*;
     use crate::mesos::types::{CommandInfo, TcpCheck};
+
+    #[test]
+    fn a_zero_timeout_is_refused_naming_the_field() {
+        let h: HealthCheck = serde_json::from_value(serde_json::json!({
+            "type": "TCP", "tcp": {"port": 8080}, "timeout_seconds": 0.0
+        }))
+        .unwrap();
+        let err = HealthSpec::from_proto(&h).unwrap_err();
+        assert!(err.contains("timeout_seconds"), "{err}");
+        let ok: HealthCheck = serde_json::from_value(serde_json::json!({
+            "type": "TCP", "tcp": {"port": 8080}, "timeout_seconds": 0.5
+        }))
+        .unwrap();
+        assert_eq!(
+            HealthSpec::from_proto(&ok).unwrap().timeout,
+            Duration::from_millis(500)
+        );
+    }
 
     #[test]
     fn defaults_and_types() {

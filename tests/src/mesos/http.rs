@@ -121,15 +121,33 @@ pub async fn start_stream(w: &mut TcpStream) -> std::io::Result<()> {
     w.flush().await
 }
 
-/// Writes one RecordIO record as one chunk, or split over `pieces` chunks (to exercise the
-/// executor's decoder with chunk boundaries unrelated to record boundaries).
-pub async fn write_record(w: &mut TcpStream, record: &[u8], pieces: usize) -> std::io::Result<()> {
-    let mut data = format!("{}\n", record.len()).into_bytes();
-    data.extend_from_slice(record);
+/// Writes RecordIO records: all of them in one chunk, or split over `pieces` chunks (to
+/// exercise the executor's decoder with chunk boundaries unrelated to record
+/// boundaries). `split_size_line`: each chunk-size line goes out in two TCP writes with a
+/// pause between them (the client's chunked decoder sees a partial size line).
+pub async fn write_records(
+    w: &mut TcpStream,
+    records: &[&[u8]],
+    pieces: usize,
+    split_size_line: bool,
+) -> std::io::Result<()> {
+    let mut data = Vec::new();
+    for record in records {
+        data.extend_from_slice(format!("{}\n", record.len()).as_bytes());
+        data.extend_from_slice(record);
+    }
     let size = data.len().div_ceil(pieces.max(1)).max(1);
     for piece in data.chunks(size) {
-        w.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-            .await?;
+        let line = format!("{:x}\r\n", piece.len()).into_bytes();
+        if split_size_line {
+            let (a, b) = line.split_at(1);
+            w.write_all(a).await?;
+            w.flush().await?;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            w.write_all(b).await?;
+        } else {
+            w.write_all(&line).await?;
+        }
         w.write_all(piece).await?;
         w.write_all(b"\r\n").await?;
         w.flush().await?;

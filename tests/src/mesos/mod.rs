@@ -173,8 +173,14 @@ impl AgentDouble {
         }
     }
 
+    /// SHUTDOWN; the executor must be gone within its shutdown grace period (the
+    /// double's watcher records a violation and kills it otherwise, as the agent does).
     pub fn shutdown(&self) {
-        send_event(&mut self.state(), json!({"type": "SHUTDOWN"}));
+        let mut st = self.state();
+        if st.executor_pid.is_some() {
+            st.shutdown_by = Some(Instant::now() + st.shutdown_grace);
+        }
+        send_event(&mut st, json!({"type": "SHUTDOWN"}));
     }
 
     pub fn heartbeat(&self) {
@@ -219,44 +225,138 @@ impl AgentDouble {
         );
     }
 
-    /// Launches the executor with the agent's and Marathon's environment. A missing
-    /// SUBSCRIBE within `registration_timeout` is a violation (and the executor is killed
-    /// by [`AgentDouble::enforce_registration`]).
+    /// Launches the executor with the agent's and Marathon's environment, and watches
+    /// its process as the agent does: a missing SUBSCRIBE within `registration_timeout`
+    /// is a violation and the executor is killed; after SHUTDOWN it must be gone within
+    /// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD (else violation and kill); when it ends, its
+    /// non-terminal tasks become TASK_FAILED / REASON_EXECUTOR_TERMINATED and the
+    /// executor id is refused from then on ([`state::State::executor_ended`]).
+    ///
+    /// An agent never launches an executor id again after it ended: once it has, this
+    /// starts the process without the agent knowing it (its SUBSCRIBE is answered 400
+    /// "Executor cannot be found"), unless `accept_relaunch_after_death` is set.
     pub fn spawn_executor(
         &self,
         spec: &ExecutorSpec,
         registration_timeout: Duration,
     ) -> ExecutorProcess {
-        {
+        let launched = {
             let mut st = self.state();
-            st.register_by = Some(Instant::now() + registration_timeout);
-            st.view.subscribed = false;
-            st.checkpoint = spec.checkpoint;
-            // A new launch: the agent knows the framework and this executor (again).
-            st.view.forgot_framework = false;
-            st.view.executor_gone = false;
-            st.reregister_by = None;
+            // The previous executor may have died a moment ago, before the watcher's
+            // next look: the agent would have noticed first.
+            if let Some(pid) = st.executor_pid {
+                if !process_alive(pid, None).0 {
+                    st.executor_ended();
+                }
+            }
+            if st.executor_exited && !st.accept_relaunch_after_death {
+                false
+            } else {
+                st.register_by = Some(Instant::now() + registration_timeout);
+                st.view.subscribed = false;
+                st.checkpoint = spec.checkpoint;
+                st.shutdown_grace = spec
+                    .shutdown_grace
+                    .parse::<berth_executor::mesos::duration::StoutDuration>()
+                    .map(|d| d.0)
+                    .unwrap_or(Duration::from_secs(5));
+                st.shutdown_by = None;
+                // A new launch: the agent knows the framework and this executor (again).
+                st.view.forgot_framework = false;
+                st.view.executor_gone = false;
+                st.reregister_by = None;
+                true
+            }
+        };
+        let exec = spec.spawn(&self.endpoint, &self.state().agent_id.clone());
+        if launched {
+            self.state().executor_pid = Some(exec.pid());
+            watch_executor(&self.shared, exec.pid());
         }
-        spec.spawn(&self.endpoint, &self.state().agent_id.clone())
+        exec
     }
 
     /// Waits for a subscription until the registration deadline; on timeout records a
-    /// violation and kills the executor, as the agent does.
+    /// violation and kills the executor, as the agent does (the double's watcher does
+    /// this too, without being asked).
     pub fn enforce_registration(&self, exec: &mut ExecutorProcess) -> bool {
         let by = self.state().register_by;
-        let Some(by) = by else { return true };
-        let left = by.saturating_duration_since(Instant::now());
+        let Some(by) = by else {
+            return self.state().view.subscribed;
+        };
+        let left = by.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
         let n = self.state().subscriptions.len();
         let ok = self.wait(left, |st| {
             st.subscriptions.len() > n || st.register_by.is_none()
-        });
+        }) && self.state().view.subscribed;
         if !ok {
             self.state()
-                .violation("executor did not subscribe within the registration timeout");
+                .registration_expired(Instant::now() + Duration::from_secs(3600));
             exec.kill();
         }
         ok
     }
+
+    /// Updates the agent generated itself (TASK_FAILED after the executor ended).
+    pub fn agent_updates(&self) -> Vec<Value> {
+        self.state().agent_updates.clone()
+    }
+}
+
+/// Whether a process is still running (not gone, not a zombie) and is the one that
+/// started at `start` (its start time in clock ticks, /proc/<pid>/stat field 22).
+fn process_alive(pid: u32, start: Option<u64>) -> (bool, Option<u64>) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (false, start);
+    };
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return (false, start);
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("X");
+    let started = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+    if start.is_some() && started != start {
+        return (false, start);
+    }
+    (!matches!(state, "Z" | "X" | "x"), started)
+}
+
+fn sigkill(pid: u32) {
+    // SAFETY: kill(2) with a pid the double started and still watches; no memory involved.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// The agent's watch over the executor it launched (a thread per executor, ending with
+/// the process or the double).
+fn watch_executor(shared: &Shared, pid: u32) {
+    let weak = Arc::downgrade(shared);
+    std::thread::spawn(move || {
+        let (_, mut start) = process_alive(pid, None);
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let Some(shared) = weak.upgrade() else { return };
+            let (alive, s) = process_alive(pid, start);
+            start = s;
+            let (m, cv) = &*shared;
+            // A test that panicked while holding the lock poisons it; keep watching.
+            let mut st = m.lock().unwrap_or_else(|e| e.into_inner());
+            if st.executor_pid != Some(pid) {
+                return;
+            }
+            if !alive {
+                st.executor_ended();
+                cv.notify_all();
+                return;
+            }
+            let now = Instant::now();
+            if st.registration_expired(now) || st.shutdown_overrun(now) {
+                sigkill(pid);
+                cv.notify_all();
+            }
+        }
+    });
 }
 
 impl AgentDouble {

@@ -9,7 +9,7 @@ use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::http::{read_request, respond, start_stream, write_record};
+use super::http::{read_request, respond, start_stream, write_records};
 use super::state::{Answer, State};
 use super::validate::check;
 
@@ -77,12 +77,11 @@ pub async fn serve(
 fn answer(shared: &Shared, kind: &str, status: u16, message: &str) {
     let (m, cv) = &**shared;
     let mut st = m.lock().unwrap();
-    st.answers.push(Answer {
-        kind: kind.into(),
-        status,
-        message: message.into(),
-    });
-    if (400..500).contains(&status) || status == 501 {
+    st.answers.push(Answer::new(kind, status, message));
+    // A process with the id of an executor that ended (not one the agent launched) is
+    // refused as unknown: that is the expected answer, not the executor's fault.
+    let refused_after_end = st.executor_exited && status == 400 && st.view.executor_gone;
+    if ((400..500).contains(&status) || status == 501) && !refused_after_end {
         st.violation(format!("{kind} answered {status}: {message}"));
     }
     cv.notify_all();
@@ -102,6 +101,14 @@ async fn connection(sock: TcpStream, shared: Shared) {
                 st.recovering_until = None;
             }
             st.reregistration_expired(Instant::now());
+            if st.registration_expired(Instant::now()) {
+                if let Some(pid) = st.executor_pid {
+                    // SAFETY: kill(2) of the executor the double launched.
+                    unsafe {
+                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    }
+                }
+            }
             if st.view.forgot_framework && req.body.windows(9).any(|w| w == b"SUBSCRIBE") {
                 st.violation(
                     "an executor of a non-checkpointing framework tried to resubscribe after an agent restart (the agent does not recover it)",
@@ -114,6 +121,23 @@ async fn connection(sock: TcpStream, shared: Shared) {
         let sock = reader.get_mut();
         if req.path != "/api/v1/executor" {
             answer(&shared, "?", 404, &req.path);
+            let _ = respond(sock, 404, "Not Found").await;
+            return;
+        }
+        let is_subscribe = req.body.windows(9).any(|w| w == b"SUBSCRIBE");
+        let not_found = {
+            let (m, _) = &*shared;
+            let st = m.lock().unwrap();
+            st.not_found_until.is_some_and(|t| Instant::now() < t)
+        };
+        if is_subscribe && not_found && !view.recovering {
+            // Not a violation: the executor is told to retry.
+            {
+                let (m, cv) = &*shared;
+                let mut st = m.lock().unwrap();
+                st.answers.push(Answer::new("SUBSCRIBE", 404, "Not Found"));
+                cv.notify_all();
+            }
             let _ = respond(sock, 404, "Not Found").await;
             return;
         }
@@ -170,7 +194,7 @@ async fn connection(sock: TcpStream, shared: Shared) {
 
 /// The stream: SUBSCRIBED first, then whatever the test sends.
 async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     let (pieces, first, resend) = {
         let (m, cv) = &*shared;
         let mut st = m.lock().unwrap();
@@ -184,11 +208,7 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
         st.reregister_by = None;
         let first = !st.subscribed_once;
         st.subscribed_once = true;
-        st.answers.push(Answer {
-            kind: "SUBSCRIBE".into(),
-            status: 200,
-            message: String::new(),
-        });
+        st.answers.push(Answer::new("SUBSCRIBE", 200, ""));
         // Updates resent in SUBSCRIBE are processed like UPDATE calls.
         let resend: Vec<Value> = call["subscribe"]["unacknowledged_updates"]
             .as_array()
@@ -196,7 +216,7 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
             .flatten()
             .map(|u| u["status"].clone())
             .collect();
-        let _ = tx.send(subscribed_event(&st));
+        let _ = tx.send((subscribed_event(&st), None));
         if first {
             for task in st.launch_on_subscribe.clone() {
                 launch_into(&mut st, task);
@@ -212,12 +232,53 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
     if start_stream(&mut sock).await.is_err() {
         return;
     }
-    while let Some(record) = rx.recv().await {
-        if write_record(&mut sock, &record, pieces).await.is_err() {
+    let stream_id = {
+        let (m, _) = &*shared;
+        let st = m.lock().unwrap();
+        st.stream.as_ref().map(|s| s.0)
+    };
+    while let Some(first) = rx.recv().await {
+        let (pack, split) = {
+            let (m, _) = &*shared;
+            let st = m.lock().unwrap();
+            (st.pack.max(1), st.split_size_line)
+        };
+        // Several queued events in one chunk when asked to (`pack`).
+        let mut batch = vec![first];
+        while batch.len() < pack {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&[u8]> = batch.iter().map(|(r, _)| r.as_slice()).collect();
+        let written = write_records(&mut sock, &records, pieces, split).await;
+        let (m, cv) = &*shared;
+        let mut st = m.lock().unwrap();
+        if written.is_err() {
+            // The agent notices the broken connection: no stream to this executor any
+            // more (it still accepts its calls, as the agent does until it resubscribes).
+            if st.stream.as_ref().map(|s| s.0) == stream_id {
+                st.stream = None;
+            }
+            cv.notify_all();
             break;
         }
+        if batch.len() > 1 {
+            st.packed_writes += 1;
+        }
+        // An acknowledgement counts once it is on the wire, not when it was queued.
+        for (_, acked) in batch {
+            if let Some(uuid) = acked {
+                st.uuids.insert(uuid, true);
+            }
+        }
+        cv.notify_all();
     }
 }
+
+/// One event on the stream, with the uuid it acknowledges (marked once written).
+pub type Outgoing = (Vec<u8>, Option<String>);
 
 pub fn subscribed_event(st: &State) -> Vec<u8> {
     let caps: Vec<Value> = st
@@ -238,7 +299,7 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
                 "id": {"value": st.view.framework_id},
                 "name": "marathon",
                 "user": "root",
-                "checkpoint": true,
+                "checkpoint": st.checkpoint,
                 "failover_timeout": 604800.0,
                 "capabilities": caps,
             },
@@ -249,8 +310,50 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
     .expect("json")
 }
 
-/// Sends LAUNCH and remembers the task.
+/// The agent serializes TaskInfo with stout's `JSON::protobuf`, which writes every unset
+/// field that has an explicit `[default = ...]` in mesos.proto: fills those of the fields
+/// the double knows (CommandInfo.shell, CommandInfo.URI.extract, Resource.role,
+/// HealthCheck's timings and its command's shell), leaving set values alone.
+pub fn with_agent_defaults(mut task: Value) -> Value {
+    fn fill(v: &mut Value, key: &str, default: Value) {
+        if let Some(o) = v.as_object_mut() {
+            if o.get(key).is_none_or(Value::is_null) {
+                o.insert(key.into(), default);
+            }
+        }
+    }
+    fn command(c: &mut Value) {
+        fill(c, "shell", json!(true));
+        if let Some(uris) = c.get_mut("uris").and_then(Value::as_array_mut) {
+            for u in uris {
+                fill(u, "extract", json!(true));
+            }
+        }
+    }
+    if let Some(c) = task.get_mut("command").filter(|c| c.is_object()) {
+        command(c);
+    }
+    if let Some(rs) = task.get_mut("resources").and_then(Value::as_array_mut) {
+        for r in rs {
+            fill(r, "role", json!("*"));
+        }
+    }
+    if let Some(h) = task.get_mut("health_check").filter(|h| h.is_object()) {
+        fill(h, "delay_seconds", json!(15.0));
+        fill(h, "interval_seconds", json!(10.0));
+        fill(h, "timeout_seconds", json!(20.0));
+        fill(h, "consecutive_failures", json!(3));
+        fill(h, "grace_period_seconds", json!(10.0));
+        if let Some(c) = h.get_mut("command").filter(|c| c.is_object()) {
+            command(c);
+        }
+    }
+    task
+}
+
+/// Sends LAUNCH (with the fields the agent fills in) and remembers the task.
 pub fn launch_into(st: &mut State, task: Value) {
+    let task = with_agent_defaults(task);
     let id = task["task_id"]["value"].as_str().unwrap_or("").to_string();
     st.tasks.insert(
         id,
@@ -264,9 +367,14 @@ pub fn launch_into(st: &mut State, task: Value) {
 }
 
 pub fn send_event(st: &mut State, event: Value) {
+    send_marked(st, event, None);
+}
+
+/// Sends an event; `acks`: the uuid it acknowledges, marked so once it is written.
+fn send_marked(st: &mut State, event: Value, acks: Option<String>) {
     match &st.stream {
         Some((_, tx)) => {
-            let _ = tx.send(serde_json::to_vec(&event).expect("json"));
+            let _ = tx.send((serde_json::to_vec(&event).expect("json"), acks));
         }
         None => st.violation(format!(
             "test error: no subscribed executor to send {} to",
@@ -312,10 +420,10 @@ fn update(status: &Value, shared: &Shared) {
         if st.stream.as_ref().map(|s| s.0) != Some(stream_id) {
             return; // The agent went away before it persisted.
         }
-        st.uuids.insert(uuid.clone(), true);
-        send_event(
+        send_marked(
             &mut st,
             json!({"type": "ACKNOWLEDGED", "acknowledged": {"task_id": task_id, "uuid": uuid}}),
+            Some(uuid.clone()),
         );
         cv.notify_all();
     });

@@ -4,10 +4,21 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::validate::{AgentView, TERMINAL_STATES};
+
+/// 16 random bytes shaped as an RFC-4122 version 4 UUID.
+fn random_uuid() -> [u8; 16] {
+    use std::io::Read as _;
+    let mut b = [0u8; 16];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    b
+}
 
 /// The double's view of one task.
 #[derive(Debug, Clone)]
@@ -24,6 +35,19 @@ pub struct Answer {
     pub kind: String,
     pub status: u16,
     pub message: String,
+    /// When the double answered (the gaps between retries show the executor's backoff).
+    pub at: Instant,
+}
+
+impl Answer {
+    pub fn new(kind: &str, status: u16, message: &str) -> Self {
+        Answer {
+            kind: kind.into(),
+            status,
+            message: message.into(),
+            at: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -35,7 +59,7 @@ pub struct State {
     /// Answer 503 until then.
     pub recovering_until: Option<Instant>,
     /// The open event stream: its number and sender.
-    pub stream: Option<(u64, UnboundedSender<Vec<u8>>)>,
+    pub stream: Option<(u64, UnboundedSender<super::server::Outgoing>)>,
     pub next_stream: u64,
     /// SUBSCRIBE calls received (whole bodies).
     pub subscriptions: Vec<Value>,
@@ -68,6 +92,33 @@ pub struct State {
     pub reregistration_timeout: Duration,
     /// The running executor must resubscribe by then (set by a restart).
     pub reregister_by: Option<Instant>,
+    /// The process id of the executor the double launched, while it runs.
+    pub executor_pid: Option<u32>,
+    /// The launched executor's process ended (killed or exited): like the agent, the
+    /// double failed its non-terminal tasks and no longer knows the executor.
+    pub executor_exited: bool,
+    /// Updates the agent itself generated (source SOURCE_AGENT): TASK_FAILED /
+    /// REASON_EXECUTOR_TERMINATED for each non-terminal task of an executor that ended.
+    /// Their states also appear in [`TaskView::states`]: what Marathon would see.
+    pub agent_updates: Vec<Value>,
+    /// MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD of the launched executor.
+    pub shutdown_grace: Duration,
+    /// After SHUTDOWN: the executor must be gone by then (else violation and SIGKILL).
+    pub shutdown_by: Option<Instant>,
+    /// Answer SUBSCRIBE with 404 until then (an agent that does not know the executor
+    /// yet, e.g. while it is still being launched: the executor must retry).
+    pub not_found_until: Option<Instant>,
+    /// Several records per chunk: the writer packs up to this many queued events into
+    /// one HTTP chunk (1: one record per chunk).
+    pub pack: usize,
+    /// Chunks written that carried more than one record.
+    pub packed_writes: usize,
+    /// Write each chunk-size line in two TCP writes (a pause between them).
+    pub split_size_line: bool,
+    /// NOT what an agent does: a later `spawn_executor` with the same executor id after
+    /// the executor died is accepted as if the agent had launched it again (no
+    /// TASK_FAILED at its death). Only for tests of the executor's re-attach code.
+    pub accept_relaunch_after_death: bool,
 }
 
 impl State {
@@ -97,6 +148,89 @@ impl State {
             checkpoint: true,
             reregistration_timeout: Duration::from_secs(2),
             reregister_by: None,
+            executor_pid: None,
+            executor_exited: false,
+            agent_updates: Vec::new(),
+            shutdown_grace: Duration::from_secs(5),
+            shutdown_by: None,
+            not_found_until: None,
+            pack: 1,
+            packed_writes: 0,
+            split_size_line: false,
+            accept_relaunch_after_death: false,
+        }
+    }
+
+    /// The launched executor's process ended. As the agent (`Slave::executorTerminated`,
+    /// `sendExecutorTerminatedStatusUpdate`): every task whose last update the agent got
+    /// is not terminal becomes TASK_FAILED with REASON_EXECUTOR_TERMINATED, source
+    /// SOURCE_AGENT; the stream closes; the executor is forgotten, so any later call with
+    /// its id is answered 400 "Executor cannot be found".
+    pub fn executor_ended(&mut self) {
+        self.executor_pid = None;
+        self.register_by = None;
+        self.reregister_by = None;
+        self.shutdown_by = None;
+        if self.accept_relaunch_after_death {
+            return;
+        }
+        self.executor_exited = true;
+        self.view.executor_gone = true;
+        self.view.subscribed = false;
+        self.stream = None;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let executor_id = self.view.executor_id.clone();
+        let agent_id = self.agent_id.clone();
+        for (id, t) in self.tasks.iter_mut().filter(|(_, t)| !t.terminal) {
+            let uuid = random_uuid();
+            let status = serde_json::json!({
+                "task_id": {"value": id},
+                "state": "TASK_FAILED",
+                "source": "SOURCE_AGENT",
+                "reason": "REASON_EXECUTOR_TERMINATED",
+                "message": "Executor terminated",
+                "executor_id": {"value": executor_id},
+                "agent_id": {"value": agent_id},
+                "uuid": base64::engine::general_purpose::STANDARD.encode(uuid),
+                "timestamp": now,
+            });
+            t.states.push("TASK_FAILED".into());
+            t.terminal = true;
+            self.agent_updates.push(status);
+        }
+    }
+
+    /// True once the launched executor missed its registration deadline: the first time,
+    /// records the violation and forgets the executor (the agent destroys its container
+    /// and refuses it from then on); the caller kills the process.
+    pub fn registration_expired(&mut self, now: Instant) -> bool {
+        match self.register_by {
+            Some(by) if now >= by && !self.view.subscribed => {
+                self.register_by = None;
+                self.view.executor_gone = true;
+                self.violation("executor did not subscribe within the registration timeout");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True once the executor outlived the shutdown grace period after SHUTDOWN (the
+    /// first time: records the violation; the caller kills the process).
+    pub fn shutdown_overrun(&mut self, now: Instant) -> bool {
+        match self.shutdown_by {
+            Some(by) if now >= by && self.executor_pid.is_some() => {
+                self.shutdown_by = None;
+                let g = self.shutdown_grace;
+                self.violation(format!(
+                    "executor still running {g:?} after SHUTDOWN (MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD); the agent kills it"
+                ));
+                true
+            }
+            _ => false,
         }
     }
 
