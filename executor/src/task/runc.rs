@@ -5,8 +5,8 @@
 //! to a file, so the status survives an executor crash: a restarted executor finds the
 //! file, or the container still running.
 //!
-//! Which runtime it is comes from `<runtime> --version` (probed once per binary, see
-//! [`probe`]); the differences berth meets are capabilities of a [`Kind`], not string
+//! Which runtime it is comes from `<runtime> --version` (probed once per binary and
+//! executor process, see [`probe`]); the differences berth meets are capabilities of a [`Kind`], not string
 //! matches on error messages:
 //! - An unknown container: runc says "container does not exist", crun "error opening file
 //!   .../status". Both keep a container's state in `<root>/<id>/`, so berth asks the
@@ -193,13 +193,25 @@ pub fn resolve(binary: &Path) -> Result<PathBuf, RuncError> {
 }
 
 /// Resolves the binary and asks it `--version`; the answer is cached per setting for the
-/// executor's life.
+/// executor's life (a failure is not: a runtime installed later is found). Concurrent
+/// callers wait for one probe instead of each running `--version`.
 pub fn probe(binary: &Path) -> Result<Probe, RuncError> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Probe>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().ok().and_then(|c| c.get(binary).cloned()) {
-        return Ok(p);
+    let mut cache = match cache.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(p) = cache.get(binary) {
+        return Ok(p.clone());
     }
+    let p = probe_uncached(binary)?;
+    cache.insert(binary.to_path_buf(), p.clone());
+    Ok(p)
+}
+
+fn probe_uncached(binary: &Path) -> Result<Probe, RuncError> {
+    let t0 = std::time::Instant::now();
     let path = resolve(binary)?;
     let out = Command::new(&path)
         .arg("--version")
@@ -223,15 +235,16 @@ pub fn probe(binary: &Path) -> Result<Probe, RuncError> {
             .trim()
             .to_string(),
         })?;
-    let p = Probe {
+    tracing::trace!(
+        runtime = %path.display(),
+        ms = t0.elapsed().as_secs_f64() * 1e3,
+        "runtime probed"
+    );
+    Ok(Probe {
         version: text.lines().next().unwrap_or_default().trim().to_string(),
         path,
         kind,
-    };
-    if let Ok(mut c) = cache.lock() {
-        c.insert(binary.to_path_buf(), p.clone());
-    }
-    Ok(p)
+    })
 }
 
 /// Whether `run` must hide the hybrid v2 hierarchy from the runtime.
@@ -395,6 +408,15 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
                 }
             }
         }
+        self.run_quiet("kill", &[id, signal]).map(drop)
+    }
+
+    /// Sends a signal to the container's init without asking the runtime for its state
+    /// first: for a caller that knows init takes it (berth-init answered on its status
+    /// socket, which it binds only after blocking every signal for its signalfd, so
+    /// nothing it is sent is lost). Saves the `state` call [`Runtime::kill`] makes.
+    pub fn kill_ready(&self, id: &str, signal: &str) -> Result<(), RuncError> {
+        signal_number(signal)?;
         self.run_quiet("kill", &[id, signal]).map(drop)
     }
 
