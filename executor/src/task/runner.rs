@@ -205,9 +205,11 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
         // The runtime setting is checked before anything is made (the probe is cached
-        // for the container step and every later runtime command).
+        // for the container step and every later runtime command, and recorded next to
+        // the session checkpoints for the next executors: see `runc::probe_recorded`).
         let binary = ctx.cfg.runtime.clone();
-        if let Err(e) = blocking(move || runc::probe(&binary)).await {
+        let records = ctx.cfg.state_dir.join("executors");
+        if let Err(e) = blocking(move || runc::probe_recorded(&binary, Some(&records))).await {
             tracing::warn!(task = %id, error = %e, "unusable runtime");
             send(
                 &req,
