@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# berth-init demo (as root): builds berth-init and runs it as PID 1 of a new PID
-# namespace with a small process tree that leaves orphans behind. Shows them reaped, a
-# signal forwarded from outside, and berth-init exiting with the app's exit code.
+# berth's demo (as root), in two parts:
+# 1. berth-init: builds it and runs it as PID 1 of a new PID namespace with a small process
+#    tree that leaves orphans behind. Shows them reaped, a signal forwarded from outside,
+#    and berth-init exiting with the app's exit code.
+# 2. the lab (scripts/demo-lab.sh): a Marathon-style task run by berth-executor as a runc
+#    container with a DHCP address on a LAN made of namespaces, a bandwidth limit and its
+#    own /home volume; fetched from the LAN, stopped, and checked that nothing is left.
 # Terminates by itself (bounded waits) and removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,4 +76,7 @@ echo "== berth-init exited with code $code (the app's code: 3)"
 left=$(ps -eo args | grep -c "[b]erth-init-demo" || true)
 echo "== processes left behind: $left"
 [ "$code" = 3 ] && [ "$left" = 0 ] || { echo "demo: FAILED" >&2; exit 1; }
-echo "== demo OK"
+echo "== berth-init demo OK"
+echo
+echo "== part 2: the lab (scripts/demo-lab.sh)"
+exec bash scripts/demo-lab.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test tier of berth, in order; fails on the first failing tier.
 #   1. formatting and lints   2. unit + host-privileged tests (root)   3. the VM tier
+#   4. the demo (scripts/demo.sh), so the README's first command keeps working
 # Run it as root on a Debian machine; it installs what it needs first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,6 @@ echo "== tests (unit + host tier)"
 cargo test --locked --workspace
 echo "== VM tier"
 scripts/vm-tier.sh
+echo "== demo"
+scripts/demo.sh
 echo "== all tiers passed"

@@ -47,6 +47,7 @@ pub fn collect(
         }
         match backend.remove_locked(&v.name, &lock) {
             Ok(_) => {
+                lock.retire();
                 tracing::info!(volume = %v.name, owner = %v.owner, state = ?v.state, "gc removed volume");
                 report.removed.push(v.name);
             }

@@ -254,7 +254,9 @@ pub trait Backend {
     /// Removes a volume; absent is a success (`Ok(false)`).
     fn remove(&self, name: &VolumeName) -> Result<bool, VolumeError> {
         let lock = crate::lock::VolumeLock::wait(self.lock_dir(), name)?;
-        self.remove_locked(name, &lock)
+        let removed = self.remove_locked(name, &lock)?;
+        lock.retire();
+        Ok(removed)
     }
     /// Removes a volume whose lock the caller holds (GC re-checks state under the lock).
     fn remove_locked(

@@ -500,6 +500,10 @@ impl Lab {
                     .collect()
             })
             .unwrap_or_default();
+        // Lock files go with their volume (berth-lvm retires them on removal).
+        if let Ok(d) = std::fs::read_dir(self.volumes_dir().join(".locks")) {
+            files.extend(d.flatten().map(|e| e.path()));
+        }
         files.sort();
         files
     }
