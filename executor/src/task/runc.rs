@@ -6,7 +6,7 @@
 //! file, or the container still running.
 //!
 //! Which runtime it is comes from `<runtime> --version` (probed once per binary and
-//! executor process, see [`probe`]); the differences berth meets are capabilities of a [`Kind`], not string
+//! executor process, and recorded on disk for later executors: see [`probe_recorded`]); the differences berth meets are capabilities of a [`Kind`], not string
 //! matches on error messages:
 //! - An unknown container: runc says "container does not exist", crun "error opening file
 //!   .../status". Both keep a container's state in `<root>/<id>/`, so berth asks the
