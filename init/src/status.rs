@@ -1,7 +1,9 @@
 //! The status model and the socket protocol: one JSON line in, one JSON line out.
 //!
 //! Requests: `{"cmd":"status"}`, `{"cmd":"restart","service":"NAME"}`,
-//! `{"cmd":"stop","service":"NAME"}`, `{"cmd":"start","service":"NAME"}`.
+//! `{"cmd":"stop","service":"NAME"}`, `{"cmd":"start","service":"NAME"}`,
+//! `{"cmd":"wait","state":"starting","timeout_ms":N}` (the status once the overall state
+//! is no longer `state`, or after N ms: a client learns of a change without polling).
 //! Answers: the [`Status`] object with `"ok":true`, or `{"ok":false,"error":"..."}`.
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,33 @@ pub enum Request {
         /// Service name.
         service: String,
     },
+    /// The whole status, once the overall state differs from `state` (at once if it
+    /// already does), or after `timeout_ms` (capped at [`MAX_WAIT_MS`]) as it is then.
+    Wait {
+        /// The state the client last saw.
+        state: AppState,
+        /// How long to wait for a change.
+        #[serde(default = "default_wait_ms")]
+        timeout_ms: u64,
+    },
+}
+
+/// The longest a `wait` request is held.
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+fn default_wait_ms() -> u64 {
+    10_000
+}
+
+impl Request {
+    /// How long the run loop may take to answer (a `wait` is held up to its timeout).
+    pub fn answer_within(&self) -> std::time::Duration {
+        let held = match self {
+            Request::Wait { timeout_ms, .. } => (*timeout_ms).min(MAX_WAIT_MS),
+            _ => 0,
+        };
+        std::time::Duration::from_millis(held) + std::time::Duration::from_secs(10)
+    }
 }
 
 /// Overall state of the app.
@@ -99,6 +128,30 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+        let r: Request =
+            serde_json::from_str(r#"{"cmd":"wait","state":"starting","timeout_ms":250}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Wait {
+                state: AppState::Starting,
+                timeout_ms: 250
+            }
+        );
+        assert_eq!(r.answer_within(), std::time::Duration::from_millis(10_250));
+        let r: Request = serde_json::from_str(r#"{"cmd":"wait","state":"running"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Wait {
+                state: AppState::Running,
+                timeout_ms: 10_000
+            }
+        );
+        let huge: Request =
+            serde_json::from_str(r#"{"cmd":"wait","state":"failed","timeout_ms":999999999}"#)
+                .unwrap();
+        assert_eq!(huge.answer_within(), std::time::Duration::from_secs(70));
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"wait"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"wait","state":"sleepy"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"stop"}"#).is_err());
     }
 

@@ -1,11 +1,22 @@
-//! A failure at each preparation step -> TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED,
-//! naming the step) and nothing left; invalid tasks and task groups are refused clearly.
+//! A failure at every preparation step -> TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED,
+//! naming the step) and nothing left; an unusable runtime setting is refused before any
+//! step runs; invalid tasks and task groups are refused clearly.
+//!
+//! The steps come from the executor itself (`runner::STEP_ORDER`), and the task is made to
+//! need every one of them (a `home` volume with the loopfile backend, a plain command,
+//! networking on a lab NIC), so a new step cannot be left out of this test.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use berth_executor::task::runner::STEP_ORDER;
+use berth_netcfg::names::NetnsName;
+use berth_tests::lab::{self, Ns};
 use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
 use berth_tests::mesos::AgentDouble;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -13,33 +24,163 @@ fn last_update(d: &AgentDouble) -> serde_json::Value {
     d.state().updates.last().cloned().unwrap_or_default()
 }
 
+/// Starts the double and the executor on a thread that joined `ns` (the lab's "host"
+/// netns, where the macvlan parent `nic0` is), with the task launched on subscribe.
+fn start_in(ns: &Ns, spec: ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
+            // thread's netns.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+            d.launch_on_subscribe(task);
+            let exec = d.spawn_executor(&spec, Duration::from_secs(10));
+            (d, exec)
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
+/// Deletes the task's netns on drop, in case a failed run left it.
+struct NetnsGuard(String);
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        if Path::new("/run/netns").join(&self.0).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+}
+
+/// Link names in a netns.
+fn links(ns: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show"])
+        .output()
+        .expect("ip link");
+    let mut l: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect();
+    l.sort();
+    l
+}
+
+/// Detaches the lab's loop devices if a failed run left some.
+struct LoopGuard<'a>(&'a Lab);
+
+impl Drop for LoopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.detach_loop_devices();
+    }
+}
+
 #[test]
-fn a_failure_at_each_step_undoes_everything() {
-    for step in ["rundir", "rootfs", "bundle", "container"] {
-        let lab = Lab::new(&format!("fail{step}"));
-        let tid = lab.task_id("app");
+fn a_failure_at_every_step_undoes_everything() {
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = Lab::new("failstep");
+    let _loops = LoopGuard(&lab);
+    assert_eq!(STEP_ORDER.len(), 8, "{STEP_ORDER:?}");
+    for step in STEP_ORDER {
+        let tid = lab.task_id(step);
+        let guard = NetnsGuard(
+            NetnsName::for_task(&tid)
+                .expect("netns name")
+                .as_str()
+                .to_string(),
+        );
         let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        spec.env.extend(lab.volume_env(None));
+        spec.env
+            .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
         spec.env
             .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task(&tid));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        let (d, mut exec) = start_in(&net.host, spec, lab.task_with_home(&tid, 16.0));
         d.wait_state(&tid, "TASK_FAILED", T);
         let u = last_update(&d);
-        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{step}: {u}");
+        let msg = u["message"].as_str().unwrap_or("");
+        // The step ran (the task needs every step) and its failure undid it cleanly.
         assert!(
-            u["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains(&format!("{step}: failure injected")),
-            "{u}"
+            msg.contains(&format!("{step}: failure injected")),
+            "{step}: {u}"
         );
+        assert!(!msg.contains("undo"), "{step}: {u}");
         assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
         exec.wait_exit(T)
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
+        assert!(
+            !Path::new("/run/netns").join(&guard.0).exists(),
+            "{step}: netns left behind"
+        );
+        assert_eq!(links(net.host.name()), ["lo", "nic0"], "{step}: links left");
+        lab.assert_no_volumes();
         lab.assert_clean();
     }
+}
+
+#[test]
+fn an_unusable_runtime_setting_fails_the_task_before_anything_is_made() {
+    let lab = Lab::new("badrt");
+    let tid = lab.task_id("rt");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let missing = lab.dir.path().join("no-such-runc");
+    // A run dir nobody made yet: the `rundir` step would create it.
+    let run_dir = lab.dir.path().join("run-never");
+    for (k, v) in spec.env.iter_mut() {
+        if k == "BERTH_EXECUTOR_RUN_DIR" {
+            *v = run_dir.display().to_string();
+        }
+    }
+    spec.env.extend(lab.volume_env(None));
+    spec.env.push((
+        "BERTH_EXECUTOR_RUNTIME".into(),
+        missing.display().to_string(),
+    ));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_home(&tid, 16.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let u = last_update(&d);
+    assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
+    let msg = u["message"].as_str().unwrap_or("");
+    assert!(
+        msg.starts_with("invalid task: executor setting BERTH_EXECUTOR_RUNTIME: ")
+            && msg.contains(&*missing.to_string_lossy())
+            && msg.contains("is not found"),
+        "{u}"
+    );
+    assert_eq!(
+        d.state().states(&tid),
+        ["TASK_STARTING", "TASK_FAILED"],
+        "{u}"
+    );
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    // Nothing was made: no run dir (not even its parent), no volume, no container state
+    // (the state dir holds only the executor's own session checkpoints).
+    assert!(!run_dir.exists(), "the rundir step ran");
+    assert!(lab.volume_files().is_empty() && lab.loop_devices().is_empty());
+    let made: Vec<String> = std::fs::read_dir(&lab.state)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "executors")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(made.is_empty(), "state made: {made:?}");
+    assert!(!exec.log().contains("preparation failed"), "{}", exec.log());
+    lab.assert_clean();
 }
 
 #[test]

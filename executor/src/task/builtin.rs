@@ -233,8 +233,9 @@ impl Step for Container {
         if let Ok(mut o) = ctx.outputs.lock() {
             o.wrapper_pid = Some(child.id());
         }
-        // The wrapper is reaped by a thread: the runner watches the exit file, which also
-        // works for a container adopted after an executor restart.
+        // The wrapper is reaped by a thread. The runner learns of its exit through a
+        // pidfd ([`wrapper_pidfd`]: readable once the wrapper exited, after it wrote the
+        // exit file), which also works for a container adopted after an executor restart.
         std::thread::spawn(move || {
             let mut child = child;
             let _ = child.wait();
@@ -276,6 +277,27 @@ impl Step for Container {
         tracing::debug!(container = %id, "container removed");
         Ok(())
     }
+}
+
+/// A pidfd of the container's exit-status wrapper (`outputs.wrapper_pid`): it becomes
+/// readable when the wrapper exits, which it does right after writing the exit file.
+/// `None` when the wrapper is not known, already exited, or the system has no
+/// `pidfd_open` (Linux < 5.3): the runner then finds the exit file by its slower poll.
+pub fn wrapper_pidfd(ctx: &StepCtx) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = ctx.outputs().wrapper_pid?;
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open(2) takes a pid and flags (0) and returns a new descriptor or -1;
+    // no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = std::os::fd::RawFd::try_from(fd)
+        .ok()
+        .filter(|fd| *fd >= 0)?;
+    // SAFETY: `fd` was just returned by pidfd_open: a new descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // The pidfd pins that process; after an executor restart the pid may name another
+    // one by now, so it must still be the wrapper writing this task's exit file.
+    is_wrapper(pid as u32, &ctx.exit_file()).then_some(fd)
 }
 
 /// Whether `pid` is a live (not zombie) wrapper writing `exit_file`.

@@ -5,8 +5,8 @@
 //! to a file, so the status survives an executor crash: a restarted executor finds the
 //! file, or the container still running.
 //!
-//! Which runtime it is comes from `<runtime> --version` (probed once per binary, see
-//! [`probe`]); the differences berth meets are capabilities of a [`Kind`], not string
+//! Which runtime it is comes from `<runtime> --version` (probed once per binary and
+//! executor process, and recorded on disk for later executors: see [`probe_recorded`]); the differences berth meets are capabilities of a [`Kind`], not string
 //! matches on error messages:
 //! - An unknown container: runc says "container does not exist", crun "error opening file
 //!   .../status". Both keep a container's state in `<root>/<id>/`, so berth asks the
@@ -85,7 +85,8 @@ pub struct ContainerState {
 }
 
 /// The runtimes berth knows the differences of; anything else is driven like runc.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     Runc,
     Crun,
@@ -193,14 +194,142 @@ pub fn resolve(binary: &Path) -> Result<PathBuf, RuncError> {
 }
 
 /// Resolves the binary and asks it `--version`; the answer is cached per setting for the
-/// executor's life.
+/// executor's life (a failure is not: a runtime installed later is found). Concurrent
+/// callers wait for one probe instead of each running `--version`.
 pub fn probe(binary: &Path) -> Result<Probe, RuncError> {
+    probe_recorded(binary, None)
+}
+
+/// [`probe`], also keeping the answer on disk in `record_dir` for the next executors (one
+/// executor runs one task, so the process cache alone would still ask `--version`, 3-6
+/// ms, at every launch). A record counts only for the very file it was made from: same
+/// resolved path, device, inode, size, modification and change times (replacing or
+/// rewriting the binary changes its ctime, which nothing but the clock can set back);
+/// anything else, or a record that does not read, means asking `--version` again.
+pub fn probe_recorded(binary: &Path, record_dir: Option<&Path>) -> Result<Probe, RuncError> {
     static CACHE: OnceLock<Mutex<HashMap<PathBuf, Probe>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().ok().and_then(|c| c.get(binary).cloned()) {
-        return Ok(p);
+    let mut cache = match cache.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(p) = cache.get(binary) {
+        return Ok(p.clone());
     }
-    let path = resolve(binary)?;
+    let p = probe_via_record(resolve(binary)?, record_dir)?;
+    cache.insert(binary.to_path_buf(), p.clone());
+    Ok(p)
+}
+
+/// The probe of a resolved binary, from its record when that matches the file.
+fn probe_via_record(path: PathBuf, record_dir: Option<&Path>) -> Result<Probe, RuncError> {
+    let record = record_dir.and_then(|dir| {
+        let id = FileId::of(&path)?;
+        Some((dir.join(record_name(&path)), id))
+    });
+    let recorded = record
+        .as_ref()
+        .and_then(|(file, id)| ProbeRecord::load(file).filter(|r| r.path == path && r.id == *id));
+    if let Some(r) = recorded {
+        tracing::trace!(runtime = %path.display(), "runtime probe from its record");
+        return Ok(Probe {
+            path,
+            kind: r.kind,
+            version: r.version,
+        });
+    }
+    let p = probe_uncached(path)?;
+    if let Some((file, id)) = &record {
+        ProbeRecord {
+            path: p.path.clone(),
+            id: *id,
+            kind: p.kind,
+            version: p.version.clone(),
+        }
+        .save(file);
+    }
+    Ok(p)
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// A probe kept on disk (see [`probe_recorded`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeRecord {
+    path: PathBuf,
+    id: FileId,
+    kind: Kind,
+    version: String,
+}
+
+/// `runtime-<resolved path, / and other characters as ->.json`.
+fn record_name(path: &Path) -> String {
+    let flat: String = path
+        .to_string_lossy()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("runtime{flat}.json")
+}
+
+impl ProbeRecord {
+    fn load(file: &Path) -> Option<ProbeRecord> {
+        serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+    }
+
+    /// Best effort, atomically (temporary file + rename): a missing record only costs the
+    /// next executor a `--version`.
+    fn save(&self, file: &Path) {
+        let Ok(data) = serde_json::to_vec(self) else {
+            return;
+        };
+        let mut tmp = file.as_os_str().to_owned();
+        tmp.push(format!(".{}.tmp", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let saved = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, data))
+            .and_then(|()| std::fs::rename(&tmp, file));
+        if let Err(e) = saved {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(error = %e, file = %file.display(), "cannot keep the runtime probe");
+        }
+    }
+}
+
+fn probe_uncached(path: PathBuf) -> Result<Probe, RuncError> {
+    let t0 = std::time::Instant::now();
     let out = Command::new(&path)
         .arg("--version")
         .env_remove(TOKEN_VAR)
@@ -223,15 +352,16 @@ pub fn probe(binary: &Path) -> Result<Probe, RuncError> {
             .trim()
             .to_string(),
         })?;
-    let p = Probe {
+    tracing::trace!(
+        runtime = %path.display(),
+        ms = t0.elapsed().as_secs_f64() * 1e3,
+        "runtime probed"
+    );
+    Ok(Probe {
         version: text.lines().next().unwrap_or_default().trim().to_string(),
         path,
         kind,
-    };
-    if let Ok(mut c) = cache.lock() {
-        c.insert(binary.to_path_buf(), p.clone());
-    }
-    Ok(p)
+    })
 }
 
 /// Whether `run` must hide the hybrid v2 hierarchy from the runtime.
@@ -395,6 +525,15 @@ echo "$code" >"$ex.tmp" && mv "$ex.tmp" "$ex""#;
                 }
             }
         }
+        self.run_quiet("kill", &[id, signal]).map(drop)
+    }
+
+    /// Sends a signal to the container's init without asking the runtime for its state
+    /// first: for a caller that knows init takes it (berth-init answered on its status
+    /// socket, which it binds only after blocking every signal for its signalfd, so
+    /// nothing it is sent is lost). Saves the `state` call [`Runtime::kill`] makes.
+    pub fn kill_ready(&self, id: &str, signal: &str) -> Result<(), RuncError> {
+        signal_number(signal)?;
         self.run_quiet("kill", &[id, signal]).map(drop)
     }
 
@@ -573,6 +712,63 @@ mod tests {
             (Kind::Crun, "crun version 9.9")
         );
         assert_eq!(p.path, fake);
+    }
+
+    #[test]
+    fn a_probe_record_serves_only_the_file_it_was_made_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = dir.path().join("records");
+        let bin = dir.path().join("fake-runc");
+        let file = records.join(record_name(&bin));
+        assert!(record_name(&bin).starts_with("runtime-") && !record_name(&bin).contains('/'));
+        // A new file each time, as an upgrade installs one (new inode and ctime).
+        let install = |body: &str| {
+            let tmp = dir.path().join("new");
+            std::fs::write(&tmp, body).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &bin).unwrap();
+        };
+        // See `a_program_that_is_no_runtime_is_refused_and_a_fake_runc_is_probed`.
+        let probe = || loop {
+            match probe_via_record(bin.clone(), Some(&records)) {
+                Err(RuncError::Spawn { err, .. }) if err.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => break r.unwrap(),
+            }
+        };
+        install("#!/bin/sh\necho 'runc version 1.0'\n");
+        let p = probe();
+        assert_eq!(
+            (p.kind, p.version.as_str()),
+            (Kind::Runc, "runc version 1.0")
+        );
+        let mut rec = ProbeRecord::load(&file).expect("record written");
+        assert_eq!((rec.path.as_path(), rec.kind), (bin.as_path(), Kind::Runc));
+        assert_eq!(Some(rec.id), FileId::of(&bin));
+        // While the file is the same, the record answers (no `--version`: a record
+        // altered by hand shows it).
+        rec.version = "from the record".into();
+        rec.save(&file);
+        assert_eq!(probe().version, "from the record");
+        // The binary replaced: the record no longer matches and is made again.
+        install("#!/bin/sh\necho 'crun version 2.0'\n");
+        let p = probe();
+        assert_eq!(
+            (p.kind, p.version.as_str()),
+            (Kind::Crun, "crun version 2.0")
+        );
+        assert_eq!(ProbeRecord::load(&file).unwrap().kind, Kind::Crun);
+        // A record that does not read is ignored (and replaced).
+        std::fs::write(&file, "{not json").unwrap();
+        assert_eq!(probe().kind, Kind::Crun);
+        assert!(ProbeRecord::load(&file).is_some());
+        // A binary that is gone is not found, whatever its record says.
+        std::fs::remove_file(&bin).unwrap();
+        assert!(matches!(
+            probe_recorded(&bin, Some(&records)),
+            Err(RuncError::NotFound { .. })
+        ));
     }
 
     #[test]

@@ -2,22 +2,28 @@
 //! down, report. One tokio task per task; it talks to the session only through
 //! [`TaskEvent`]s and the kill deadline.
 
+use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use crate::mesos::types::{Reason, TaskState};
 use crate::session::{LaunchRequest, Launcher, TaskEvent};
 
 use super::appspec;
-use super::builtin::{default_steps, Container};
+use super::builtin::{self, default_steps, Container, RUNTIME_SETTING};
 use super::config::RunConfig;
 use super::health::{HealthSpec, HealthState, Verdict};
-use super::init_client;
+use super::init_client::{self, InitError, InitStatus};
 use super::network;
 use super::plan::{Mode, Plan};
+use super::runc::{self, Runtime};
 use super::steps::{self, Checkpoint, Outputs, Phase, Step, StepCtx};
 
 /// Runs tasks as runc containers.
@@ -35,8 +41,54 @@ impl Launcher for ContainerLauncher {
     }
 }
 
-/// How often the runner looks at the exit file (and, before RUNNING, the container).
+/// How often RUNNING is asked of `runc state` (a container of init's tini mode, started
+/// by an older executor) or of an older init that does not know the `wait` request.
 const POLL: Duration = Duration::from_millis(20);
+
+/// The safety net: the exit file is read at least this often, whatever wakes the runner
+/// (the wrapper's exit normally does at once, through its pidfd).
+const SAFETY_POLL: Duration = Duration::from_millis(250);
+
+/// How soon a signal the runtime could not deliver yet (no container yet, or its init
+/// without a handler for it) is tried again.
+const SIGNAL_RETRY: Duration = Duration::from_millis(10);
+
+/// How long one `wait` request asks init to hold its answer.
+const INIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Every preparation step, in the order they run. A task gets those its plan and the
+/// executor's settings call for: `volume` with a `home` resource and a volume backend,
+/// `appspec` for a plain command, `network` with BERTH_EXECUTOR_NET_PARENT; the others
+/// always. (A test injects a failure at each one: see `tests/tests/e2e_prepare_failures.rs`.)
+pub const STEP_ORDER: [&str; 8] = [
+    "volume",
+    "rundir",
+    "appspec",
+    "image",
+    "rootfs",
+    "network",
+    "bundle",
+    "container",
+];
+
+/// The task's steps in [`STEP_ORDER`].
+fn task_steps(plan: &Plan, cfg: &RunConfig, net: Option<network::Network>) -> Vec<Box<dyn Step>> {
+    let mut steps = default_steps();
+    // The /home volume first (DESIGN 2a), when the task asks for one.
+    if let Some(v) = super::volume::step_for(plan, cfg) {
+        steps.insert(0, v);
+    }
+    if let Some(n) = net {
+        // After the root filesystem, before the bundle (which joins the netns).
+        let at = steps
+            .iter()
+            .position(|s| s.name() == "bundle")
+            .unwrap_or(steps.len());
+        steps.insert(at, Box::new(n));
+    }
+    appspec::insert_step(&mut steps, plan);
+    steps
+}
 
 fn send(req: &LaunchRequest, ev: TaskEvent) {
     let _ = req.events.send(ev);
@@ -85,26 +137,13 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
     };
+    let steps = task_steps(&plan, &cfg, net);
     let ctx = Arc::new(StepCtx {
         plan,
         cfg,
         sandbox: req.sandbox.clone(),
         outputs: Mutex::new(Outputs::default()),
     });
-    let mut steps = default_steps();
-    // The /home volume first (DESIGN 2a), when the task asks for one.
-    if let Some(v) = super::volume::step_for(&ctx.plan, &ctx.cfg) {
-        steps.insert(0, v);
-    }
-    if let Some(n) = net {
-        // After the root filesystem, before the bundle (which joins the netns).
-        let at = steps
-            .iter()
-            .position(|s| s.name() == "bundle")
-            .unwrap_or(steps.len());
-        steps.insert(at, Box::new(n));
-    }
-    appspec::insert_step(&mut steps, &ctx.plan);
     let all: Arc<Vec<Box<dyn Step>>> = Arc::new(steps);
     let mut legacy_tini = false;
     if req.recover {
@@ -165,6 +204,23 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             );
             return;
         }
+        // The runtime setting is checked before anything is made (the probe is cached
+        // for the container step and every later runtime command, and recorded next to
+        // the session checkpoints for the next executors: see `runc::probe_recorded`).
+        let binary = ctx.cfg.runtime.clone();
+        let records = ctx.cfg.state_dir.join("executors");
+        if let Err(e) = blocking(move || runc::probe_recorded(&binary, Some(&records))).await {
+            tracing::warn!(task = %id, error = %e, "unusable runtime");
+            send(
+                &req,
+                TaskEvent::new(&id, TaskState::TaskFailed)
+                    .reason(Reason::ReasonContainerLaunchFailed)
+                    .message(format!(
+                        "invalid task: executor setting {RUNTIME_SETTING}: {e}"
+                    )),
+            );
+            return;
+        }
         let (c, a) = (ctx.clone(), all.clone());
         if let Err(errs) = blocking(move || steps::prepare(&a, &c)).await {
             tracing::error!(task = %id, errors = %join_errors(&errs), "preparation failed");
@@ -215,8 +271,97 @@ fn stderr_tail(sandbox: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
+/// How soon the runner tries init's socket again while it does not answer: often while
+/// the container starts (init binds it some 20-50 ms after the runtime started), then
+/// every [`POLL`].
+fn socket_retry(since_start: Duration) -> Duration {
+    if since_start < Duration::from_secs(2) {
+        Duration::from_millis(2)
+    } else {
+        POLL
+    }
+}
+
+/// Waits until berth-init says `running` and returns that status. Each `wait` request is
+/// held by init until its state changes, so RUNNING follows init's own change at once;
+/// `answered` is set at init's first answer (it binds its socket only after blocking
+/// every signal for its signalfd: from then on a TERM is never lost). An older init
+/// without `wait` is asked `status` every [`POLL`].
+async fn init_running(socket: PathBuf, answered: Arc<AtomicBool>) -> Option<InitStatus> {
+    let start = Instant::now();
+    let mut since = "starting".to_string();
+    let mut has_wait = true;
+    loop {
+        let r = if has_wait {
+            init_client::wait_change(&socket, &since, INIT_WAIT).await
+        } else {
+            init_client::status(&socket, Duration::from_millis(500)).await
+        };
+        match r {
+            Ok(st) => {
+                answered.store(true, Ordering::Release);
+                if st.state == "running" {
+                    return Some(st);
+                }
+                if has_wait {
+                    since = st.state;
+                } else {
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+            Err(InitError::Unsupported(e)) => {
+                answered.store(true, Ordering::Release);
+                tracing::debug!(error = %e, "berth-init without `wait`: polling its status");
+                has_wait = false;
+            }
+            Err(e) => {
+                tracing::trace!(error = %e, "berth-init not answering yet");
+                tokio::time::sleep(socket_retry(start.elapsed())).await;
+            }
+        }
+    }
+}
+
+/// Waits until the runtime says the container runs (init's tini mode: no socket).
+async fn runtime_running(rt: Runtime, cid: String) -> Option<InitStatus> {
+    loop {
+        let (r, c) = (rt.clone(), cid.clone());
+        if matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running") {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+type RunningWatch = Pin<Box<dyn Future<Output = Option<InitStatus>> + Send>>;
+
+/// The watch's result; never ready without one.
+async fn running(watch: &mut Option<RunningWatch>) -> Option<InitStatus> {
+    match watch {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ready once the wrapper has exited; never without its pidfd.
+async fn wrapper_exited(fd: &Option<AsyncFd<OwnedFd>>) {
+    match fd {
+        Some(fd) => {
+            if fd.readable().await.is_err() {
+                // Not pollable after all: leave it to the safety poll.
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// `legacy_tini`: the container runs `berth-init -- /bin/sh -c CMD` (re-attached after an
 /// upgrade from an executor that ran plain commands that way): RUNNING from `runc state`.
+///
+/// Nothing here polls on a fixed beat: the runner wakes when the wrapper exits (its
+/// pidfd), when init's held `wait` answers, at a KILL, at a health check's or the grace
+/// period's time, or at the [`SAFETY_POLL`] that reads the exit file whatever happened.
 async fn supervise(
     ctx: Arc<StepCtx>,
     all: Arc<Vec<Box<dyn Step>>>,
@@ -252,20 +397,44 @@ async fn supervise(
     let exit_file = ctx.exit_file();
     let mut init_next = Instant::now();
     let mut init_reported: Option<bool> = None;
+    // init answered on its socket: its signals are blocked for its signalfd.
+    let init_answered = Arc::new(AtomicBool::new(false));
+    let mut running_watch: Option<RunningWatch> = Some(if legacy_tini {
+        Box::pin(runtime_running(rt.clone(), cid.clone()))
+    } else {
+        Box::pin(init_running(socket.clone(), init_answered.clone()))
+    });
+    let mut exit_fd = builtin::wrapper_pidfd(&ctx).and_then(|fd| {
+        // SAFETY: an OwnedFd is a valid open descriptor, owned by the AsyncFd from here
+        // on and closed only when it is dropped; its as_raw_fd never changes.
+        unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
+    });
     loop {
         if let Some(code) = read_exit(&exit_file) {
             end.code = Some(code);
             break;
         }
         let deadline = (*req.kill.borrow()).into_iter().chain(self_deadline).min();
+        let now = Instant::now();
+        let mut wake = now + SAFETY_POLL;
         if let Some(d) = deadline {
             end.killed = true;
-            let now = Instant::now();
-            // A signal sent before runc has created the container fails: it is retried
-            // on the next round until it lands (or the container has exited).
+            running_watch = None;
+            // A signal sent before the runtime has created the container fails, and one
+            // init could lose is refused: either is retried until it lands (or the
+            // container has exited). Once init has answered, the check is not needed.
             if !term_sent {
                 let (r, c) = (rt.clone(), cid.clone());
-                match blocking(move || r.kill(&c, "TERM")).await {
+                let ready = init_answered.load(Ordering::Acquire);
+                let sent = blocking(move || {
+                    if ready {
+                        r.kill_ready(&c, "TERM")
+                    } else {
+                        r.kill(&c, "TERM")
+                    }
+                })
+                .await;
+                match sent {
                     Ok(()) => term_sent = true,
                     Err(e) => tracing::debug!(error = %e, "runc kill TERM (will retry)"),
                 }
@@ -278,82 +447,83 @@ async fn supervise(
                     Err(e) => tracing::debug!(error = %e, "runc kill KILL (will retry)"),
                 }
             }
-        }
-        // Both modes run init in supervisor mode (a plain command as its one service):
-        // RUNNING when init says its services run, with the address of its DHCP lease.
-        if !running_sent && !end.killed {
-            let ready = if legacy_tini {
-                let (r, c) = (rt.clone(), cid.clone());
-                matches!(blocking(move || r.state(&c)).await, Ok(Some(s)) if s.status == "running")
-            } else {
-                match init_client::status(&socket, Duration::from_millis(500)).await {
-                    Ok(st) => {
-                        if ip.is_none() {
-                            ip = st.ip();
-                        }
-                        st.state == "running"
-                    }
-                    Err(_) => false,
-                }
-            };
-            if ready {
-                running_sent = true;
-                end.running_seen = true;
-                let mut ev = TaskEvent::new(&id, TaskState::TaskRunning);
-                ev.ip = ip.clone();
-                send(&req, ev);
+            if !kill_sent {
+                wake = wake.min(d);
+            }
+            if !term_sent || (now >= d && !kill_sent) {
+                wake = wake.min(now + SIGNAL_RETRY);
             }
         }
         // Health checks, one at a time, after RUNNING and before any kill.
         if let (Some(spec), Some(at)) = (&health, next_check) {
-            if running_sent && !end.killed && !probing && Instant::now() >= at {
-                probing = true;
-                let (spec2, r, c, tx) = (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
-                let sock = socket.clone();
-                tokio::spawn(async move {
-                    let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
-                    // Combined with init's own view of its services' health.
-                    if res.is_ok() {
-                        if let Ok(st) = init_client::status(&sock, spec2.timeout).await {
-                            if let Some(bad) = unhealthy_services(&st) {
-                                res = Err(format!("berth-init reports unhealthy services: {bad}"));
+            if running_sent && !end.killed && !probing {
+                if Instant::now() >= at {
+                    probing = true;
+                    let (spec2, r, c, tx) =
+                        (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
+                    let sock = socket.clone();
+                    tokio::spawn(async move {
+                        let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
+                        // Combined with init's own view of its services' health.
+                        if res.is_ok() {
+                            if let Ok(st) = init_client::status(&sock, spec2.timeout).await {
+                                if let Some(bad) = unhealthy_services(&st) {
+                                    res = Err(format!(
+                                        "berth-init reports unhealthy services: {bad}"
+                                    ));
+                                }
                             }
                         }
-                    }
-                    let _ = tx.send(res);
-                });
+                        let _ = tx.send(res);
+                    });
+                } else {
+                    wake = wake.min(at);
+                }
             }
         }
         // Without a TaskInfo health check, init's own health of its services is reported
         // (each change as TASK_RUNNING with `healthy`); init restarts what fails itself.
-        if health.is_none() && running_sent && !end.killed && Instant::now() >= init_next {
-            init_next = Instant::now() + INIT_HEALTH_EVERY;
-            if let Ok(st) = init_client::status(&socket, Duration::from_millis(500)).await {
-                let h = if st.services.iter().any(|s| s.healthy.is_some()) {
-                    Some(unhealthy_services(&st).is_none())
-                } else {
-                    None
-                };
-                if h.is_some() && h != init_reported {
-                    init_reported = h;
-                    let mut ev = TaskEvent::new(&id, TaskState::TaskRunning)
-                        .reason(Reason::ReasonTaskHealthCheckStatusUpdated);
-                    ev.healthy = h;
+        if health.is_none() && running_sent && !end.killed {
+            if Instant::now() >= init_next {
+                init_next = Instant::now() + INIT_HEALTH_EVERY;
+                if let Ok(st) = init_client::status(&socket, Duration::from_millis(500)).await {
+                    let h = if st.services.iter().any(|s| s.healthy.is_some()) {
+                        Some(unhealthy_services(&st).is_none())
+                    } else {
+                        None
+                    };
+                    if h.is_some() && h != init_reported {
+                        init_reported = h;
+                        let mut ev = TaskEvent::new(&id, TaskState::TaskRunning)
+                            .reason(Reason::ReasonTaskHealthCheckStatusUpdated);
+                        ev.healthy = h;
+                        ev.ip = ip.clone();
+                        send(&req, ev);
+                    }
+                }
+            }
+            wake = wake.min(init_next);
+        }
+        tokio::select! {
+            r = req.kill.changed(), if kill_open => { if r.is_err() { kill_open = false; } }
+            // Both modes run init in supervisor mode (a plain command as its one
+            // service): RUNNING when init says its services run, with the address of
+            // its DHCP lease.
+            st = running(&mut running_watch) => {
+                running_watch = None;
+                if ip.is_none() {
+                    ip = st.as_ref().and_then(InitStatus::ip);
+                }
+                if !end.killed {
+                    running_sent = true;
+                    end.running_seen = true;
+                    let mut ev = TaskEvent::new(&id, TaskState::TaskRunning);
                     ev.ip = ip.clone();
                     send(&req, ev);
                 }
             }
-        }
-        let sleep_for = if let Some(d) = deadline.filter(|_| !kill_sent) {
-            POLL.min(
-                d.saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(5)),
-            )
-        } else {
-            POLL
-        };
-        tokio::select! {
-            r = req.kill.changed(), if kill_open => { if r.is_err() { kill_open = false; } }
+            // The wrapper exited (the exit file is read at the top of the loop).
+            _ = wrapper_exited(&exit_fd) => { exit_fd = None; }
             Some(res) = probe_rx.recv() => {
                 probing = false;
                 if let Some(spec) = &health {
@@ -389,7 +559,7 @@ async fn supervise(
                     }
                 }
             }
-            _ = tokio::time::sleep(sleep_for) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
     // Teardown, then the terminal update.
@@ -432,4 +602,56 @@ async fn supervise(
         ev.message = Some(m);
     }
     send(&req, ev);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesos::types::TaskInfo;
+
+    fn plan(home_mb: f64, mode: Mode) -> Plan {
+        Plan {
+            task_id: "t".into(),
+            container_id: "berth-t".into(),
+            hostname: "t".into(),
+            cpus: 0.0,
+            mem_mb: 0.0,
+            disk_mb: 0.0,
+            ports: vec![],
+            home_mb,
+            bandwidth_mbit: 0.0,
+            image: "/".into(),
+            mode,
+            env: vec![],
+            health: None,
+        }
+    }
+
+    #[test]
+    fn a_task_that_asks_for_everything_gets_every_step_in_the_published_order() {
+        let task: TaskInfo = serde_json::from_value(serde_json::json!({
+            "name": "t", "task_id": {"value": "t"}
+        }))
+        .unwrap();
+        let net_cfg = network::NetConfig {
+            parent: "eth9".into(),
+            mode: "bridge".into(),
+        };
+        let net = network::from_task(&task, Some(&net_cfg), 0.0).unwrap();
+        assert!(net.is_some());
+        let cfg = RunConfig::default();
+        let full = task_steps(&plan(64.0, Mode::Command("true".into())), &cfg, net);
+        let names: Vec<&str> = full.iter().map(|s| s.name()).collect();
+        assert_eq!(names, STEP_ORDER);
+        // The optional ones stay out, the others keep their order.
+        let bare = task_steps(&plan(0.0, Mode::AppSpec), &cfg, None);
+        let names: Vec<&str> = bare.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["rundir", "image", "rootfs", "bundle", "container"]);
+    }
+
+    #[test]
+    fn the_socket_is_tried_often_while_the_container_starts_then_less() {
+        assert_eq!(socket_retry(Duration::ZERO), Duration::from_millis(2));
+        assert_eq!(socket_retry(Duration::from_secs(5)), POLL);
+    }
 }

@@ -11,7 +11,9 @@ impl<O: Os> Engine<O> {
     /// Answers one request with one JSON line.
     pub fn handle_request(&mut self, req: &Request, now: Instant) -> String {
         let name = match req {
-            Request::Status => {
+            // A wait whose state already changed is answered at once (the run loop holds
+            // the others until the state changes or their time is up).
+            Request::Status | Request::Wait { .. } => {
                 return serde_json::to_string(&self.status())
                     .unwrap_or_else(|e| error_line(&e.to_string()))
             }
@@ -63,7 +65,7 @@ impl<O: Os> Engine<O> {
                     Ok(())
                 }
             },
-            Request::Status => Ok(()),
+            Request::Status | Request::Wait { .. } => Ok(()),
         };
         match result {
             Ok(()) => {

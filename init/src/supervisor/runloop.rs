@@ -17,6 +17,15 @@ use super::socket;
 use super::wake::{Inbox, Msg, Waker};
 use crate::reaper::{self, SysWait};
 use crate::signals::SignalFd;
+use crate::status::{AppState, Request, MAX_WAIT_MS};
+
+/// A `wait` request held until the overall state changes or its time is up.
+struct Waiter {
+    /// The state the client saw: any other one answers it.
+    state: AppState,
+    until: Instant,
+    reply: std::sync::mpsc::Sender<String>,
+}
 
 /// How long leftover processes get between SIGTERM and SIGKILL at the end of a shutdown.
 const SWEEP_GRACE: Duration = Duration::from_secs(2);
@@ -48,12 +57,15 @@ impl<O: Os> Loop<O> {
     /// Runs until shutdown completes; returns the exit code.
     pub fn run(mut self) -> i32 {
         let mut received = Vec::new();
+        let mut waiters: Vec<Waiter> = Vec::new();
         loop {
             let now = Instant::now();
             let wall = wall_now();
             self.engine.tick(now, wall);
             self.publish();
-            if let Some(code) = self.engine.finished() {
+            let finished = self.engine.finished();
+            self.answer_waiters(&mut waiters, now, finished.is_some());
+            if let Some(code) = finished {
                 if !self.engine.was_hard_killed() {
                     self.sweep(SWEEP_GRACE);
                 }
@@ -62,6 +74,9 @@ impl<O: Os> Loop<O> {
             let timeout = self
                 .engine
                 .next_deadline(now, wall)
+                .into_iter()
+                .chain(waiters.iter().map(|w| w.until))
+                .min()
                 .map_or(Duration::from_secs(60), |d| {
                     d.saturating_duration_since(Instant::now())
                 })
@@ -110,6 +125,18 @@ impl<O: Os> Loop<O> {
             if wake_ready {
                 for msg in self.inbox.drain() {
                     match msg {
+                        // Held until the state changes (answered at the next round).
+                        Msg::Ctl(Request::Wait { state, timeout_ms }, reply)
+                            if self.engine.app_state() == state =>
+                        {
+                            let until =
+                                Instant::now() + Duration::from_millis(timeout_ms.min(MAX_WAIT_MS));
+                            waiters.push(Waiter {
+                                state,
+                                until,
+                                reply,
+                            });
+                        }
                         Msg::Ctl(req, reply) => {
                             let answer = self.engine.handle_request(&req, Instant::now());
                             let _ = reply.send(answer);
@@ -164,6 +191,27 @@ impl<O: Os> Loop<O> {
             received.clear();
             let _ = self.sigfd.read(&mut received);
         }
+    }
+
+    /// Answers (with the status) every `wait` whose state changed or whose time is up;
+    /// all of them when init is about to exit.
+    fn answer_waiters(&self, waiters: &mut Vec<Waiter>, now: Instant, all: bool) {
+        if waiters.is_empty() {
+            return;
+        }
+        let state = self.engine.app_state();
+        let mut line = None;
+        waiters.retain(|w| {
+            if !all && w.state == state && now < w.until {
+                return true;
+            }
+            let answer = line.get_or_insert_with(|| {
+                serde_json::to_string(&self.engine.status())
+                    .unwrap_or_else(|e| crate::status::error_line(&e.to_string()))
+            });
+            let _ = w.reply.send(answer.clone());
+            false
+        });
     }
 
     fn reap(&mut self) {

@@ -1,6 +1,7 @@
 //! The status socket: each client sends one JSON line and gets one JSON line back.
 //! A thread per connection reads the request (bounded in size and time), passes it to
-//! the run loop and writes the answer, so a slow client never stalls supervision.
+//! the run loop and writes the answer, so a slow client never stalls supervision (nor
+//! does a `wait` request, which the run loop answers when the state changes).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -56,12 +57,13 @@ fn serve(stream: UnixStream, waker: &Waker) {
         Err(e) => error_line(&format!("cannot read the request: {e}")),
         Ok(_) => match serde_json::from_str::<Request>(line.trim()) {
             Err(e) => error_line(&format!(
-                "bad request ({e}); valid: {{\"cmd\":\"status\"}}, {{\"cmd\":\"restart\"|\"stop\"|\"start\",\"service\":\"NAME\"}}"
+                "bad request ({e}); valid: {{\"cmd\":\"status\"}}, {{\"cmd\":\"restart\"|\"stop\"|\"start\",\"service\":\"NAME\"}}, {{\"cmd\":\"wait\",\"state\":\"STATE\",\"timeout_ms\":N}}"
             )),
             Ok(req) => {
                 let (tx, rx) = mpsc::channel();
+                let within = req.answer_within();
                 waker.send(Msg::Ctl(req, tx));
-                rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| error_line("init did not answer in time"))
+                rx.recv_timeout(within).unwrap_or_else(|_| error_line("init did not answer in time"))
             }
         },
     };
