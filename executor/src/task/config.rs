@@ -31,6 +31,9 @@ pub struct RunConfig {
     /// The task's sized `/home` (the volume step): backend, filesystem, retention
     /// (`BERTH_EXECUTOR_VOLUME_*`, checked when a task asks for `home`).
     pub volume: super::volume::VolumeConfig,
+    /// What a task's `disk` does (`BERTH_EXECUTOR_DISK`: `auto`, `enforce`, `ignore`; unset =
+    /// `auto`): the scratch step (see `scratch`), checked when a task has `disk` > 0.
+    pub disk: Option<String>,
 }
 
 impl RunConfig {
@@ -59,6 +62,7 @@ impl RunConfig {
             }),
             image_cache: path("BERTH_EXECUTOR_IMAGE_CACHE", "/var/lib/berth/image-cache"),
             volume: super::volume::VolumeConfig::from_env(),
+            disk: var(super::scratch::ENV_DISK),
         }
     }
 }

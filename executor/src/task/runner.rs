@@ -96,6 +96,10 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
     if let Some(v) = super::volume::step_for(&ctx.plan, &ctx.cfg) {
         steps.insert(0, v);
     }
+    // The writable layer's volume (the task's `disk`) before everything else.
+    if let Some(s) = super::scratch::step_for(&ctx.plan, &ctx.cfg) {
+        steps.insert(0, s);
+    }
     if let Some(n) = net {
         // After the root filesystem, before the bundle (which joins the netns).
         let at = steps
