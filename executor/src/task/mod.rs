@@ -12,9 +12,7 @@
 //! - `init_client`: berth-init's status socket.
 //! - `health`, `probe`: health checks and their Mesos rules.
 //! - `runner`: one task's life, as a `Launcher` for the session.
-//! - `volume`: the volume step (berth-lvm: the task's sized `/home`).
-//! - `scratch`: the scratch step (the container's writable layer on a volume of the task's
-//!   `disk` size, first of the steps).
+//! - `volume`: the volume step (berth-lvm: the task's sized `/home`, first of the steps).
 
 pub mod builtin;
 pub mod bundle;
@@ -34,5 +32,6 @@ pub mod volume;
 /// command, and the step that writes it into the run dir.
 pub mod appspec;
 
-/// `scratch`: the task's `disk` enforced (the overlay's upper dir on a volume of that size).
+/// `scratch`: the task's `disk` enforced (the overlay's upper dir on a volume of that size;
+/// the first step when there is one, before `volume`).
 pub mod scratch;
