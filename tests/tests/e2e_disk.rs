@@ -4,7 +4,8 @@
 //! 64 MiB volume: 10 MB written to /tmp fit, 100 MB get ENOSPC; after KILL no mount, loop
 //! device, volume file or lock file is left; failures injected at `scratch` or a later step
 //! leave nothing; an executor SIGKILLed mid-task is replaced by one that re-attaches with the
-//! volume still in use and removes it at the end; `disk` 0, `ignore`, and `auto` without a
+//! volume still in use and removes it at the end, and one that dies in the middle of making
+//! the volume is replaced by one that removes it; `disk` 0, `ignore`, and `auto` without a
 //! backend behave as before (the layer in the state dir), `enforce` without a backend is
 //! refused naming the setting.
 
@@ -361,6 +362,46 @@ fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
     }
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn a_scratch_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
+    let lab = lab("diskcrash");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.extend(lab.volume_env(None));
+    let mut crashing = spec.clone();
+    crashing
+        .env
+        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_disk(&tid, 32.0));
+    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
+    let status = exec
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
+    assert!(!status.success());
+    let name = root_name(&tid);
+    assert!(
+        lab.volumes_dir().join(format!("{name}.img")).is_file(),
+        "{:?}: {}",
+        lab.volume_files(),
+        exec.log()
+    );
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let u = last_update(&d);
+    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+    let msg = u["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("preparation undone") && !msg.contains("undo errors"),
+        "{u}"
+    );
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     lab.assert_no_volumes();
     lab.assert_clean();
 }
