@@ -1,4 +1,5 @@
-//! The volume step: the task's sized `/home` (berth-lvm), first of the preparation steps.
+//! The volume step: the task's sized `/home` (berth-lvm), the first preparation step after
+//! `scratch` (see `super::scratch`, which shares this module's backend settings).
 //!
 //! A task whose resources ask for `home` (MB) gets its own volume, named from the task id by
 //! [`VolumeName::for_task`], owned by the task ([`owner_for_task`]), formatted ext4 (or xfs),
