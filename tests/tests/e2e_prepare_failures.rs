@@ -87,7 +87,7 @@ fn a_failure_at_every_step_undoes_everything() {
     let net = lab::Lab::new();
     let lab = Lab::new("failstep");
     let _loops = LoopGuard(&lab);
-    assert_eq!(STEP_ORDER.len(), 8, "{STEP_ORDER:?}");
+    assert_eq!(STEP_ORDER.len(), 9, "{STEP_ORDER:?}");
     for step in STEP_ORDER {
         let tid = lab.task_id(step);
         let guard = NetnsGuard(
@@ -102,7 +102,13 @@ fn a_failure_at_every_step_undoes_everything() {
             .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
         spec.env
             .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
-        let (d, mut exec) = start_in(&net.host, spec, lab.task_with_home(&tid, 16.0));
+        let mut task = lab.task_with_home(&tid, 16.0);
+        // `disk` too: the scratch step (the writable layer's volume).
+        task["resources"]
+            .as_array_mut()
+            .expect("resources")
+            .push(serde_json::json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 32.0}}));
+        let (d, mut exec) = start_in(&net.host, spec, task);
         d.wait_state(&tid, "TASK_FAILED", T);
         let u = last_update(&d);
         assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{step}: {u}");

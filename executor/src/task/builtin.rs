@@ -96,7 +96,9 @@ impl Step for Image {
 }
 
 /// The root filesystem: an overlay with the image as its read-only lower layer, so tasks
-/// never change the image and nothing of a task outlives it.
+/// never change the image and nothing of a task outlives it. Its writable layer (`upper`
+/// and `work`) is on the task's scratch volume when the `scratch` step mounted one (the
+/// task's `disk` enforced), else in the state dir.
 pub struct Rootfs;
 
 impl Step for Rootfs {
@@ -104,10 +106,10 @@ impl Step for Rootfs {
         "rootfs"
     }
     fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let state = ctx.state_dir();
+        let base = super::scratch::layer_base(ctx);
         let (upper, work, target) = (
-            state.join("upper"),
-            state.join("work"),
+            base.join("upper"),
+            base.join("work"),
             ctx.bundle_dir().join("rootfs"),
         );
         for d in [&upper, &work, &target] {
@@ -143,6 +145,7 @@ impl Step for Rootfs {
             })?;
         }
         rm_rf("rootfs", &target)?;
+        // A writable layer on the scratch volume goes with the volume (the scratch undo).
         rm_rf("rootfs", &state.join("upper"))?;
         rm_rf("rootfs", &state.join("work"))
     }

@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub volume: VolumeConfig,
     /// The machine's size: upper bounds of a task's `cpus` and `mem`.
     pub host: HostLimits,
+    /// What a task's `disk` does (`BERTH_EXECUTOR_DISK`: `auto`, `enforce`, `ignore`; unset =
+    /// `auto`): the scratch step (see `scratch`), checked when a task has `disk` > 0.
+    pub disk: Option<String>,
 }
 
 /// The machine's CPUs and memory (a task asking for more is refused).
@@ -207,6 +210,11 @@ pub const SETTINGS: &[Setting] = &[
         "the event stream is dead after this long without a byte (stout duration)",
     ),
     s(
+        super::scratch::ENV_DISK,
+        Some("auto"),
+        "the task's disk: auto (enforced on a volume when a backend is set), enforce (refuse it without one) or ignore",
+    ),
+    s(
         "BERTH_EXECUTOR_SECCOMP",
         Some("default"),
         "seccomp: default (berth's profile), unconfined, or a path to a JSON LinuxSeccomp",
@@ -298,6 +306,7 @@ impl RunConfig {
                 crash_at: var(volume::ENV_CRASH_AT),
             },
             host: HostLimits::of_this_host(),
+            disk: var(super::scratch::ENV_DISK),
         }
     }
 }
@@ -362,6 +371,11 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
                     false,
                 );
             }
+        }
+    }
+    if let Some(v) = get(vars, super::scratch::ENV_DISK) {
+        if let Err(e) = v.parse::<super::scratch::DiskMode>() {
+            bad(super::scratch::ENV_DISK, e.to_string(), false);
         }
     }
     if let Some(v) = get(vars, "BERTH_EXECUTOR_SWAP") {

@@ -31,3 +31,8 @@ pub mod volume;
 /// `appspec`: the app spec (one service running `/bin/sh -c CMD`) generated for a plain
 /// command, and the step that writes it into the run dir.
 pub mod appspec;
+
+// `scratch`: the task's `disk` enforced (the overlay's upper dir on a volume of that size;
+// the first step when there is one, before `volume`). A plain comment: an outer doc here
+// would make rustdoc resolve the module's own doc links in this scope.
+pub mod scratch;

@@ -60,7 +60,8 @@ const INIT_WAIT: Duration = Duration::from_secs(10);
 /// executor's settings call for: `volume` with a `home` resource and a volume backend,
 /// `appspec` for a plain command, `network` with BERTH_EXECUTOR_NET_PARENT; the others
 /// always. (A test injects a failure at each one: see `tests/tests/e2e_prepare_failures.rs`.)
-pub const STEP_ORDER: [&str; 8] = [
+pub const STEP_ORDER: [&str; 9] = [
+    "scratch",
     "volume",
     "rundir",
     "appspec",
@@ -77,6 +78,10 @@ fn task_steps(plan: &Plan, cfg: &RunConfig, net: Option<network::Network>) -> Ve
     // The /home volume first (DESIGN 2a), when the task asks for one.
     if let Some(v) = super::volume::step_for(plan, cfg) {
         steps.insert(0, v);
+    }
+    // The writable layer's volume (the task's `disk`) before everything else.
+    if let Some(s) = super::scratch::step_for(plan, cfg) {
+        steps.insert(0, s);
     }
     if let Some(n) = net {
         // After the root filesystem, before the bundle (which joins the netns).
@@ -639,8 +644,13 @@ mod tests {
         };
         let net = network::from_task(&task, Some(&net_cfg), 0.0).unwrap();
         assert!(net.is_some());
-        let cfg = RunConfig::default();
-        let full = task_steps(&plan(64.0, Mode::Command("true".into())), &cfg, net);
+        let cfg = RunConfig {
+            disk: Some("enforce".into()),
+            ..RunConfig::default()
+        };
+        let mut everything = plan(64.0, Mode::Command("true".into()));
+        everything.disk_mb = 64.0;
+        let full = task_steps(&everything, &cfg, net);
         let names: Vec<&str> = full.iter().map(|s| s.name()).collect();
         assert_eq!(names, STEP_ORDER);
         // The optional ones stay out, the others keep their order.

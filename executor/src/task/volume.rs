@@ -1,4 +1,5 @@
-//! The volume step: the task's sized `/home` (berth-lvm), first of the preparation steps.
+//! The volume step: the task's sized `/home` (berth-lvm), the first preparation step after
+//! `scratch` (see `super::scratch`, which shares this module's backend settings).
 //!
 //! A task whose resources ask for `home` (MB) gets its own volume, named from the task id by
 //! [`VolumeName::for_task`], owned by the task ([`owner_for_task`]), formatted ext4 (or xfs),
@@ -133,12 +134,12 @@ pub fn owner_for_task(task_id: &str, name: &VolumeName) -> Owner {
 }
 
 /// A MB resource as bytes, rounded up to whole MiB (Mesos' MB are MiB).
-fn mb_to_bytes(mb: f64) -> Bytes {
+pub(super) fn mb_to_bytes(mb: f64) -> Bytes {
     Bytes::mib(mb.ceil() as u64)
 }
 
 /// The error and its sources, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -152,7 +153,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn config_err(setting: &str, why: impl Into<String>) -> PlanError {
+pub(super) fn config_err(setting: &str, why: impl Into<String>) -> PlanError {
     PlanError::Config {
         setting: setting.into(),
         why: why.into(),
@@ -216,33 +217,7 @@ impl HomeVolume {
             None => Retain::Never,
             Some(v) => v.parse().map_err(|e: String| config_err(ENV_RETAIN, e))?,
         };
-        let open: Opener = match backend {
-            "loopfile" => {
-                let dir = cfg.loopfile_dir.clone();
-                if !dir.is_absolute() {
-                    return Err(config_err(
-                        ENV_DIR,
-                        format!("{} is not an absolute path", dir.display()),
-                    ));
-                }
-                let crash_at = cfg.crash_at.clone();
-                Arc::new(move || {
-                    let mut b = LoopfileBackend::new(&dir, Box::new(SystemRunner::default()))?;
-                    b.crash.crash_at = crash_at.clone();
-                    Ok(Box::new(b) as Box<dyn Backend>)
-                })
-            }
-            "lvm" => {
-                let lvm = read_lvm_config(&cfg.lvm_config)?;
-                Arc::new(move || Ok(Box::new(LvmBackend::new(lvm.clone())?) as Box<dyn Backend>))
-            }
-            other => {
-                return Err(config_err(
-                    ENV_BACKEND,
-                    format!("{other:?} is not a volume backend: use loopfile or lvm"),
-                ))
-            }
-        };
+        let open = opener(backend, cfg)?;
         let size = mb_to_bytes(home_mb);
         if size < fs.min_size() {
             return Err(home_err(format!(
@@ -335,6 +310,39 @@ impl Step for Unusable {
     }
 }
 
+/// Opens the configured backend `backend` (`loopfile` or `lvm`) with the executor's settings;
+/// shared by the home volume and the scratch volume (`super::scratch`). Errors name the
+/// setting at fault.
+pub(super) fn opener(backend: &str, cfg: &VolumeConfig) -> Result<Opener, PlanError> {
+    match backend {
+        "loopfile" => {
+            let dir = cfg.loopfile_dir.clone();
+            if !dir.is_absolute() {
+                return Err(config_err(
+                    ENV_DIR,
+                    format!("{} is not an absolute path", dir.display()),
+                ));
+            }
+            let crash_at = cfg.crash_at.clone();
+            Ok(Arc::new(move || {
+                let mut b = LoopfileBackend::new(&dir, Box::new(SystemRunner::default()))?;
+                b.crash.crash_at = crash_at.clone();
+                Ok(Box::new(b) as Box<dyn Backend>)
+            }))
+        }
+        "lvm" => {
+            let lvm = read_lvm_config(&cfg.lvm_config)?;
+            Ok(Arc::new(move || {
+                Ok(Box::new(LvmBackend::new(lvm.clone())?) as Box<dyn Backend>)
+            }))
+        }
+        other => Err(config_err(
+            ENV_BACKEND,
+            format!("{other:?} is not a volume backend: use loopfile or lvm"),
+        )),
+    }
+}
+
 fn read_lvm_config(path: &Path) -> Result<LvmConfig, PlanError> {
     let bad = |why: String| config_err(ENV_LVM_CONFIG, format!("{}: {why}", path.display()));
     let data = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
@@ -403,25 +411,25 @@ impl Step for HomeVolume {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::task::plan::Mode;
     use crate::task::steps::Outputs;
     use berth_lvm::{Capacity, Health, Resized, Volume, VolumeState};
     use std::sync::Mutex;
 
-    /// Records calls; volumes live in a list.
+    /// Records calls; volumes live in a list (also used by the scratch step's tests).
     #[derive(Default)]
-    struct FakeInner {
-        log: Mutex<Vec<String>>,
-        vols: Mutex<Vec<Volume>>,
-        mounted: Mutex<Vec<PathBuf>>,
-        fail_unmount: bool,
-        lock_dir: PathBuf,
+    pub(in crate::task) struct FakeInner {
+        pub(in crate::task) log: Mutex<Vec<String>>,
+        pub(in crate::task) vols: Mutex<Vec<Volume>>,
+        pub(in crate::task) mounted: Mutex<Vec<PathBuf>>,
+        pub(in crate::task) fail_unmount: bool,
+        pub(in crate::task) lock_dir: PathBuf,
     }
 
     #[derive(Clone, Default)]
-    struct Fake(Arc<FakeInner>);
+    pub(in crate::task) struct Fake(pub(in crate::task) Arc<FakeInner>);
 
     impl std::ops::Deref for Fake {
         type Target = FakeInner;
@@ -521,7 +529,7 @@ mod tests {
         }
     }
 
-    fn ctx(dir: &Path) -> StepCtx {
+    pub(in crate::task) fn ctx(dir: &Path) -> StepCtx {
         StepCtx {
             plan: Plan {
                 task_id: "web.1".into(),
@@ -566,7 +574,7 @@ mod tests {
         )
     }
 
-    fn log(f: &Fake) -> Vec<String> {
+    pub(in crate::task) fn log(f: &Fake) -> Vec<String> {
         std::mem::take(&mut *f.log.lock().unwrap())
     }
 

@@ -530,3 +530,15 @@ impl Lab {
         }
     }
 }
+
+/// The task's `disk` (the executor's `scratch` step: the writable layer on a volume).
+impl Lab {
+    /// [`Lab::task`] with the `disk` resource (MB).
+    pub fn task_with_disk(&self, task_id: &str, disk_mb: f64) -> Value {
+        let mut t = self.task(task_id);
+        t["resources"].as_array_mut().expect("resources").push(
+            json!({"name": "disk", "type": "SCALAR", "scalar": {"value": disk_mb}, "role": "*"}),
+        );
+        t
+    }
+}

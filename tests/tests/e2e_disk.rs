@@ -1,0 +1,407 @@
+//! The task's `disk` enforced end to end, as root: the executor's `scratch` step with the
+//! loopfile backend (sparse file + real loop device + ext4), real runc and berth-init. A task
+//! with `disk` 64 has its writable layer (the overlay's upper and work dirs) on its own
+//! 64 MiB volume: 10 MB written to /tmp fit, 100 MB get ENOSPC; after KILL no mount, loop
+//! device, volume file or lock file is left; failures injected at `scratch` or a later step
+//! leave nothing; an executor SIGKILLed mid-task is replaced by one that re-attaches with the
+//! volume still in use and removes it at the end, and one that dies in the middle of making
+//! the volume is replaced by one that removes it; `disk` 0, `ignore`, and `auto` without a
+//! backend behave as before (the layer in the state dir), `enforce` without a backend is
+//! refused naming the setting.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_lvm::{VolumeKind, VolumeName};
+use berth_tests::mesos::harness::Lab;
+use berth_tests::mesos::AgentDouble;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A lab that also detaches its loop devices when a test fails half way.
+struct DiskLab(Lab);
+
+impl Deref for DiskLab {
+    type Target = Lab;
+    fn deref(&self) -> &Lab {
+        &self.0
+    }
+}
+
+impl Drop for DiskLab {
+    fn drop(&mut self) {
+        // A failed test may leave the overlay and the scratch mount: lazily unmount what is
+        // under this lab's state dir, then free the loop devices.
+        let state = self.0.state.display().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&state))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        self.0.detach_loop_devices();
+    }
+}
+
+fn lab(name: &str) -> DiskLab {
+    DiskLab(Lab::new(name))
+}
+
+fn last_update(d: &AgentDouble) -> serde_json::Value {
+    d.state().updates.last().cloned().unwrap_or_default()
+}
+
+fn wait_done(lab: &Lab, tid: &str) -> String {
+    let end = Instant::now() + T;
+    loop {
+        let out = lab.sandbox_file(tid, "stdout");
+        if out.contains("DONE") {
+            return out;
+        }
+        assert!(
+            Instant::now() < end,
+            "the task never printed DONE: stdout {out:?}, stderr {:?}",
+            lab.sandbox_file(tid, "stderr")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn runc_exec(lab: &Lab, script: &str) -> String {
+    let cid = lab.runc_containers().pop().expect("a container");
+    let out = Command::new("runc")
+        .arg("--root")
+        .arg(&lab.runc_root)
+        .args(["exec", &cid, "/bin/sh", "-c", script])
+        .output()
+        .expect("runc exec");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn root_name(tid: &str) -> VolumeName {
+    VolumeName::for_task(VolumeKind::Root, tid).unwrap()
+}
+
+/// The state dir of the lab's one running container.
+fn container_state(lab: &Lab) -> PathBuf {
+    let cid = lab.runc_containers().pop().expect("a container");
+    lab.state.join(cid)
+}
+
+fn mount_targets() -> Vec<(String, String)> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((f.get(4)?.to_string(), f.get(dash + 1)?.to_string()))
+        })
+        .collect()
+}
+
+/// The 100 MB and 10 MB writes into the container's root filesystem (not /home).
+const WRITES: &str = "busybox dd if=/dev/zero of=/tmp/small bs=1M count=10 2>/dev/null; \
+    echo small=$?; \
+    busybox dd if=/dev/zero of=/tmp/big bs=1M count=100 2>&1; echo big=$?; rm -f /tmp/big; \
+    echo DONE; exec sleep 1000";
+
+fn assert_enforced(out: &str) {
+    assert!(out.contains("small=0"), "10 MB did not fit in 64: {out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(
+        !out.contains("big=0"),
+        "writing 100 MB into a 64 MB disk succeeded: {out}"
+    );
+}
+
+#[test]
+fn disk_bounds_the_writable_layer_and_goes_with_the_task() {
+    let lab = lab("disk");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(&tid, Some(WRITES));
+    spec.env.extend(lab.volume_env(Some("always")));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec), "{}", exec.log());
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let out = wait_done(&lab, &tid);
+    assert_enforced(&out);
+
+    // On the host: the scratch volume (ext4 on a loop device) is mounted under the task's
+    // state dir, nosuid/nodev, holding the overlay's upper and work dirs; none in the state
+    // dir itself.
+    let state = container_state(&lab);
+    let scratch = state.join("scratch");
+    let (_, fstype) = mount_targets()
+        .into_iter()
+        .find(|(t, _)| *t == scratch.display().to_string())
+        .unwrap_or_else(|| panic!("no scratch mount: {:?}", lab.mounts()));
+    assert_eq!(fstype, "ext4");
+    assert!(scratch.join("upper").is_dir() && scratch.join("work").is_dir());
+    assert!(scratch.join("upper/tmp/small").is_file());
+    assert!(!state.join("upper").exists() && !state.join("work").exists());
+    assert_eq!(lab.loop_devices().len(), 1, "{:?}", lab.loop_devices());
+    let name = root_name(&tid);
+    let meta = std::fs::read_to_string(lab.volumes_dir().join(format!("{name}.json"))).unwrap();
+    assert!(meta.contains(&tid), "owner in {meta}");
+    let opts = Command::new("findmnt")
+        .args(["-no", "OPTIONS"])
+        .arg(&scratch)
+        .output()
+        .unwrap();
+    let opts = String::from_utf8_lossy(&opts.stdout).into_owned();
+    assert!(
+        opts.contains("nosuid") && opts.contains("nodev"),
+        "scratch mount options {opts}"
+    );
+    let env = runc_exec(&lab, "echo disk=$BERTH_DISK_MB");
+    assert!(env.contains("disk=64"), "{env}");
+
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    // Removed even with the home volume's retention `always`: it does not apply here.
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn failures_at_or_after_the_scratch_step_leave_nothing() {
+    for step in ["scratch", "rootfs", "bundle", "container"] {
+        let lab = lab(&format!("diskfail{step}"));
+        let tid = lab.task_id("app");
+        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        spec.env.extend(lab.volume_env(None));
+        spec.env
+            .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        // Both volumes: the scratch volume and /home.
+        let mut task = lab.task_with_disk(&tid, 32.0);
+        task["resources"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!(
+                {"name": "home", "type": "SCALAR", "scalar": {"value": 16.0}, "role": "*"}
+            ));
+        d.launch_on_subscribe(task);
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let u = last_update(&d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
+        let msg = u["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains(&format!("{step}: failure injected")),
+            "{step}: {u}"
+        );
+        assert!(!msg.contains("teardown"), "{u}");
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        lab.assert_no_volumes();
+        lab.assert_clean();
+    }
+}
+
+#[test]
+fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end() {
+    let lab = lab("diskrecover");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(
+        &tid,
+        Some("echo before > /marker; echo DONE; exec sleep 1000"),
+    );
+    spec.env.extend(lab.volume_env(None));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_disk(&tid, 48.0));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    wait_done(&lab, &tid);
+    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    let container = lab.runc_containers();
+    let state = container_state(&lab);
+    exec.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    // The executor is gone; the volume is still mounted and in use by the container.
+    assert!(lab.mounts().iter().any(|m| m.ends_with("/scratch")));
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
+    assert!(
+        d.wait(T, |st| st
+            .states(&tid)
+            .iter()
+            .filter(|s| *s == "TASK_RUNNING")
+            .count()
+            == 2),
+        "{}",
+        exec2.log()
+    );
+    assert_eq!(lab.runc_containers(), container);
+    // The same writable layer, still bounded.
+    let seen = runc_exec(
+        &lab,
+        "cat /marker; busybox dd if=/dev/zero of=/tmp/big bs=1M count=100 2>&1; \
+         echo big=$?; rm -f /tmp/big",
+    );
+    assert!(seen.contains("before"), "{seen}");
+    assert!(seen.contains("No space left on device"), "{seen}");
+    assert!(!seen.contains("big=0"), "{seen}");
+    assert!(state.join("scratch/upper/marker").is_file());
+    assert_eq!(lab.loop_devices().len(), 1);
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    let u = last_update(&d);
+    assert!(
+        !u["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("teardown errors"),
+        "{u}"
+    );
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+/// Runs a task that writes 10 MB and 100 MB into /tmp with the given settings and `disk`:
+/// both fit, its writable layer is in the state dir, no volume is made; then KILL.
+fn unenforced(lab: &Lab, what: &str, disk: f64, env: &[(&str, &str)], backend: bool) {
+    let tid = lab.task_id(what);
+    let mut spec = lab.spec(&tid, Some(WRITES));
+    if backend {
+        spec.env.extend(lab.volume_env(None));
+    }
+    spec.env
+        .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_disk(&tid, disk));
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let out = wait_done(lab, &tid);
+    assert!(
+        out.contains("small=0") && out.contains("big=0"),
+        "{what}: {out}"
+    );
+    let state = container_state(lab);
+    assert!(
+        state.join("upper").is_dir(),
+        "{what}: upper in the state dir"
+    );
+    assert!(!state.join("scratch").exists(), "{what}");
+    assert!(lab.loop_devices().is_empty(), "{what}");
+    assert!(lab.volume_files().is_empty(), "{what}");
+    if what == "auto" {
+        assert!(
+            exec.log().contains("resources.disk is not enforced"),
+            "{what}: no warning in {}",
+            exec.log()
+        );
+    }
+    d.kill(&tid, None);
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn disk_zero_ignore_and_auto_without_a_backend_run_as_before() {
+    let lab = lab("diskoff");
+    unenforced(&lab, "zero", 0.0, &[], true);
+    unenforced(
+        &lab,
+        "ignore",
+        64.0,
+        &[("BERTH_EXECUTOR_DISK", "ignore")],
+        true,
+    );
+    unenforced(&lab, "auto", 64.0, &[], false);
+}
+
+#[test]
+fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
+    let lab = lab("diskrefused");
+    for (what, mode, backend) in [("enforce", "enforce", false), ("bad", "strict", true)] {
+        let tid = lab.task_id(what);
+        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+        if backend {
+            spec.env.extend(lab.volume_env(None));
+        }
+        spec.env.push(("BERTH_EXECUTOR_DISK".into(), mode.into()));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let u = last_update(&d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
+        let msg = u["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("scratch: ") && msg.contains("BERTH_EXECUTOR_DISK"),
+            "{what}: {msg}"
+        );
+        assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+    }
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn a_scratch_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
+    let lab = lab("diskcrash");
+    let tid = lab.task_id("app");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.extend(lab.volume_env(None));
+    let mut crashing = spec.clone();
+    crashing
+        .env
+        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(lab.task_with_disk(&tid, 32.0));
+    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
+    let status = exec
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
+    assert!(!status.success());
+    let name = root_name(&tid);
+    assert!(
+        lab.volumes_dir().join(format!("{name}.img")).is_file(),
+        "{:?}: {}",
+        lab.volume_files(),
+        exec.log()
+    );
+    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_FAILED", T);
+    let u = last_update(&d);
+    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+    let msg = u["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("preparation undone") && !msg.contains("undo errors"),
+        "{u}"
+    );
+    exec2
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
