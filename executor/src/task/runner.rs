@@ -287,6 +287,30 @@ fn socket_retry(since_start: Duration) -> Duration {
     }
 }
 
+/// The address init reported, cross-checked against the addresses on `eth0` in the
+/// task's netns when the network step made one (the report comes from inside the
+/// container): a fake or unreadable one is dropped with a warning.
+async fn checked_ip(ctx: &StepCtx, reported: Option<String>) -> Option<String> {
+    let netns = ctx.outputs().netns?;
+    let rep = reported.clone()?;
+    let found = tokio::task::spawn_blocking(move || super::network::container_addresses(&netns))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match found {
+        Ok(on) => {
+            let ok = super::network::verified_ip(Some(&rep), &on);
+            if ok.is_none() {
+                tracing::warn!(reported = %rep, on_eth0 = ?on, "berth-init reported an address not on the task's eth0: not reported");
+            }
+            ok
+        }
+        Err(e) => {
+            tracing::warn!(reported = %rep, error = %e, "cannot read the task's addresses: the address is not reported");
+            None
+        }
+    }
+}
+
 /// Waits until berth-init says `running` and returns that status. Each `wait` request is
 /// held by init until its state changes, so RUNNING follows init's own change at once;
 /// `answered` is set at init's first answer (it binds its socket only after blocking
@@ -517,7 +541,7 @@ async fn supervise(
             st = running(&mut running_watch) => {
                 running_watch = None;
                 if ip.is_none() {
-                    ip = st.as_ref().and_then(InitStatus::ip);
+                    ip = checked_ip(&ctx, st.as_ref().and_then(InitStatus::ip)).await;
                 }
                 if !end.killed {
                     running_sent = true;
