@@ -227,18 +227,38 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
         let (c, a) = (ctx.clone(), all.clone());
-        if let Err(errs) = blocking(move || steps::prepare(&a, &c)).await {
-            tracing::error!(task = %id, errors = %join_errors(&errs), "preparation failed");
-            send(
-                &req,
-                TaskEvent::new(&id, TaskState::TaskFailed)
-                    .reason(Reason::ReasonContainerLaunchFailed)
-                    .message(format!(
-                        "container preparation failed: {}",
+        // A KILL arriving during the preparation stops it before the next step (the
+        // container included): what was made is undone, TASK_KILLED during launch.
+        let kill = req.kill.clone();
+        let stop = move || kill.borrow().is_some();
+        match blocking(move || steps::prepare_unless(&a, &c, &stop)).await {
+            Err(errs) => {
+                tracing::error!(task = %id, errors = %join_errors(&errs), "preparation failed");
+                send(
+                    &req,
+                    TaskEvent::new(&id, TaskState::TaskFailed)
+                        .reason(Reason::ReasonContainerLaunchFailed)
+                        .message(format!(
+                            "container preparation failed: {}",
+                            join_errors(&errs)
+                        )),
+                );
+                return;
+            }
+            Ok(steps::Prepared::Stopped(errs)) => {
+                tracing::info!(task = %id, "killed during the launch: preparation undone");
+                let mut ev = TaskEvent::new(&id, TaskState::TaskKilled)
+                    .reason(Reason::ReasonTaskKilledDuringLaunch);
+                if !errs.is_empty() {
+                    ev = ev.message(format!(
+                        "killed during the launch (undo errors: {})",
                         join_errors(&errs)
-                    )),
-            );
-            return;
+                    ));
+                }
+                send(&req, ev);
+                return;
+            }
+            Ok(steps::Prepared::Done) => {}
         }
     }
     supervise(ctx, all, req, legacy_tini).await;
@@ -604,10 +624,9 @@ async fn supervise(
         let mut e =
             TaskEvent::new(&id, TaskState::TaskKilled).message(format!("container {describe}"));
         if end.unhealthy {
+            // As Mesos' command executor: healthy:false on the terminal update, no reason.
             e.healthy = Some(false);
-            e = e
-                .reason(Reason::ReasonTaskHealthCheckStatusUpdated)
-                .message("killed after failing its health checks");
+            e = e.message("killed after failing its health checks");
         }
         e
     } else if code == 0 {
