@@ -168,13 +168,25 @@ pub fn prepare_unless(
 ) -> Result<Prepared, Vec<StepError>> {
     let state = ctx.state_dir();
     let known = ctx.cfg.runtime_root.join(&ctx.plan.container_id);
-    if known.exists() {
+    let left: Vec<String> = [
+        (state.symlink_metadata().is_ok(), "a state dir", &state),
+        (
+            known.symlink_metadata().is_ok(),
+            "the runtime's record",
+            &known,
+        ),
+    ]
+    .into_iter()
+    .filter(|(found, _, _)| *found)
+    .map(|(_, what, path)| format!("{what} at {}", path.display()))
+    .collect();
+    if !left.is_empty() {
         return Err(vec![StepError::new(
             "state",
             format!(
-                "the runtime already has a container {} ({}): refusing to launch over it",
+                "container {} already exists ({}): refusing to launch over it (another executor's container, or a leftover to clean up)",
                 ctx.plan.container_id,
-                known.display()
+                left.join(", ")
             ),
         )]);
     }
@@ -394,7 +406,7 @@ mod tests {
         std::fs::create_dir_all(&known).unwrap();
         let errs = prepare(&steps(&log, None), &c).unwrap_err();
         assert!(
-            errs[0].to_string().contains("runtime already has"),
+            errs[0].to_string().contains("the runtime's record at"),
             "{}",
             errs[0]
         );
