@@ -249,6 +249,47 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    /// The netns of a unit test (`ip netns`), deleted on drop.
+    struct TestNetns(String);
+    impl Drop for TestNetns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+
+    /// The addresses are read in the task's netns: a real one (root) with a veth eth0.
+    #[test]
+    fn a_fake_address_is_not_on_eth0_in_the_tasks_netns() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test makes a netns: run it as root"
+        );
+        let ns = TestNetns(format!("berth-ut-ip-{}", std::process::id()));
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &ns.0]);
+        ip(&[
+            "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+        ]);
+        ip(&["-n", &ns.0, "addr", "add", "10.77.0.5/24", "dev", "eth0"]);
+        let on = container_addresses(&std::path::Path::new("/run/netns").join(&ns.0)).unwrap();
+        assert_eq!(on, vec![std::net::Ipv4Addr::new(10, 77, 0, 5)]);
+        assert_eq!(
+            verified_ip(Some("10.77.0.5"), &on).as_deref(),
+            Some("10.77.0.5")
+        );
+        assert_eq!(verified_ip(Some("10.77.0.6"), &on), None);
+    }
+
     #[test]
     fn only_an_address_on_eth0_is_reported() {
         let on: Vec<std::net::Ipv4Addr> = vec!["10.1.2.3".parse().unwrap()];
