@@ -263,11 +263,8 @@ mod tests {
     #[test]
     fn a_fake_address_is_not_on_eth0_in_the_tasks_netns() {
         // SAFETY: geteuid has no preconditions and cannot fail.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "this test makes a netns: run it as root"
-        );
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "this test makes a netns: run it as root");
         let ns = TestNetns(format!("berth-ut-ip-{}", std::process::id()));
         let ip = |args: &[&str]| {
             let st = std::process::Command::new("ip")
