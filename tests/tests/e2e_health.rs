@@ -93,6 +93,24 @@ fn a_timed_out_command_check_is_killed_inside_the_container() {
         .filter(|u| u["healthy"] == false && u["state"] == "TASK_RUNNING")
         .count();
     assert!(fails >= 2, "{:#?}", d.state().updates);
+    // The terminal update says healthy:false and why, without a reason (as Mesos'
+    // command executor).
+    let killed = d
+        .state()
+        .updates
+        .iter()
+        .find(|u| u["state"] == "TASK_KILLED")
+        .cloned()
+        .unwrap();
+    assert_eq!(killed["healthy"], false, "{killed}");
+    assert!(killed["reason"].is_null(), "{killed}");
+    assert!(
+        killed["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("failing its health checks"),
+        "{killed}"
+    );
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());

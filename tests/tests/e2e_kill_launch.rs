@@ -1,9 +1,9 @@
 //! KILL during the launch, end to end (root, runc, the real executor): LAUNCH and KILL
 //! reach the executor in one chunk, so the KILL arrives while the task is being
 //! prepared: TASK_KILLED, never TASK_RUNNING, and nothing is left (no container, state,
-//! mount, cgroup or process). The reason is REASON_TASK_KILLED_DURING_LAUNCH when the
-//! runner sees the KILL before its preparation starts; once preparation has begun the
-//! runner finishes it and kills the started container (no reason), see the report.
+//! mount, cgroup or process), with REASON_TASK_KILLED_DURING_LAUNCH: the runner checks
+//! for a KILL before its preparation and before each preparation step (the container
+//! included), and undoes what was made.
 
 use std::time::Duration;
 
@@ -45,7 +45,7 @@ fn kill_during_launch_ends_killed_during_launch_and_leaves_nothing() {
         .cloned()
         .unwrap();
     assert!(
-        killed["reason"].is_null() || killed["reason"] == "REASON_TASK_KILLED_DURING_LAUNCH",
+        killed["reason"] == "REASON_TASK_KILLED_DURING_LAUNCH",
         "{killed}: {}",
         exec.log()
     );

@@ -139,6 +139,18 @@ impl Step for Rootfs {
     fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
         let state = ctx.state_dir();
         let target = ctx.bundle_dir().join("rootfs");
+        // A lazy unmount under a container that still runs (its kill failed) would hide
+        // it: the root is kept, and the error keeps the state dir, until it is gone.
+        if let Some(why) = container_still_there(ctx) {
+            return Err(StepError::new(
+                "rootfs",
+                format!(
+                    "container {} is still there ({why}): its root {} is kept",
+                    ctx.plan.container_id,
+                    target.display()
+                ),
+            ));
+        }
         if is_mounted(&target) {
             umount2(&target, MntFlags::MNT_DETACH).map_err(|e| {
                 StepError::new("rootfs", format!("umount {}: {e}", target.display()))
@@ -149,6 +161,29 @@ impl Step for Rootfs {
         rm_rf("rootfs", &state.join("upper"))?;
         rm_rf("rootfs", &state.join("work"))
     }
+}
+
+/// Why the task's container is not gone yet: the runtime still has its record, or its
+/// cgroup (`/<cgroup parent>/<id>`, v2 or any v1 controller) still has processes.
+fn container_still_there(ctx: &StepCtx) -> Option<String> {
+    let id = &ctx.plan.container_id;
+    let rt = Container::runtime(ctx);
+    if rt.known(id) {
+        return Some(format!(
+            "the runtime's record {}",
+            ctx.cfg.runtime_root.join(id).display()
+        ));
+    }
+    let rel = Path::new(ctx.cfg.cgroup_parent.trim_start_matches('/')).join(id);
+    let base = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![base.join(&rel)];
+    if let Ok(ctrls) = std::fs::read_dir(base) {
+        dirs.extend(ctrls.flatten().map(|c| c.path().join(&rel)));
+    }
+    dirs.into_iter().find_map(|d| {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).ok()?;
+        (!procs.trim().is_empty()).then(|| format!("processes in {}", d.display()))
+    })
 }
 
 /// `config.json`.
@@ -236,6 +271,16 @@ impl Step for Container {
         if let Ok(mut o) = ctx.outputs.lock() {
             o.wrapper_pid = Some(child.id());
         }
+        // Recorded at once, not only when the step is marked done: an executor crash in
+        // between would leave recovery's undo without the wrapper (it also looks for the
+        // wrapper by its exit file, see `undo`).
+        let state = ctx.state_dir();
+        if let Some(mut cp) = super::steps::Checkpoint::load(&state) {
+            cp.outputs.wrapper_pid = Some(child.id());
+            if let Err(e) = cp.save(&state) {
+                tracing::warn!(error = %e, "cannot record the wrapper's pid early");
+            }
+        }
         // The wrapper is reaped by a thread. The runner learns of its exit through a
         // pidfd ([`wrapper_pidfd`]: readable once the wrapper exited, after it wrote the
         // exit file), which also works for a container adopted after an executor restart.
@@ -256,8 +301,15 @@ impl Step for Container {
         // knows it. The wrapper is recognised by the exit file on its command line, not
         // by its pid alone, which may belong to another process after an executor
         // restart.
-        let wrapper = ctx.outputs().wrapper_pid;
         let exit = ctx.exit_file();
+        // A wrapper spawned just before an executor crash may be unrecorded: found by its
+        // exit file, so the container it is about to create is killed and waited for
+        // instead of being created afterwards on a removed root.
+        let wrapper = ctx
+            .outputs()
+            .wrapper_pid
+            .filter(|p| is_wrapper(*p, &exit))
+            .or_else(|| find_wrapper(&exit));
         let end = Instant::now() + Duration::from_secs(10);
         let mut killed = false;
         loop {
@@ -303,6 +355,15 @@ pub fn wrapper_pidfd(ctx: &StepCtx) -> Option<std::os::fd::OwnedFd> {
     is_wrapper(pid as u32, &ctx.exit_file()).then_some(fd)
 }
 
+/// A live wrapper writing `exit_file`, searched among every process.
+fn find_wrapper(exit_file: &Path) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| *pid != std::process::id() && is_wrapper(*pid, exit_file))
+}
+
 /// Whether `pid` is a live (not zombie) wrapper writing `exit_file`.
 fn is_wrapper(pid: u32, exit_file: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -326,6 +387,60 @@ fn is_zombie(pid: u32) -> bool {
 #[cfg(test)]
 mod container_tests {
     use super::*;
+
+    #[test]
+    fn the_root_is_kept_while_the_runtime_knows_the_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = crate::task::volume::tests::ctx(dir.path());
+        ctx.cfg.runtime_root = dir.path().join("runc");
+        let target = ctx.bundle_dir().join("rootfs");
+        std::fs::create_dir_all(target.join("etc")).unwrap();
+        let record = ctx.cfg.runtime_root.join(&ctx.plan.container_id);
+        std::fs::create_dir_all(&record).unwrap();
+        let e = Rootfs.undo(&ctx).unwrap_err();
+        assert!(e.to_string().contains("still there"), "{e}");
+        assert!(target.join("etc").exists(), "the root was removed");
+        std::fs::remove_dir(&record).unwrap();
+        Rootfs.undo(&ctx).unwrap();
+        assert!(!target.exists());
+    }
+
+    /// A wrapper the checkpoint does not name (the executor crashed right after spawning
+    /// it): undo finds it by its exit file and waits for it to end.
+    #[test]
+    fn undo_waits_for_an_unrecorded_wrapper() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = crate::task::volume::tests::ctx(dir.path());
+        ctx.cfg.runtime_root = dir.path().join("runc");
+        let exit = ctx.exit_file();
+        let mut child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg("read x; true")
+            .arg("berth-runtime")
+            .arg(&exit)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(5);
+        while !is_wrapper(child.id(), &exit) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(find_wrapper(&exit), Some(child.id()));
+        assert_eq!(ctx.outputs().wrapper_pid, None);
+        // The wrapper ends a little later (its runtime saw the container go).
+        let stdin = child.stdin.take().unwrap();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(stdin);
+        });
+        Container.undo(&ctx).unwrap();
+        closer.join().unwrap();
+        assert!(
+            child.try_wait().unwrap().is_some() || is_zombie(child.id()),
+            "undo returned while the wrapper still ran"
+        );
+        child.wait().unwrap();
+    }
 
     #[test]
     fn the_wrapper_is_recognised_by_its_exit_file_not_its_pid() {

@@ -22,6 +22,8 @@ pub enum InitError {
     },
     #[error("berth-init did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("{path} is not a socket made by berth-init (a symlink or another file type): refusing to connect")]
+    NotASocket { path: String },
     #[error("berth-init's answer is not valid: {0}")]
     Answer(String),
     #[error("berth-init does not know the wait request: {0}")]
@@ -101,7 +103,10 @@ async fn request(socket: &Path, line: &str, timeout: Duration) -> Result<InitSta
         err,
     };
     let work = async {
-        let mut s = UnixStream::connect(socket).await.map_err(io)?;
+        let mut s = connect_no_follow(socket).await.map_err(|e| match e {
+            Connect::NotASocket => InitError::NotASocket { path: path.clone() },
+            Connect::Io(err) => io(err),
+        })?;
         s.write_all(line.as_bytes()).await.map_err(io)?;
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line).await.map_err(io)?;
@@ -117,6 +122,37 @@ async fn request(socket: &Path, line: &str, timeout: Duration) -> Result<InitSta
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| InitError::Timeout(timeout))?
+}
+
+enum Connect {
+    NotASocket,
+    Io(std::io::Error),
+}
+
+/// Connects to the socket at `socket` without following a symlink in its last
+/// component. The run dir is writable from inside the container (`/run/berth`), so a
+/// task could replace `init.sock` with a symlink to any host socket and the (root)
+/// executor would connect to it: the path is opened `O_PATH|O_NOFOLLOW`, checked to be
+/// a socket, and connected through `/proc/self/fd/N` (that very inode).
+async fn connect_no_follow(socket: &Path) -> Result<UnixStream, Connect> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    let fd = nix::fcntl::open(
+        socket,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Connect::Io(e.into()))?;
+    // SAFETY: `open` just returned this descriptor; the OwnedFd is its only owner.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st = fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)).map_err(|e| Connect::Io(e.into()))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
+        return Err(Connect::NotASocket);
+    }
+    let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let s = UnixStream::connect(&via).await.map_err(Connect::Io)?;
+    drop(fd);
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -181,6 +217,30 @@ mod tests {
             serde_json::json!({"cmd": "wait", "state": "starting", "timeout_ms": 1500})
         );
         assert!(seen[0].ends_with('\n'));
+    }
+
+    /// A task replacing `init.sock` with a symlink to a host socket: no connection is
+    /// made to that socket, and a regular file is refused too.
+    #[tokio::test]
+    async fn a_symlink_or_a_file_is_never_connected_to() {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host.sock");
+        let l = std::os::unix::net::UnixListener::bind(&host).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let sock = d.path().join("init.sock");
+        std::os::unix::fs::symlink(&host, &sock).unwrap();
+        let e = status(&sock, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(e, InitError::NotASocket { .. }), "{e}");
+        assert_eq!(
+            l.accept().unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "the host socket got a connection"
+        );
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, b"x").unwrap();
+        let e = status(&sock, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(e, InitError::NotASocket { .. }), "{e}");
+        assert!(l.accept().is_err());
     }
 
     #[tokio::test]

@@ -4,8 +4,13 @@
 /// Longest container id berth makes (runc accepts more; paths and cgroup names stay short).
 pub const MAX_ID: usize = 64;
 
-/// `berth-<task id>` with every character outside `[A-Za-z0-9_.-]` replaced by `_`; ids too
-/// long are cut and suffixed with a hash of the whole id so distinct tasks stay distinct.
+/// `berth-<task id>` for a task id of `[A-Za-z0-9_.-]` short enough; any other id
+/// (characters replaced by `_`, or cut) gives `berth_<sanitized id, cut>-<64-bit FNV-1a
+/// hash of the whole id in hex>`. The two forms cannot collide: a clean id always starts
+/// `berth-`, a hashed one `berth_` (before this scheme, both were `berth-…` with a
+/// 32-bit hash, and `web/1` gave the same id as `web_1-<its hash>`). Ids are derived
+/// at each launch: a container started by an executor from before the change, for a
+/// task id that needed the hash, is not found again by a newer executor's recovery.
 pub fn container_id(task_id: &str) -> String {
     let clean: String = task_id
         .chars()
@@ -17,13 +22,14 @@ pub fn container_id(task_id: &str) -> String {
             }
         })
         .collect();
-    let mut id = format!("berth-{clean}");
-    // Never "." or ".." path components, never a leading dot after the prefix issue.
-    if id.len() > MAX_ID || clean != task_id {
-        let hash = fnv1a(task_id.as_bytes());
-        id.truncate(MAX_ID - 9);
-        id.push_str(&format!("-{:08x}", hash as u32));
+    let id = format!("berth-{clean}");
+    if id.len() <= MAX_ID && clean == task_id {
+        return id;
     }
+    let mut id = format!("berth_{clean}");
+    // `clean` is ASCII: cutting at any byte is a char boundary.
+    id.truncate(MAX_ID - 17);
+    id.push_str(&format!("-{:016x}", fnv1a(task_id.as_bytes())));
     id
 }
 
@@ -74,6 +80,21 @@ mod tests {
         assert_eq!(long.len(), MAX_ID);
         assert_ne!(long, container_id(&"x".repeat(301)));
         assert!(!container_id("../../etc").contains('/'));
+    }
+
+    #[test]
+    fn a_clean_id_never_reproduces_a_hashed_one() {
+        let hashed = container_id("web/1");
+        assert!(hashed.starts_with("berth_web_1-"), "{hashed}");
+        assert_eq!(hashed.len(), "berth_web_1-".len() + 16);
+        // The id a clean task id would need to collide: the hashed id minus its prefix.
+        let forged = hashed.trim_start_matches("berth_");
+        assert_ne!(container_id(forged), hashed);
+        assert_ne!(container_id(&format!("_{forged}")), hashed);
+        // The old 32-bit form is not reproduced either.
+        let old = format!("web_1-{:08x}", fnv1a(b"web/1") as u32);
+        assert_ne!(container_id(&old), hashed);
+        assert_eq!(container_id("web_1"), "berth-web_1");
     }
 
     #[test]

@@ -203,6 +203,33 @@ impl Step for Network {
     }
 }
 
+/// The IPv4 addresses on [`CONTAINER_IFACE`] in the netns pinned at `netns`, read by
+/// netlink from a thread that joined that namespace (its netlink socket is made there).
+pub fn container_addresses(netns: &std::path::Path) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    let ns = std::fs::File::open(netns).map_err(|e| format!("open {}: {e}", netns.display()))?;
+    on_runtime(move |rt| {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("join the task's netns: {e}"))?;
+        rt.block_on(async move {
+            let h =
+                berth_netcfg::conn::connect().map_err(|e| format!("netlink connection: {e}"))?;
+            let iface = IfName::new(CONTAINER_IFACE).map_err(|e| e.to_string())?;
+            berth_netcfg::dhcp::apply::addresses(&h, &iface)
+                .await
+                .map(|v| v.into_iter().map(|(a, _)| a).collect())
+                .map_err(|e| error_chain(&e))
+        })
+    })
+}
+
+/// The address init reported, if it is one of the addresses actually on the task's
+/// interface (`on_eth0`); otherwise None. The report comes from the container, which
+/// could say anything: only a verified address reaches TASK_RUNNING.
+pub fn verified_ip(reported: Option<&str>, on_eth0: &[std::net::Ipv4Addr]) -> Option<String> {
+    let ip: std::net::Ipv4Addr = reported?.parse().ok()?;
+    on_eth0.contains(&ip).then(|| ip.to_string())
+}
+
 /// An error and its sources, on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -221,6 +248,57 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The netns of a unit test (`ip netns`), deleted on drop.
+    struct TestNetns(String);
+    impl Drop for TestNetns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+
+    /// The addresses are read in the task's netns: a real one (root) with a veth eth0.
+    #[test]
+    fn a_fake_address_is_not_on_eth0_in_the_tasks_netns() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(euid, 0, "this test makes a netns: run it as root");
+        let ns = TestNetns(format!("berth-ut-ip-{}", std::process::id()));
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &ns.0]);
+        ip(&[
+            "-n", &ns.0, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+        ]);
+        ip(&["-n", &ns.0, "addr", "add", "10.77.0.5/24", "dev", "eth0"]);
+        let on = container_addresses(&std::path::Path::new("/run/netns").join(&ns.0)).unwrap();
+        assert_eq!(on, vec![std::net::Ipv4Addr::new(10, 77, 0, 5)]);
+        assert_eq!(
+            verified_ip(Some("10.77.0.5"), &on).as_deref(),
+            Some("10.77.0.5")
+        );
+        assert_eq!(verified_ip(Some("10.77.0.6"), &on), None);
+    }
+
+    #[test]
+    fn only_an_address_on_eth0_is_reported() {
+        let on: Vec<std::net::Ipv4Addr> = vec!["10.1.2.3".parse().unwrap()];
+        assert_eq!(
+            verified_ip(Some("10.1.2.3"), &on).as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(verified_ip(Some("10.9.9.9"), &on), None, "a fake address");
+        assert_eq!(verified_ip(Some("10.1.2.3"), &[]), None);
+        assert_eq!(verified_ip(None, &on), None);
+        assert_eq!(verified_ip(Some("nonsense"), &on), None);
+    }
 
     fn task(labels: &[(&str, &str)]) -> TaskInfo {
         let labels: Vec<_> = labels

@@ -227,18 +227,38 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
             return;
         }
         let (c, a) = (ctx.clone(), all.clone());
-        if let Err(errs) = blocking(move || steps::prepare(&a, &c)).await {
-            tracing::error!(task = %id, errors = %join_errors(&errs), "preparation failed");
-            send(
-                &req,
-                TaskEvent::new(&id, TaskState::TaskFailed)
-                    .reason(Reason::ReasonContainerLaunchFailed)
-                    .message(format!(
-                        "container preparation failed: {}",
+        // A KILL arriving during the preparation stops it before the next step (the
+        // container included): what was made is undone, TASK_KILLED during launch.
+        let kill = req.kill.clone();
+        let stop = move || kill.borrow().is_some();
+        match blocking(move || steps::prepare_unless(&a, &c, &stop)).await {
+            Err(errs) => {
+                tracing::error!(task = %id, errors = %join_errors(&errs), "preparation failed");
+                send(
+                    &req,
+                    TaskEvent::new(&id, TaskState::TaskFailed)
+                        .reason(Reason::ReasonContainerLaunchFailed)
+                        .message(format!(
+                            "container preparation failed: {}",
+                            join_errors(&errs)
+                        )),
+                );
+                return;
+            }
+            Ok(steps::Prepared::Stopped(errs)) => {
+                tracing::info!(task = %id, "killed during the launch: preparation undone");
+                let mut ev = TaskEvent::new(&id, TaskState::TaskKilled)
+                    .reason(Reason::ReasonTaskKilledDuringLaunch);
+                if !errs.is_empty() {
+                    ev = ev.message(format!(
+                        "killed during the launch (undo errors: {})",
                         join_errors(&errs)
-                    )),
-            );
-            return;
+                    ));
+                }
+                send(&req, ev);
+                return;
+            }
+            Ok(steps::Prepared::Done) => {}
         }
     }
     supervise(ctx, all, req, legacy_tini).await;
@@ -284,6 +304,30 @@ fn socket_retry(since_start: Duration) -> Duration {
         Duration::from_millis(2)
     } else {
         POLL
+    }
+}
+
+/// The address init reported, cross-checked against the addresses on `eth0` in the
+/// task's netns when the network step made one (the report comes from inside the
+/// container): a fake or unreadable one is dropped with a warning.
+async fn checked_ip(ctx: &StepCtx, reported: Option<String>) -> Option<String> {
+    let netns = ctx.outputs().netns?;
+    let rep = reported.clone()?;
+    let found = tokio::task::spawn_blocking(move || super::network::container_addresses(&netns))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    match found {
+        Ok(on) => {
+            let ok = super::network::verified_ip(Some(&rep), &on);
+            if ok.is_none() {
+                tracing::warn!(reported = %rep, on_eth0 = ?on, "berth-init reported an address not on the task's eth0: not reported");
+            }
+            ok
+        }
+        Err(e) => {
+            tracing::warn!(reported = %rep, error = %e, "cannot read the task's addresses: the address is not reported");
+            None
+        }
     }
 }
 
@@ -517,7 +561,7 @@ async fn supervise(
             st = running(&mut running_watch) => {
                 running_watch = None;
                 if ip.is_none() {
-                    ip = st.as_ref().and_then(InitStatus::ip);
+                    ip = checked_ip(&ctx, st.as_ref().and_then(InitStatus::ip)).await;
                 }
                 if !end.killed {
                     running_sent = true;
@@ -580,10 +624,9 @@ async fn supervise(
         let mut e =
             TaskEvent::new(&id, TaskState::TaskKilled).message(format!("container {describe}"));
         if end.unhealthy {
+            // As Mesos' command executor: healthy:false on the terminal update, no reason.
             e.healthy = Some(false);
-            e = e
-                .reason(Reason::ReasonTaskHealthCheckStatusUpdated)
-                .message("killed after failing its health checks");
+            e = e.message("killed after failing its health checks");
         }
         e
     } else if code == 0 {

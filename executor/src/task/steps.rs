@@ -138,15 +138,85 @@ impl Checkpoint {
 /// Runs every step; on failure undoes what was done and returns every error (the cause
 /// first, then any undo failures).
 pub fn prepare(steps: &[Box<dyn Step>], ctx: &StepCtx) -> Result<(), Vec<StepError>> {
+    match prepare_unless(steps, ctx, &|| false)? {
+        Prepared::Done => Ok(()),
+        Prepared::Stopped(errs) => Err(errs),
+    }
+}
+
+/// How [`prepare_unless`] ended when no step failed.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Every step ran.
+    Done,
+    /// `stop` said so between two steps: what was done is undone (these are the undo
+    /// failures; the state dir is kept if there are any).
+    Stopped(Vec<StepError>),
+}
+
+/// [`prepare`], asking `stop` before each step (a KILL during the launch): if it says
+/// so, what was done is undone and no further step runs.
+///
+/// A container of the same id found on the host (its state dir, or the runtime's record
+/// under the runtime root) is refused before anything is made or touched: it is another
+/// executor's container or a leftover of a crashed one, and launching over it would
+/// overwrite its checkpoint and mount a second root over its own.
+pub fn prepare_unless(
+    steps: &[Box<dyn Step>],
+    ctx: &StepCtx,
+    stop: &dyn Fn() -> bool,
+) -> Result<Prepared, Vec<StepError>> {
     let state = ctx.state_dir();
-    std::fs::create_dir_all(&state)
-        .map_err(|e| vec![StepError::io("state", "cannot create", &state, e)])?;
+    let known = ctx.cfg.runtime_root.join(&ctx.plan.container_id);
+    let left: Vec<String> = [
+        (state.symlink_metadata().is_ok(), "a state dir", &state),
+        (
+            known.symlink_metadata().is_ok(),
+            "the runtime's record",
+            &known,
+        ),
+    ]
+    .into_iter()
+    .filter(|(found, _, _)| *found)
+    .map(|(_, what, path)| format!("{what} at {}", path.display()))
+    .collect();
+    if !left.is_empty() {
+        return Err(vec![StepError::new(
+            "state",
+            format!(
+                "container {} already exists ({}): refusing to launch over it (another executor's container, or a leftover to clean up)",
+                ctx.plan.container_id,
+                left.join(", ")
+            ),
+        )]);
+    }
+    if let Some(parent) = state.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| vec![StepError::io("state", "cannot create", parent, e)])?;
+    }
+    if let Err(e) = std::fs::create_dir(&state) {
+        return Err(vec![if e.kind() == std::io::ErrorKind::AlreadyExists {
+            StepError::new(
+                "state",
+                format!(
+                    "a state dir of container {} is left at {}: refusing to launch over it (another executor's container, or a leftover to clean up)",
+                    ctx.plan.container_id,
+                    state.display()
+                ),
+            )
+        } else {
+            StepError::io("state", "cannot create", &state, e)
+        }]);
+    }
     let mut cp = Checkpoint {
         container_id: ctx.plan.container_id.clone(),
         ..Default::default()
     };
     cp.save(&state).map_err(|e| vec![e])?;
     for (i, step) in steps.iter().enumerate() {
+        if stop() {
+            return Ok(Prepared::Stopped(undo_steps(&steps[..i], ctx)));
+        }
         cp.mark(step.name(), Phase::Started);
         let mut result = cp.save(&state);
         if result.is_ok() {
@@ -171,7 +241,10 @@ pub fn prepare(steps: &[Box<dyn Step>], ctx: &StepCtx) -> Result<(), Vec<StepErr
             return Err(errors);
         }
     }
-    Ok(())
+    if stop() {
+        return Ok(Prepared::Stopped(undo_steps(steps, ctx)));
+    }
+    Ok(Prepared::Done)
 }
 
 /// Undoes the given steps in reverse, continuing past failures; then removes the state
@@ -306,6 +379,55 @@ mod tests {
             !c.state_dir().exists(),
             "state dir removed after a clean undo"
         );
+    }
+
+    #[test]
+    fn a_leftover_state_dir_or_runtime_container_is_refused_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(vec![]));
+        let c = ctx(d.path(), None);
+        std::fs::create_dir_all(c.state_dir()).unwrap();
+        std::fs::write(Checkpoint::path(&c.state_dir()), b"old").unwrap();
+        let errs = prepare(&steps(&log, None), &c).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .contains(&c.state_dir().display().to_string()),
+            "{}",
+            errs[0]
+        );
+        assert!(log.lock().unwrap().is_empty(), "no step ran nor was undone");
+        assert_eq!(
+            std::fs::read(Checkpoint::path(&c.state_dir())).unwrap(),
+            b"old"
+        );
+        std::fs::remove_dir_all(c.state_dir()).unwrap();
+        let known = c.cfg.runtime_root.join("berth-t");
+        std::fs::create_dir_all(&known).unwrap();
+        let errs = prepare(&steps(&log, None), &c).unwrap_err();
+        assert!(
+            errs[0].to_string().contains("the runtime's record at"),
+            "{}",
+            errs[0]
+        );
+        assert!(log.lock().unwrap().is_empty());
+        assert!(!c.state_dir().exists());
+    }
+
+    #[test]
+    fn a_stop_between_steps_undoes_what_was_done() {
+        let d = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(vec![]));
+        let c = ctx(d.path(), None);
+        let l2 = log.clone();
+        let stop = move || l2.lock().unwrap().len() >= 2;
+        let r = prepare_unless(&steps(&log, None), &c, &stop).unwrap();
+        assert!(
+            matches!(r, Prepared::Stopped(ref e) if e.is_empty()),
+            "{r:?}"
+        );
+        assert_eq!(*log.lock().unwrap(), ["run a", "run b", "undo b", "undo a"]);
+        assert!(!c.state_dir().exists());
     }
 
     #[test]

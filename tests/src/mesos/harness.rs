@@ -542,3 +542,42 @@ impl Lab {
         t
     }
 }
+
+impl Lab {
+    /// Removes what an executor killed by the test left: the runtime's containers (killed
+    /// and deleted), this lab's processes, mounts (deepest first), cgroups, and every
+    /// state and run dir entry except the executors' records. Then `assert_clean` holds.
+    pub fn tear_down_leftovers(&self) {
+        for c in self.runc_containers() {
+            let runc = |args: &[&str]| {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(&self.runc_root)
+                    .args(args)
+                    .status();
+            };
+            runc(&["kill", &c, "KILL"]);
+            std::thread::sleep(Duration::from_millis(200));
+            runc(&["delete", "--force", &c]);
+        }
+        for pid in self.processes() {
+            // SAFETY: kill(2) with a pid we found; at worst the process is already gone.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        for g in self.cgroups() {
+            let _ = std::fs::remove_dir(&g);
+        }
+        for dir in [&self.state, &self.run] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if !e.path().ends_with("executors") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+}
