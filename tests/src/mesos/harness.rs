@@ -542,3 +542,154 @@ impl Lab {
         t
     }
 }
+
+/// Scaffolding shared by the volume tests (e2e_volume: `/home`; e2e_disk: the scratch volume).
+pub mod volumes {
+    use std::ops::Deref;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess};
+
+    /// A lab that also frees its loop devices when a test fails half way (the lab's own
+    /// cleanup then unmounts, which frees them); [`VolumeLab::unmounting`] first lazily
+    /// unmounts what is under the lab's state dir (an overlay on a volume).
+    pub struct VolumeLab {
+        lab: Lab,
+        unmount_state: bool,
+    }
+
+    impl VolumeLab {
+        pub fn new(test: &str) -> VolumeLab {
+            VolumeLab {
+                lab: Lab::new(test),
+                unmount_state: false,
+            }
+        }
+
+        pub fn unmounting(test: &str) -> VolumeLab {
+            VolumeLab {
+                lab: Lab::new(test),
+                unmount_state: true,
+            }
+        }
+    }
+
+    impl Deref for VolumeLab {
+        type Target = Lab;
+        fn deref(&self) -> &Lab {
+            &self.lab
+        }
+    }
+
+    impl Drop for VolumeLab {
+        fn drop(&mut self) {
+            if self.unmount_state {
+                let state = self.lab.state.display().to_string();
+                let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+                    .filter(|m| m.starts_with(&state))
+                    .collect();
+                mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+                for m in mounts {
+                    let _ = Command::new("umount").args(["-l", &m]).status();
+                }
+            }
+            self.lab.detach_loop_devices();
+        }
+    }
+
+    /// The last status update the agent double received (`null` when none).
+    pub fn last_update(d: &AgentDouble) -> Value {
+        d.state().updates.last().cloned().unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` until the task's stdout has `DONE`; returns it.
+    pub fn wait_done(lab: &Lab, tid: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let out = lab.sandbox_file(tid, "stdout");
+            if out.contains("DONE") {
+                return out;
+            }
+            assert!(
+                Instant::now() < end,
+                "the task never printed DONE: stdout {out:?}, stderr {:?}",
+                lab.sandbox_file(tid, "stderr")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `script` with `/bin/sh -c` in the lab's (last) runc container: stdout, stderr.
+    pub fn runc_exec(lab: &Lab, script: &str) -> (String, String) {
+        let cid = lab.runc_containers().pop().expect("a container");
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&lab.runc_root)
+            .args(["exec", &cid, "/bin/sh", "-c", script])
+            .output()
+            .expect("runc exec");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The executor exits within `timeout` and the double saw no protocol violation.
+    pub fn assert_exits_cleanly(d: &AgentDouble, exec: &mut ExecutorProcess, timeout: Duration) {
+        exec.wait_exit(timeout)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+    }
+
+    /// KILLs the task: TASK_KILLED, then the executor exits cleanly.
+    pub fn kill_until_exit(
+        d: &AgentDouble,
+        exec: &mut ExecutorProcess,
+        tid: &str,
+        timeout: Duration,
+    ) {
+        d.kill(tid, None);
+        d.wait_state(tid, "TASK_KILLED", timeout);
+        assert_exits_cleanly(d, exec, timeout);
+    }
+
+    /// Waits for TASK_FAILED with reason `REASON_CONTAINER_LAUNCH_FAILED` (`what` names the
+    /// case in the assertion); returns the update.
+    pub fn wait_launch_failed(d: &AgentDouble, tid: &str, what: &str, timeout: Duration) -> Value {
+        d.wait_state(tid, "TASK_FAILED", timeout);
+        let u = last_update(d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
+        u
+    }
+
+    /// The update's message, or "" when it has none.
+    pub fn message(u: &Value) -> &str {
+        u["message"].as_str().unwrap_or("")
+    }
+
+    /// Waits until the task was reported TASK_RUNNING twice (a new executor re-attached).
+    pub fn wait_running_twice(
+        d: &AgentDouble,
+        tid: &str,
+        exec: &ExecutorProcess,
+        timeout: Duration,
+    ) {
+        assert!(
+            d.wait(timeout, |st| st
+                .states(tid)
+                .iter()
+                .filter(|s| *s == "TASK_RUNNING")
+                .count()
+                == 2),
+            "{}",
+            exec.log()
+        );
+    }
+}
