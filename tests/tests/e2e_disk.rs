@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_lvm::{VolumeKind, VolumeName};
+use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
 use berth_tests::mesos::harness::volumes::{
     assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
     wait_launch_failed, wait_running_twice, VolumeLab,
@@ -74,11 +75,8 @@ fn assert_enforced(out: &str) {
 fn disk_bounds_the_writable_layer_and_goes_with_the_task() {
     let lab = lab("disk");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some(WRITES));
-    spec.env.extend(lab.volume_env(Some("always")));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let spec = volume_spec(&lab, &tid, WRITES, Some("always"));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 64.0));
     assert!(d.enforce_registration(&mut exec), "{}", exec.log());
     d.wait_state(&tid, "TASK_RUNNING", T);
     let out = wait_done(&lab, &tid, T);
@@ -157,14 +155,13 @@ fn failures_at_or_after_the_scratch_step_leave_nothing() {
 fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end() {
     let lab = lab("diskrecover");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo before > /marker; echo DONE; exec sleep 1000"),
+        "echo before > /marker; echo DONE; exec sleep 1000",
+        None,
     );
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 48.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 48.0));
     d.wait_state(&tid, "TASK_RUNNING", T);
     wait_done(&lab, &tid, T);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
@@ -208,9 +205,7 @@ fn unenforced(lab: &Lab, what: &str, disk: f64, env: &[(&str, &str)], backend: b
     }
     spec.env
         .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, disk));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, disk));
     d.wait_state(&tid, "TASK_RUNNING", T);
     let out = wait_done(lab, &tid, T);
     assert!(
@@ -261,9 +256,7 @@ fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
             spec.env.extend(lab.volume_env(None));
         }
         spec.env.push(("BERTH_EXECUTOR_DISK".into(), mode.into()));
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 64.0));
         let u = wait_launch_failed(&d, &tid, what, T);
         let msg = message(&u);
         assert!(

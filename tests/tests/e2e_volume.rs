@@ -13,6 +13,7 @@ use std::time::Duration;
 use berth_lvm::exec::SystemRunner;
 use berth_lvm::loopfile::LoopfileBackend;
 use berth_lvm::{Backend, VolumeKind, VolumeName};
+use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
 use berth_tests::mesos::harness::volumes::{
     assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
     wait_launch_failed, wait_running_twice, VolumeLab,
@@ -37,11 +38,8 @@ fn home_is_a_sized_ext4_volume_and_goes_with_the_task() {
         echo hello > /home/hello && echo wrote=$(cat /home/hello); \
         busybox dd if=/dev/zero of=/home/big bs=1M count=100 2>&1; echo dd=$?; rm -f /home/big; \
         echo DONE; exec sleep 1000";
-    let mut spec = lab.spec(&tid, Some(script));
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 64.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let spec = volume_spec(&lab, &tid, script, None);
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 64.0));
     assert!(d.enforce_registration(&mut exec), "{}", exec.log());
     d.wait_state(&tid, "TASK_RUNNING", T);
     let out = wait_done(&lab, &tid, T);
@@ -102,9 +100,7 @@ fn failures_at_or_after_the_volume_step_leave_no_volume() {
         spec.env.extend(lab.volume_env(Some("always")));
         spec.env
             .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
         let u = wait_launch_failed(&d, &tid, step, T);
         assert!(
             message(&u).contains(&format!("{step}: failure injected")),
@@ -134,9 +130,7 @@ fn home_without_a_backend_or_below_the_minimum_is_refused() {
         if with_backend {
             spec.env.extend(lab.volume_env(None));
         }
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_home(&tid, mb));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        let (d, mut exec) = start(&spec, lab.task_with_home(&tid, mb));
         let u = wait_launch_failed(&d, &tid, what, T);
         let msg = message(&u);
         for w in want {
@@ -153,14 +147,13 @@ fn home_without_a_backend_or_below_the_minimum_is_refused() {
 fn retention_always_keeps_the_volume_with_its_data() {
     let lab = lab("volkeep");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo kept > /home/keep; echo DONE; exec sleep 1000"),
+        "echo kept > /home/keep; echo DONE; exec sleep 1000",
+        Some("always"),
     );
-    spec.env.extend(lab.volume_env(Some("always")));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
     d.wait_state(&tid, "TASK_RUNNING", T);
     wait_done(&lab, &tid, T);
     kill_until_exit(&d, &mut exec, &tid, T);
@@ -193,14 +186,13 @@ fn retention_always_keeps_the_volume_with_its_data() {
 fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
     let lab = lab("volrecover");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo before > /home/marker; echo DONE; exec sleep 1000"),
+        "echo before > /home/marker; echo DONE; exec sleep 1000",
+        None,
     );
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
     d.wait_state(&tid, "TASK_RUNNING", T);
     wait_done(&lab, &tid, T);
     assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));

@@ -693,3 +693,29 @@ pub mod volumes {
         );
     }
 }
+
+/// Starting a task with volumes (e2e_volume, e2e_disk).
+pub mod volume_launch {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess, ExecutorSpec};
+
+    /// The lab's executor spec running `cmd`, with its loopfile volume settings (`retain`).
+    pub fn volume_spec(lab: &Lab, tid: &str, cmd: &str, retain: Option<&str>) -> ExecutorSpec {
+        let mut spec = lab.spec(tid, Some(cmd));
+        spec.env.extend(lab.volume_env(retain));
+        spec
+    }
+
+    /// An agent double that launches `task` when the executor of `spec` subscribes, and that
+    /// executor (given 10 s to start).
+    pub fn start(spec: &ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(task);
+        let exec = d.spawn_executor(spec, Duration::from_secs(10));
+        (d, exec)
+    }
+}
