@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use berth_lvm::{VolumeKind, VolumeName};
 use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
+use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
 use berth_tests::mesos::harness::volumes::{
     assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
     wait_launch_failed, wait_running_twice, VolumeLab,
@@ -162,9 +163,7 @@ fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end()
         None,
     );
     let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 48.0));
-    d.wait_state(&tid, "TASK_RUNNING", T);
-    wait_done(&lab, &tid, T);
-    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    wait_running_done(&d, &lab, &tid, T);
     let container = lab.runc_containers();
     let state = container_state(&lab);
     exec.kill();
@@ -186,11 +185,7 @@ fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end()
     assert!(!seen.contains("big=0"), "{seen}");
     assert!(state.join("scratch/upper/marker").is_file());
     assert_eq!(lab.loop_devices().len(), 1);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    let u = last_update(&d);
-    assert!(!message(&u).contains("teardown errors"), "{u}");
-    assert_exits_cleanly(&d, &mut exec2, T);
+    kill_without_teardown_errors(&d, &mut exec2, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }

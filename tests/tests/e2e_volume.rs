@@ -14,6 +14,7 @@ use berth_lvm::exec::SystemRunner;
 use berth_lvm::loopfile::LoopfileBackend;
 use berth_lvm::{Backend, VolumeKind, VolumeName};
 use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
+use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
 use berth_tests::mesos::harness::volumes::{
     assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
     wait_launch_failed, wait_running_twice, VolumeLab,
@@ -193,9 +194,7 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
         None,
     );
     let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
-    d.wait_state(&tid, "TASK_RUNNING", T);
-    wait_done(&lab, &tid, T);
-    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    wait_running_done(&d, &lab, &tid, T);
     let container = lab.runc_containers();
     // Not what an agent does (it fails the task and never takes a dead executor back,
     // see e2e_recovery.rs): a test of the executor's re-attach code.
@@ -214,11 +213,7 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
     assert!(seen.contains(" /home ext4 "), "{seen}");
     assert!(seen.contains("before") && seen.contains("after"), "{seen}");
     assert_eq!(lab.loop_devices().len(), 1);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    let u = last_update(&d);
-    assert!(!message(&u).contains("teardown errors"), "{u}");
-    assert_exits_cleanly(&d, &mut exec2, T);
+    kill_without_teardown_errors(&d, &mut exec2, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }

@@ -719,3 +719,35 @@ pub mod volume_launch {
         (d, exec)
     }
 }
+
+/// The running and stopping halves of a volume test's task (e2e_volume, e2e_disk).
+pub mod volume_task {
+    use std::time::Duration;
+
+    use super::volumes::{assert_exits_cleanly, last_update, message, wait_done};
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess};
+
+    /// Waits for TASK_RUNNING, the task's `DONE` and every update acknowledged; returns its
+    /// stdout.
+    pub fn wait_running_done(d: &AgentDouble, lab: &Lab, tid: &str, timeout: Duration) -> String {
+        d.wait_state(tid, "TASK_RUNNING", timeout);
+        let out = wait_done(lab, tid, timeout);
+        assert!(d.wait(timeout, |st| st.uuids.values().all(|a| *a)));
+        out
+    }
+
+    /// KILLs the task: TASK_KILLED without teardown errors, then the executor exits cleanly.
+    pub fn kill_without_teardown_errors(
+        d: &AgentDouble,
+        exec: &mut ExecutorProcess,
+        tid: &str,
+        timeout: Duration,
+    ) {
+        d.kill(tid, None);
+        d.wait_state(tid, "TASK_KILLED", timeout);
+        let u = last_update(d);
+        assert!(!message(&u).contains("teardown errors"), "{u}");
+        assert_exits_cleanly(d, exec, timeout);
+    }
+}
