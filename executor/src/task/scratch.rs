@@ -213,9 +213,11 @@ pub fn step_for(plan: &Plan, cfg: &RunConfig) -> Option<Box<dyn Step>> {
 mod tests {
     use super::*;
     use crate::task::steps::{Checkpoint, Phase};
-    use crate::task::volume::tests::{ctx, log, loopfile as lf, opener_of, Fake, FakeInner};
+    use crate::task::volume::tests::{
+        busy_fake, ctx, log, loopfile as lf, opener_of, run_created_and_mounted,
+        undo_fails_keeping_both, undo_removes_idempotently, Fake,
+    };
     use berth_lvm::{Backend, Bytes, VolumeName};
-    use std::sync::Arc;
 
     fn step(fake: &Fake) -> ScratchVolume {
         let v = ScratchVolume::from_settings("web.1", 64.0, None, &lf())
@@ -305,34 +307,13 @@ mod tests {
         let c = ctx(d.path());
         let fake = Fake::default();
         let s = step(&fake);
-        s.run(&c).unwrap();
-        let mp = ScratchVolume::mount_point(&c);
-        assert!(mp.is_dir());
+        let (mp, l) = run_created_and_mounted(&s, &c, &fake, "berth-root-web-1-");
         assert_eq!(mp, c.state_dir().join("scratch"));
-        let l = log(&fake);
-        assert!(
-            l[0].starts_with("create berth-root-web-1-") && l[0].ends_with(" 64MiB web.1"),
-            "{l:?}"
-        );
-        assert_eq!(
-            l[1],
-            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
-        );
         assert_eq!(l.len(), 2, "{l:?}");
         // No bind into the container: the rootfs step uses the mount.
         assert!(c.outputs().binds.is_empty());
-        s.undo(&c).unwrap();
-        assert_eq!(
-            log(&fake),
-            [
-                format!("unmount {}", mp.display()),
-                format!("remove {}", s.req.name)
-            ]
-        );
-        assert!(!mp.exists());
+        undo_removes_idempotently(&s, &c, &fake);
         assert!(fake.list().unwrap().is_empty());
-        s.undo(&c).unwrap();
-        assert!(log(&fake).is_empty());
     }
 
     #[test]
@@ -359,20 +340,11 @@ mod tests {
     fn an_unmount_failure_keeps_the_volume_and_the_mount_point() {
         let d = tempfile::tempdir().unwrap();
         let c = ctx(d.path());
-        let fake = Fake(Arc::new(FakeInner {
-            fail_unmount: true,
-            ..FakeInner::default()
-        }));
+        let fake = busy_fake();
         let s = step(&fake);
         std::fs::create_dir_all(ScratchVolume::mount_point(&c)).unwrap();
         fake.create(&s.req).unwrap();
-        let e = s.undo(&c).unwrap_err().to_string();
-        assert!(
-            e.starts_with("scratch: unmounting berth-root-web-1-"),
-            "{e}"
-        );
-        assert_eq!(fake.list().unwrap().len(), 1);
-        assert!(ScratchVolume::mount_point(&c).is_dir());
+        undo_fails_keeping_both(&s, &c, &fake, "scratch: unmounting berth-root-web-1-");
     }
 
     #[test]

@@ -471,6 +471,72 @@ pub(super) mod tests {
         std::mem::take(&mut *f.log.lock().unwrap())
     }
 
+    /// A fake that fails every unmount (EBUSY).
+    pub(in crate::task) fn busy_fake() -> Fake {
+        Fake(Arc::new(FakeInner {
+            fail_unmount: true,
+            ..FakeInner::default()
+        }))
+    }
+
+    /// Runs `s`: its mount point is a directory, and the log starts with the volume created
+    /// (`<name_prefix>...`, 64 MiB, owner web.1) then mounted `rw,nosuid,nodev` there.
+    /// Returns the mount point and the whole log.
+    pub(in crate::task) fn run_created_and_mounted<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+        name_prefix: &str,
+    ) -> (PathBuf, Vec<String>) {
+        s.run(c).unwrap();
+        let mp = TaskVolume::<K>::mount_point(c);
+        assert!(mp.is_dir());
+        let l = log(fake);
+        assert!(
+            l[0].starts_with(&format!("create {name_prefix}")) && l[0].ends_with(" 64MiB web.1"),
+            "{l:?}"
+        );
+        assert_eq!(
+            l[1],
+            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
+        );
+        (mp, l)
+    }
+
+    /// Undo unmounts and removes the volume and its mount point; a second undo does nothing.
+    pub(in crate::task) fn undo_removes_idempotently<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+    ) {
+        let mp = TaskVolume::<K>::mount_point(c);
+        s.undo(c).unwrap();
+        assert_eq!(
+            log(fake),
+            [
+                format!("unmount {}", mp.display()),
+                format!("remove {}", s.req.name)
+            ]
+        );
+        assert!(!mp.exists());
+        s.undo(c).unwrap();
+        assert!(log(fake).is_empty());
+    }
+
+    /// Undo fails (`want` starts the error) on an unmount failure, keeping the volume and
+    /// the mount point.
+    pub(in crate::task) fn undo_fails_keeping_both<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+        want: &str,
+    ) {
+        let e = s.undo(c).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
+        assert_eq!(fake.list().unwrap().len(), 1);
+        assert!(TaskVolume::<K>::mount_point(c).is_dir());
+    }
+
     #[test]
     fn no_home_no_step_and_settings_are_checked() {
         let none = VolumeConfig::default();
@@ -572,18 +638,7 @@ pub(super) mod tests {
         let c = ctx(d.path());
         let fake = Fake::default();
         let s = step(&fake, Retain::Never);
-        s.run(&c).unwrap();
-        let mp = HomeVolume::mount_point(&c);
-        assert!(mp.is_dir());
-        let l = log(&fake);
-        assert!(
-            l[0].starts_with("create berth-home-web-1-") && l[0].ends_with(" 64MiB web.1"),
-            "{l:?}"
-        );
-        assert_eq!(
-            l[1],
-            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
-        );
+        let (mp, _) = run_created_and_mounted(&s, &c, &fake, "berth-home-web-1-");
         assert_eq!(
             c.outputs().binds,
             vec![(mp.clone(), "/home".to_string(), false)]
@@ -592,18 +647,8 @@ pub(super) mod tests {
         s.run(&c).unwrap();
         assert_eq!(c.outputs().binds.len(), 1);
         log(&fake);
-        s.undo(&c).unwrap();
-        assert_eq!(
-            log(&fake),
-            [
-                format!("unmount {}", mp.display()),
-                format!("remove {}", s.req.name)
-            ]
-        );
-        assert!(!mp.exists());
         // Idempotent, and fine when nothing was ever made (a half-done run).
-        s.undo(&c).unwrap();
-        assert!(log(&fake).is_empty());
+        undo_removes_idempotently(&s, &c, &fake);
     }
 
     #[test]
@@ -663,15 +708,9 @@ pub(super) mod tests {
     fn an_unmount_failure_keeps_the_volume_and_the_mount_point() {
         let d = tempfile::tempdir().unwrap();
         let c = ctx(d.path());
-        let fake = Fake(Arc::new(FakeInner {
-            fail_unmount: true,
-            ..FakeInner::default()
-        }));
+        let fake = busy_fake();
         let s = step(&fake, Retain::Never);
         s.run(&c).unwrap();
-        let e = s.undo(&c).unwrap_err().to_string();
-        assert!(e.starts_with("volume: unmounting berth-home-web-1-"), "{e}");
-        assert_eq!(fake.list().unwrap().len(), 1);
-        assert!(HomeVolume::mount_point(&c).is_dir());
+        undo_fails_keeping_both(&s, &c, &fake, "volume: unmounting berth-home-web-1-");
     }
 }
