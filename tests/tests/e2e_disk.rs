@@ -14,11 +14,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_lvm::{VolumeKind, VolumeName};
+use berth_tests::mesos::harness::volume_crash::{
+    assert_volume_image, crash_while_making, replacement_fails_the_task,
+};
 use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
 use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
 use berth_tests::mesos::harness::volumes::{
-    assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
-    wait_launch_failed, wait_running_twice, VolumeLab,
+    assert_exits_cleanly, kill_until_exit, message, runc_exec, wait_done, wait_launch_failed,
+    wait_running_twice, VolumeLab,
 };
 use berth_tests::mesos::harness::Lab;
 use berth_tests::mesos::AgentDouble;
@@ -269,38 +272,21 @@ fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
 fn a_scratch_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
     let lab = lab("diskcrash");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
-    spec.env.extend(lab.volume_env(None));
-    let mut crashing = spec.clone();
-    crashing
-        .env
-        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 32.0));
-    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
-    let status = exec
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
-    assert!(!status.success());
-    let name = root_name(&tid);
-    assert!(
-        lab.volumes_dir().join(format!("{name}.img")).is_file(),
-        "{:?}: {}",
-        lab.volume_files(),
-        exec.log()
+    let (spec, d, exec) = crash_while_making(
+        &lab,
+        &tid,
+        lab.task_with_disk(&tid, 32.0),
+        "after-mkfs",
+        T,
+        |_| {},
     );
-    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_FAILED", T);
-    let u = last_update(&d);
-    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+    assert_volume_image(&lab, &root_name(&tid), &exec);
+    let u = replacement_fails_the_task(&d, &spec, &tid, T);
     let msg = message(&u);
     assert!(
         msg.contains("preparation undone") && !msg.contains("undo errors"),
         "{u}"
     );
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     lab.assert_no_volumes();
     lab.assert_clean();
 }

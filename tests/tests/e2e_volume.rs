@@ -13,13 +13,15 @@ use std::time::Duration;
 use berth_lvm::exec::SystemRunner;
 use berth_lvm::loopfile::LoopfileBackend;
 use berth_lvm::{Backend, VolumeKind, VolumeName};
+use berth_tests::mesos::harness::volume_crash::{
+    assert_volume_image, crash_while_making, replacement_fails_the_task,
+};
 use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
 use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
 use berth_tests::mesos::harness::volumes::{
-    assert_exits_cleanly, kill_until_exit, last_update, message, runc_exec, wait_done,
-    wait_launch_failed, wait_running_twice, VolumeLab,
+    assert_exits_cleanly, kill_until_exit, message, runc_exec, wait_done, wait_launch_failed,
+    wait_running_twice, VolumeLab,
 };
-use berth_tests::mesos::AgentDouble;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -222,39 +224,21 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
 fn a_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
     let lab = lab("volcrash");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
-    spec.env.extend(lab.volume_env(None));
-    let mut crashing = spec.clone();
-    crashing
-        .env
-        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    // Not what an agent does (it fails the task and never takes a dead executor back,
-    // see e2e_recovery.rs): a test of the executor's re-attach code.
-    d.state().accept_relaunch_after_death = true;
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
-    let status = exec
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
-    assert!(!status.success());
-    // It died with an incomplete volume on disk.
-    let name = home_name(&tid);
-    assert!(
-        lab.volumes_dir().join(format!("{name}.img")).is_file(),
-        "{:?}: {}",
-        lab.volume_files(),
-        exec.log()
+    let (spec, d, exec) = crash_while_making(
+        &lab,
+        &tid,
+        lab.task_with_home(&tid, 32.0),
+        "after-mkfs",
+        T,
+        // Not what an agent does (it fails the task and never takes a dead executor back,
+        // see e2e_recovery.rs): a test of the executor's re-attach code.
+        |d| d.state().accept_relaunch_after_death = true,
     );
+    // It died with an incomplete volume on disk.
+    assert_volume_image(&lab, &home_name(&tid), &exec);
     assert!(d.state().states(&tid).iter().any(|s| s == "TASK_STARTING"));
-    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_FAILED", T);
-    let u = last_update(&d);
-    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+    let u = replacement_fails_the_task(&d, &spec, &tid, T);
     assert!(message(&u).contains("preparation undone"), "{u}");
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     lab.assert_no_volumes();
     lab.assert_clean();
 }

@@ -751,3 +751,73 @@ pub mod volume_task {
         assert_exits_cleanly(d, exec, timeout);
     }
 }
+
+/// An executor dying while it makes a task's volume, and the one that replaces it
+/// (e2e_volume, e2e_disk).
+pub mod volume_crash {
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::volumes::last_update;
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess, ExecutorSpec};
+
+    /// Starts an executor (with the lab's volume settings, running `exec sleep 1000`) that
+    /// aborts at berth-lvm crash point `at` while making the volume of `task`; `prepare` runs
+    /// on the agent double before the launch. Returns the spec without the crash point (for
+    /// the next executor), the double and the aborted executor.
+    pub fn crash_while_making(
+        lab: &Lab,
+        tid: &str,
+        task: Value,
+        at: &str,
+        timeout: Duration,
+        prepare: impl FnOnce(&AgentDouble),
+    ) -> (ExecutorSpec, AgentDouble, ExecutorProcess) {
+        let mut spec = lab.spec(tid, Some("exec sleep 1000"));
+        spec.env.extend(lab.volume_env(None));
+        let mut crashing = spec.clone();
+        crashing
+            .env
+            .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), at.into()));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        prepare(&d);
+        d.launch_on_subscribe(task);
+        let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
+        let status = exec
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
+        assert!(!status.success());
+        (spec, d, exec)
+    }
+
+    /// The volume `name`'s image file is in the lab's volumes dir.
+    pub fn assert_volume_image(lab: &Lab, name: &impl Display, exec: &ExecutorProcess) {
+        assert!(
+            lab.volumes_dir().join(format!("{name}.img")).is_file(),
+            "{:?}: {}",
+            lab.volume_files(),
+            exec.log()
+        );
+    }
+
+    /// A new executor with `spec` fails the task with `REASON_EXECUTOR_TERMINATED` and exits;
+    /// returns the update.
+    pub fn replacement_fails_the_task(
+        d: &AgentDouble,
+        spec: &ExecutorSpec,
+        tid: &str,
+        timeout: Duration,
+    ) -> Value {
+        let mut exec2 = d.spawn_executor(spec, Duration::from_secs(10));
+        d.wait_state(tid, "TASK_FAILED", timeout);
+        let u = last_update(d);
+        assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+        exec2
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+        u
+    }
+}
