@@ -9,83 +9,33 @@
 //! backend behave as before (the layer in the state dir), `enforce` without a backend is
 //! refused naming the setting.
 
-use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_lvm::{VolumeKind, VolumeName};
+use berth_tests::mesos::harness::volume_crash::{
+    assert_volume_image, crash_while_making, replacement_fails_the_task,
+};
+use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
+use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
+use berth_tests::mesos::harness::volumes::{
+    assert_exits_cleanly, kill_until_exit, message, runc_exec, wait_done, wait_launch_failed,
+    wait_running_twice, VolumeLab,
+};
 use berth_tests::mesos::harness::Lab;
 use berth_tests::mesos::AgentDouble;
 
 const T: Duration = Duration::from_secs(30);
 
-/// A lab that also detaches its loop devices when a test fails half way.
-struct DiskLab(Lab);
-
-impl Deref for DiskLab {
-    type Target = Lab;
-    fn deref(&self) -> &Lab {
-        &self.0
-    }
+fn lab(name: &str) -> VolumeLab {
+    VolumeLab::unmounting(name)
 }
 
-impl Drop for DiskLab {
-    fn drop(&mut self) {
-        // A failed test may leave the overlay and the scratch mount: lazily unmount what is
-        // under this lab's state dir, then free the loop devices.
-        let state = self.0.state.display().to_string();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&state))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        self.0.detach_loop_devices();
-    }
-}
-
-fn lab(name: &str) -> DiskLab {
-    DiskLab(Lab::new(name))
-}
-
-fn last_update(d: &AgentDouble) -> serde_json::Value {
-    d.state().updates.last().cloned().unwrap_or_default()
-}
-
-fn wait_done(lab: &Lab, tid: &str) -> String {
-    let end = Instant::now() + T;
-    loop {
-        let out = lab.sandbox_file(tid, "stdout");
-        if out.contains("DONE") {
-            return out;
-        }
-        assert!(
-            Instant::now() < end,
-            "the task never printed DONE: stdout {out:?}, stderr {:?}",
-            lab.sandbox_file(tid, "stderr")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn runc_exec(lab: &Lab, script: &str) -> String {
-    let cid = lab.runc_containers().pop().expect("a container");
-    let out = Command::new("runc")
-        .arg("--root")
-        .arg(&lab.runc_root)
-        .args(["exec", &cid, "/bin/sh", "-c", script])
-        .output()
-        .expect("runc exec");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// `runc exec` in the lab's container: stdout then stderr.
+fn exec_out(lab: &Lab, script: &str) -> String {
+    let (out, err) = runc_exec(lab, script);
+    out + &err
 }
 
 fn root_name(tid: &str) -> VolumeName {
@@ -129,14 +79,11 @@ fn assert_enforced(out: &str) {
 fn disk_bounds_the_writable_layer_and_goes_with_the_task() {
     let lab = lab("disk");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some(WRITES));
-    spec.env.extend(lab.volume_env(Some("always")));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let spec = volume_spec(&lab, &tid, WRITES, Some("always"));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 64.0));
     assert!(d.enforce_registration(&mut exec), "{}", exec.log());
     d.wait_state(&tid, "TASK_RUNNING", T);
-    let out = wait_done(&lab, &tid);
+    let out = wait_done(&lab, &tid, T);
     assert_enforced(&out);
 
     // On the host: the scratch volume (ext4 on a loop device) is mounted under the task's
@@ -166,14 +113,10 @@ fn disk_bounds_the_writable_layer_and_goes_with_the_task() {
         opts.contains("nosuid") && opts.contains("nodev"),
         "scratch mount options {opts}"
     );
-    let env = runc_exec(&lab, "echo disk=$BERTH_DISK_MB");
+    let env = exec_out(&lab, "echo disk=$BERTH_DISK_MB");
     assert!(env.contains("disk=64"), "{env}");
 
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    exec.wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    kill_until_exit(&d, &mut exec, &tid, T);
     // Removed even with the home volume's retention `always`: it does not apply here.
     lab.assert_no_volumes();
     lab.assert_clean();
@@ -199,18 +142,14 @@ fn failures_at_or_after_the_scratch_step_leave_nothing() {
             ));
         d.launch_on_subscribe(task);
         let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-        d.wait_state(&tid, "TASK_FAILED", T);
-        let u = last_update(&d);
-        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
-        let msg = u["message"].as_str().unwrap_or("");
+        let u = wait_launch_failed(&d, &tid, step, T);
+        let msg = message(&u);
         assert!(
             msg.contains(&format!("{step}: failure injected")),
             "{step}: {u}"
         );
         assert!(!msg.contains("teardown"), "{u}");
-        exec.wait_exit(T)
-            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        assert_exits_cleanly(&d, &mut exec, T);
         lab.assert_no_volumes();
         lab.assert_clean();
     }
@@ -220,38 +159,29 @@ fn failures_at_or_after_the_scratch_step_leave_nothing() {
 fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end() {
     let lab = lab("diskrecover");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo before > /marker; echo DONE; exec sleep 1000"),
+        "echo before > /marker; echo DONE; exec sleep 1000",
+        None,
     );
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 48.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_RUNNING", T);
-    wait_done(&lab, &tid);
-    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 48.0));
+    wait_running_done(&d, &lab, &tid, T);
     let container = lab.runc_containers();
     let state = container_state(&lab);
+    // Not what an agent does (it fails the task and never takes a dead executor back,
+    // see e2e_recovery.rs): a test of the executor's re-attach code.
+    d.state().accept_relaunch_after_death = true;
     exec.kill();
     std::thread::sleep(Duration::from_millis(300));
     // The executor is gone; the volume is still mounted and in use by the container.
     assert!(lab.mounts().iter().any(|m| m.ends_with("/scratch")));
     let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
     assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
-    assert!(
-        d.wait(T, |st| st
-            .states(&tid)
-            .iter()
-            .filter(|s| *s == "TASK_RUNNING")
-            .count()
-            == 2),
-        "{}",
-        exec2.log()
-    );
+    wait_running_twice(&d, &tid, &exec2, T);
     assert_eq!(lab.runc_containers(), container);
     // The same writable layer, still bounded.
-    let seen = runc_exec(
+    let seen = exec_out(
         &lab,
         "cat /marker; busybox dd if=/dev/zero of=/tmp/big bs=1M count=100 2>&1; \
          echo big=$?; rm -f /tmp/big",
@@ -261,20 +191,7 @@ fn a_new_executor_reattaches_with_the_scratch_volume_and_removes_it_at_the_end()
     assert!(!seen.contains("big=0"), "{seen}");
     assert!(state.join("scratch/upper/marker").is_file());
     assert_eq!(lab.loop_devices().len(), 1);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    let u = last_update(&d);
-    assert!(
-        !u["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("teardown errors"),
-        "{u}"
-    );
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    kill_without_teardown_errors(&d, &mut exec2, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }
@@ -289,11 +206,9 @@ fn unenforced(lab: &Lab, what: &str, disk: f64, env: &[(&str, &str)], backend: b
     }
     spec.env
         .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, disk));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, disk));
     d.wait_state(&tid, "TASK_RUNNING", T);
-    let out = wait_done(lab, &tid);
+    let out = wait_done(lab, &tid, T);
     assert!(
         out.contains("small=0") && out.contains("big=0"),
         "{what}: {out}"
@@ -313,11 +228,7 @@ fn unenforced(lab: &Lab, what: &str, disk: f64, env: &[(&str, &str)], backend: b
             exec.log()
         );
     }
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    exec.wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    kill_until_exit(&d, &mut exec, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }
@@ -337,31 +248,44 @@ fn disk_zero_ignore_and_auto_without_a_backend_run_as_before() {
 }
 
 #[test]
-fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
+fn enforce_without_a_backend_is_refused_naming_the_setting() {
     let lab = lab("diskrefused");
-    for (what, mode, backend) in [("enforce", "enforce", false), ("bad", "strict", true)] {
-        let tid = lab.task_id(what);
-        let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
-        if backend {
-            spec.env.extend(lab.volume_env(None));
-        }
-        spec.env.push(("BERTH_EXECUTOR_DISK".into(), mode.into()));
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_disk(&tid, 64.0));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-        d.wait_state(&tid, "TASK_FAILED", T);
-        let u = last_update(&d);
-        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
-        let msg = u["message"].as_str().unwrap_or("");
-        assert!(
-            msg.contains("scratch: ") && msg.contains("BERTH_EXECUTOR_DISK"),
-            "{what}: {msg}"
-        );
-        assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
-        exec.wait_exit(T)
-            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-        assert!(d.violations().is_empty(), "{:?}", d.violations());
-    }
+    let tid = lab.task_id("enforce");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env
+        .push(("BERTH_EXECUTOR_DISK".into(), "enforce".into()));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 64.0));
+    let u = wait_launch_failed(&d, &tid, "enforce", T);
+    let msg = message(&u);
+    assert!(
+        msg.contains("scratch: ") && msg.contains("BERTH_EXECUTOR_DISK"),
+        "{msg}"
+    );
+    assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
+    assert_exits_cleanly(&d, &mut exec, T);
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}
+
+#[test]
+fn a_bad_disk_mode_stops_the_executor_before_it_subscribes() {
+    let lab = lab("diskbadmode");
+    let tid = lab.task_id("bad");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.extend(lab.volume_env(None));
+    spec.env
+        .push(("BERTH_EXECUTOR_DISK".into(), "strict".into()));
+    let (d, mut exec) = start(&spec, lab.task_with_disk(&tid, 64.0));
+    let status = exec
+        .wait_exit(T)
+        .unwrap_or_else(|| panic!("the executor kept running: {}", exec.log()));
+    assert_eq!(status.code(), Some(2), "{}", exec.log());
+    let log = exec.log();
+    assert!(
+        log.contains("BERTH_EXECUTOR_DISK") && log.contains("auto, enforce or ignore"),
+        "{log}"
+    );
+    assert!(d.state().states(&tid).is_empty(), "no task was started");
     lab.assert_no_volumes();
     lab.assert_clean();
 }
@@ -370,38 +294,23 @@ fn enforce_without_a_backend_or_a_bad_mode_is_refused_naming_the_setting() {
 fn a_scratch_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
     let lab = lab("diskcrash");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
-    spec.env.extend(lab.volume_env(None));
-    let mut crashing = spec.clone();
-    crashing
-        .env
-        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_disk(&tid, 32.0));
-    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
-    let status = exec
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
-    assert!(!status.success());
-    let name = root_name(&tid);
-    assert!(
-        lab.volumes_dir().join(format!("{name}.img")).is_file(),
-        "{:?}: {}",
-        lab.volume_files(),
-        exec.log()
+    let (spec, d, exec) = crash_while_making(
+        &lab,
+        &tid,
+        lab.task_with_disk(&tid, 32.0),
+        "after-mkfs",
+        T,
+        // Not what an agent does (it fails the task and never takes a dead executor back,
+        // see e2e_recovery.rs): a test of the executor's re-attach code.
+        |d| d.state().accept_relaunch_after_death = true,
     );
-    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_FAILED", T);
-    let u = last_update(&d);
-    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
-    let msg = u["message"].as_str().unwrap_or("");
+    assert_volume_image(&lab, &root_name(&tid), &exec);
+    let u = replacement_fails_the_task(&d, &spec, &tid, T);
+    let msg = message(&u);
     assert!(
         msg.contains("preparation undone") && !msg.contains("undo errors"),
         "{u}"
     );
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     lab.assert_no_volumes();
     lab.assert_clean();
 }

@@ -7,69 +7,26 @@
 //! replaced by one that keeps the volume mounted and removes it at the end; one that dies in
 //! the middle of making the volume is replaced by one that removes it.
 
-use std::ops::Deref;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_lvm::exec::SystemRunner;
 use berth_lvm::loopfile::LoopfileBackend;
 use berth_lvm::{Backend, VolumeKind, VolumeName};
-use berth_tests::mesos::harness::Lab;
-use berth_tests::mesos::AgentDouble;
+use berth_tests::mesos::harness::volume_crash::{
+    assert_volume_image, crash_while_making, replacement_fails_the_task,
+};
+use berth_tests::mesos::harness::volume_launch::{start, volume_spec};
+use berth_tests::mesos::harness::volume_task::{kill_without_teardown_errors, wait_running_done};
+use berth_tests::mesos::harness::volumes::{
+    assert_exits_cleanly, kill_until_exit, message, runc_exec, wait_done, wait_launch_failed,
+    wait_running_twice, VolumeLab,
+};
 
 const T: Duration = Duration::from_secs(30);
 
-/// A lab that also detaches its loop devices when a test fails half way (the lab's own
-/// cleanup then unmounts, which frees them).
-struct VolLab(Lab);
-
-impl Deref for VolLab {
-    type Target = Lab;
-    fn deref(&self) -> &Lab {
-        &self.0
-    }
-}
-
-impl Drop for VolLab {
-    fn drop(&mut self) {
-        self.0.detach_loop_devices();
-    }
-}
-
-fn lab(name: &str) -> VolLab {
-    VolLab(Lab::new(name))
-}
-
-fn last_update(d: &AgentDouble) -> serde_json::Value {
-    d.state().updates.last().cloned().unwrap_or_default()
-}
-
-/// Waits until the task's stdout has `DONE`; returns it.
-fn wait_done(lab: &Lab, tid: &str) -> String {
-    let end = Instant::now() + T;
-    loop {
-        let out = lab.sandbox_file(tid, "stdout");
-        if out.contains("DONE") {
-            return out;
-        }
-        assert!(
-            Instant::now() < end,
-            "the task never printed DONE: stdout {out:?}, stderr {:?}",
-            lab.sandbox_file(tid, "stderr")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn runc_exec(lab: &Lab, script: &str) -> String {
-    let cid = lab.runc_containers().pop().expect("a container");
-    let out = Command::new("runc")
-        .arg("--root")
-        .arg(&lab.runc_root)
-        .args(["exec", &cid, "/bin/sh", "-c", script])
-        .output()
-        .expect("runc exec");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn lab(name: &str) -> VolumeLab {
+    VolumeLab::new(name)
 }
 
 fn home_name(tid: &str) -> VolumeName {
@@ -84,14 +41,11 @@ fn home_is_a_sized_ext4_volume_and_goes_with_the_task() {
         echo hello > /home/hello && echo wrote=$(cat /home/hello); \
         busybox dd if=/dev/zero of=/home/big bs=1M count=100 2>&1; echo dd=$?; rm -f /home/big; \
         echo DONE; exec sleep 1000";
-    let mut spec = lab.spec(&tid, Some(script));
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 64.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let spec = volume_spec(&lab, &tid, script, None);
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 64.0));
     assert!(d.enforce_registration(&mut exec), "{}", exec.log());
     d.wait_state(&tid, "TASK_RUNNING", T);
-    let out = wait_done(&lab, &tid);
+    let out = wait_done(&lab, &tid, T);
 
     // Inside: /home is its own ext4 mount, nosuid and nodev, of about 64 MB.
     let mount = out
@@ -135,11 +89,7 @@ fn home_is_a_sized_ext4_volume_and_goes_with_the_task() {
         lab.mounts()
     );
 
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    exec.wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    kill_until_exit(&d, &mut exec, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }
@@ -153,22 +103,13 @@ fn failures_at_or_after_the_volume_step_leave_no_volume() {
         spec.env.extend(lab.volume_env(Some("always")));
         spec.env
             .push(("BERTH_EXECUTOR_FAIL_STEP".into(), step.into()));
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-        d.wait_state(&tid, "TASK_FAILED", T);
-        let u = last_update(&d);
-        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
+        let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
+        let u = wait_launch_failed(&d, &tid, step, T);
         assert!(
-            u["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains(&format!("{step}: failure injected")),
+            message(&u).contains(&format!("{step}: failure injected")),
             "{u}"
         );
-        exec.wait_exit(T)
-            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        assert_exits_cleanly(&d, &mut exec, T);
         // Even with retention `always`: a failed launch's volume is removed.
         lab.assert_no_volumes();
         lab.assert_clean();
@@ -192,20 +133,14 @@ fn home_without_a_backend_or_below_the_minimum_is_refused() {
         if with_backend {
             spec.env.extend(lab.volume_env(None));
         }
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(lab.task_with_home(&tid, mb));
-        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-        d.wait_state(&tid, "TASK_FAILED", T);
-        let u = last_update(&d);
-        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
-        let msg = u["message"].as_str().unwrap_or("");
+        let (d, mut exec) = start(&spec, lab.task_with_home(&tid, mb));
+        let u = wait_launch_failed(&d, &tid, what, T);
+        let msg = message(&u);
         for w in want {
             assert!(msg.contains(w), "{what}: {w} in {msg}");
         }
         assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
-        exec.wait_exit(T)
-            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        assert_exits_cleanly(&d, &mut exec, T);
     }
     lab.assert_no_volumes();
     lab.assert_clean();
@@ -215,21 +150,16 @@ fn home_without_a_backend_or_below_the_minimum_is_refused() {
 fn retention_always_keeps_the_volume_with_its_data() {
     let lab = lab("volkeep");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo kept > /home/keep; echo DONE; exec sleep 1000"),
+        "echo kept > /home/keep; echo DONE; exec sleep 1000",
+        Some("always"),
     );
-    spec.env.extend(lab.volume_env(Some("always")));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
     d.wait_state(&tid, "TASK_RUNNING", T);
-    wait_done(&lab, &tid);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    exec.wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    wait_done(&lab, &tid, T);
+    kill_until_exit(&d, &mut exec, &tid, T);
     // Unmounted, detached, everything else cleaned up; the volume stays, owned by the task.
     lab.assert_clean();
     let name = home_name(&tid);
@@ -259,17 +189,14 @@ fn retention_always_keeps_the_volume_with_its_data() {
 fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
     let lab = lab("volrecover");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(
+    let spec = volume_spec(
+        &lab,
         &tid,
-        Some("echo before > /home/marker; echo DONE; exec sleep 1000"),
+        "echo before > /home/marker; echo DONE; exec sleep 1000",
+        None,
     );
-    spec.env.extend(lab.volume_env(None));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_RUNNING", T);
-    wait_done(&lab, &tid);
-    assert!(d.wait(T, |st| st.uuids.values().all(|a| *a)));
+    let (d, mut exec) = start(&spec, lab.task_with_home(&tid, 32.0));
+    wait_running_done(&d, &lab, &tid, T);
     let container = lab.runc_containers();
     // Not what an agent does (it fails the task and never takes a dead executor back,
     // see e2e_recovery.rs): a test of the executor's re-attach code.
@@ -278,39 +205,17 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
     std::thread::sleep(Duration::from_millis(300));
     let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
     assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
-    assert!(
-        d.wait(T, |st| st
-            .states(&tid)
-            .iter()
-            .filter(|s| *s == "TASK_RUNNING")
-            .count()
-            == 2),
-        "{}",
-        exec2.log()
-    );
+    wait_running_twice(&d, &tid, &exec2, T);
     assert_eq!(lab.runc_containers(), container);
     // The same volume, still mounted and writable in the container.
-    let seen = runc_exec(
+    let (seen, _) = runc_exec(
         &lab,
         "grep ' /home ' /proc/mounts; cat /home/marker; echo after > /home/x && cat /home/x",
     );
     assert!(seen.contains(" /home ext4 "), "{seen}");
     assert!(seen.contains("before") && seen.contains("after"), "{seen}");
     assert_eq!(lab.loop_devices().len(), 1);
-    d.kill(&tid, None);
-    d.wait_state(&tid, "TASK_KILLED", T);
-    let u = last_update(&d);
-    assert!(
-        !u["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("teardown errors"),
-        "{u}"
-    );
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
-    assert!(d.violations().is_empty(), "{:?}", d.violations());
+    kill_without_teardown_errors(&d, &mut exec2, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
 }
@@ -319,45 +224,21 @@ fn a_new_executor_keeps_the_volume_mounted_and_removes_it_at_the_end() {
 fn a_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
     let lab = lab("volcrash");
     let tid = lab.task_id("app");
-    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
-    spec.env.extend(lab.volume_env(None));
-    let mut crashing = spec.clone();
-    crashing
-        .env
-        .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), "after-mkfs".into()));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-    // Not what an agent does (it fails the task and never takes a dead executor back,
-    // see e2e_recovery.rs): a test of the executor's re-attach code.
-    d.state().accept_relaunch_after_death = true;
-    d.launch_on_subscribe(lab.task_with_home(&tid, 32.0));
-    let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
-    let status = exec
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
-    assert!(!status.success());
+    let (spec, d, exec) = crash_while_making(
+        &lab,
+        &tid,
+        lab.task_with_home(&tid, 32.0),
+        "after-mkfs",
+        T,
+        // Not what an agent does (it fails the task and never takes a dead executor back,
+        // see e2e_recovery.rs): a test of the executor's re-attach code.
+        |d| d.state().accept_relaunch_after_death = true,
+    );
     // It died with an incomplete volume on disk.
-    let name = home_name(&tid);
-    assert!(
-        lab.volumes_dir().join(format!("{name}.img")).is_file(),
-        "{:?}: {}",
-        lab.volume_files(),
-        exec.log()
-    );
+    assert_volume_image(&lab, &home_name(&tid), &exec);
     assert!(d.state().states(&tid).iter().any(|s| s == "TASK_STARTING"));
-    let mut exec2 = d.spawn_executor(&spec, Duration::from_secs(10));
-    d.wait_state(&tid, "TASK_FAILED", T);
-    let u = last_update(&d);
-    assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
-    assert!(
-        u["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("preparation undone"),
-        "{u}"
-    );
-    exec2
-        .wait_exit(T)
-        .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+    let u = replacement_fails_the_task(&d, &spec, &tid, T);
+    assert!(message(&u).contains("preparation undone"), "{u}");
     lab.assert_no_volumes();
     lab.assert_clean();
 }

@@ -168,19 +168,9 @@ mod tests {
 
     fn plan() -> Plan {
         Plan {
-            task_id: "web.1".into(),
-            container_id: "berth-web.1".into(),
-            hostname: "web".into(),
-            cpus: 0.5,
-            mem_mb: 64.0,
-            disk_mb: 0.0,
-            ports: vec![],
-            home_mb: 0.0,
-            bandwidth_mbit: 0.0,
-            image: "/img".into(),
             mode: Mode::AppSpec,
             env: vec![],
-            health: None,
+            ..crate::task::bundle::tests::plan()
         }
     }
 

@@ -221,11 +221,12 @@ pub fn write(bundle: &Path, spec: &Spec) -> Result<(), BundleError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::task::plan::Mode;
 
-    fn plan() -> Plan {
+    /// A command task's plan (also the base of the appspec step's tests).
+    pub(in crate::task) fn plan() -> Plan {
         Plan {
             task_id: "web.1".into(),
             container_id: "berth-web.1".into(),

@@ -36,3 +36,7 @@ pub mod appspec;
 // the first step when there is one, before `volume`). A plain comment: an outer doc here
 // would make rustdoc resolve the module's own doc links in this scope.
 pub mod scratch;
+
+/// `taskvol`: what the volume and scratch steps share (a task volume of a kind: create,
+/// mount, undo, the step for unusable settings).
+pub mod taskvol;

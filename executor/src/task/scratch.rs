@@ -19,17 +19,16 @@
 //! anything is made.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use berth_lvm::{CreateRequest, Filesystem, MountOptions, VolumeKind, VolumeName};
+use berth_lvm::{Backend, CreateRequest, Filesystem, VolumeKind};
 
 use super::config::RunConfig;
 use super::plan::{Plan, PlanError};
 use super::steps::{Checkpoint, Step, StepCtx, StepError};
-use super::volume::{
-    chain, config_err, mb_to_bytes, opener, owner_for_task, Opener, VolumeConfig, ENV_BACKEND,
-};
+use super::taskvol::{into_step, Kind, TaskVolume};
+use super::volume::{config_err, mb_to_bytes, opener, Opener, Retain, VolumeConfig, ENV_BACKEND};
 
 /// The step's name (also what `BERTH_EXECUTOR_FAIL_STEP=scratch` names).
 pub const STEP: &str = "scratch";
@@ -37,10 +36,6 @@ pub const STEP: &str = "scratch";
 pub const ENV_DISK: &str = "BERTH_EXECUTOR_DISK";
 /// The scratch volume's filesystem (overlay upper dirs need `d_type`; small minimum).
 pub const FS: Filesystem = Filesystem::Ext4;
-
-/// Host mount options of the scratch volume: nothing the task writes into its root
-/// filesystem is a device or a setuid program on the host side.
-const MOUNT_EXTRA: [&str; 2] = ["nosuid", "nodev"];
 
 /// What the executor does with a task's `disk` (`BERTH_EXECUTOR_DISK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -78,20 +73,38 @@ impl fmt::Display for DiskMode {
     }
 }
 
-/// The preparation step `scratch`.
-pub struct ScratchVolume {
-    pub req: CreateRequest,
-    /// `loopfile` or `lvm` (for messages).
-    pub backend: String,
-    open: Opener,
-}
+/// The scratch volume's kind: always fresh, always removed (retention does not apply),
+/// mounted for the `rootfs` step's upper dir rather than bound into the container.
+#[derive(Debug)]
+pub struct Scratch;
 
-impl fmt::Debug for ScratchVolume {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScratchVolume")
-            .field("req", &self.req)
-            .field("backend", &self.backend)
-            .finish()
+/// The preparation step `scratch`.
+pub type ScratchVolume = TaskVolume<Scratch>;
+
+impl Kind for Scratch {
+    const STEP: &'static str = STEP;
+    const LABEL: &'static str = "scratch";
+    const RESOURCE: &'static str = "disk";
+    const VOLUME: VolumeKind = VolumeKind::Root;
+    const TYPE: &'static str = "ScratchVolume";
+    const RETAINS: bool = false;
+
+    fn make(v: &ScratchVolume, b: &dyn Backend, target: &Path) -> Result<(), StepError> {
+        // Always fresh: a volume of this name left from an earlier life of the task id
+        // (whatever its size) would carry that container's writes.
+        b.unmount(target).map_err(|e| v.err("unmounting", &e))?;
+        if b.remove(&v.req.name)
+            .map_err(|e| v.err("removing the leftover", &e))?
+        {
+            tracing::warn!(volume = %v.req.name, "a leftover scratch volume was removed");
+        }
+        b.create(&v.req).map_err(|e| v.err("creating", &e))?;
+        Ok(())
+    }
+
+    fn mounted(v: &ScratchVolume, _: &StepCtx, target: PathBuf) {
+        tracing::info!(volume = %v.req.name, size = %v.req.size,
+            at = %target.display(), "scratch volume mounted: resources.disk enforced");
     }
 }
 
@@ -138,48 +151,12 @@ impl ScratchVolume {
                 "resources.disk is below the ext4 minimum: the scratch volume gets the minimum");
             size = FS.min_size();
         }
-        let name =
-            VolumeName::for_task(VolumeKind::Root, task_id).map_err(|e| PlanError::Resource {
-                name: "disk".into(),
-                why: format!("no volume name for this task id: {e}"),
-            })?;
-        let owner = owner_for_task(task_id, &name);
-        Ok(Some(ScratchVolume {
-            req: CreateRequest {
-                name,
-                size,
-                fs: FS,
-                owner,
-            },
-            backend: backend.to_string(),
-            open,
-        }))
+        ScratchVolume::for_task(task_id, size, FS, Retain::Never, backend, open).map(Some)
     }
 
     /// A step on a backend of the caller's (tests, other tools).
     pub fn with_backend(req: CreateRequest, backend: &str, open: Opener) -> Self {
-        ScratchVolume {
-            req,
-            backend: backend.into(),
-            open,
-        }
-    }
-
-    /// Where the volume is mounted on the host.
-    pub fn mount_point(ctx: &StepCtx) -> PathBuf {
-        ctx.state_dir().join("scratch")
-    }
-
-    fn err(&self, what: &str, e: &dyn std::error::Error) -> StepError {
-        StepError::new(
-            STEP,
-            format!(
-                "{what} {} ({} backend): {}",
-                self.req.name,
-                self.backend,
-                chain(e)
-            ),
-        )
+        ScratchVolume::from_parts(req, Retain::Never, backend, open)
     }
 }
 
@@ -215,122 +192,38 @@ fn is_mount_point(path: &std::path::Path) -> bool {
 pub fn step_for(plan: &Plan, cfg: &RunConfig) -> Option<Box<dyn Step>> {
     let mode = cfg.disk.as_deref();
     match ScratchVolume::from_settings(&plan.task_id, plan.disk_mb, mode, &cfg.volume) {
-        Ok(Some(v)) => Some(Box::new(v)),
-        Err(e) => Some(Box::new(Unusable(e.to_string()))),
-        Ok(None) => {
-            let recorded =
-                Checkpoint::load(&plan.state_dir(cfg)).is_some_and(|cp| cp.phase(STEP).is_some());
-            if !recorded {
-                return None;
-            }
-            let mb = plan.disk_mb.max(1.0);
-            match ScratchVolume::from_settings(&plan.task_id, mb, Some("enforce"), &cfg.volume) {
-                Ok(Some(v)) => Some(Box::new(v)),
-                Ok(None) => None,
-                Err(e) => Some(Box::new(Unusable(e.to_string()))),
-            }
-        }
+        Ok(None) => {}
+        made_or_refused => return into_step(made_or_refused),
     }
-}
-
-/// The scratch step when the settings cannot make one (see [`step_for`]).
-struct Unusable(String);
-
-impl Step for Unusable {
-    fn name(&self) -> &'static str {
-        STEP
+    let recorded =
+        Checkpoint::load(&plan.state_dir(cfg)).is_some_and(|cp| cp.phase(STEP).is_some());
+    if !recorded {
+        return None;
     }
-    fn run(&self, _: &StepCtx) -> Result<(), StepError> {
-        Err(StepError::new(STEP, self.0.clone()))
-    }
-    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        if ScratchVolume::mount_point(ctx).exists() {
-            return Err(StepError::new(
-                STEP,
-                format!("cannot undo the scratch volume: {}", self.0),
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn mount_options() -> MountOptions {
-    MountOptions {
-        read_only: false,
-        extra: MOUNT_EXTRA.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-impl Step for ScratchVolume {
-    fn name(&self) -> &'static str {
-        STEP
-    }
-
-    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let b = (self.open)().map_err(|e| self.err("opening the backend for", &e))?;
-        let target = Self::mount_point(ctx);
-        std::fs::create_dir_all(&target)
-            .map_err(|e| StepError::io(STEP, "cannot create", &target, e))?;
-        // Always fresh: a volume of this name left from an earlier life of the task id
-        // (whatever its size) would carry that container's writes.
-        b.unmount(&target).map_err(|e| self.err("unmounting", &e))?;
-        if b.remove(&self.req.name)
-            .map_err(|e| self.err("removing the leftover", &e))?
-        {
-            tracing::warn!(volume = %self.req.name, "a leftover scratch volume was removed");
-        }
-        b.create(&self.req).map_err(|e| self.err("creating", &e))?;
-        b.mount(&self.req.name, &target, &mount_options())
-            .map_err(|e| self.err("mounting", &e))?;
-        tracing::info!(volume = %self.req.name, size = %self.req.size,
-            at = %target.display(), "scratch volume mounted: resources.disk enforced");
-        Ok(())
-    }
-
-    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let target = Self::mount_point(ctx);
-        let b = (self.open)().map_err(|e| self.err("opening the backend for", &e))?;
-        b.unmount(&target).map_err(|e| self.err("unmounting", &e))?;
-        match b.remove(&self.req.name) {
-            Ok(true) => tracing::info!(volume = %self.req.name, "scratch volume removed"),
-            Ok(false) => {}
-            Err(e) => return Err(self.err("removing", &e)),
-        }
-        // Never recursive: a mount point still mounted fails here (EBUSY).
-        match std::fs::remove_dir(&target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StepError::io(STEP, "cannot remove", &target, e)),
-        }
-    }
+    let mb = plan.disk_mb.max(1.0);
+    into_step(ScratchVolume::from_settings(
+        &plan.task_id,
+        mb,
+        Some("enforce"),
+        &cfg.volume,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::task::steps::{Checkpoint, Phase};
-    use crate::task::volume::tests::{ctx, log, Fake, FakeInner};
-    use berth_lvm::{Backend, Bytes};
-    use std::sync::Arc;
-
-    fn lf() -> VolumeConfig {
-        VolumeConfig {
-            backend: Some("loopfile".into()),
-            loopfile_dir: "/var/lib/berth/volumes".into(),
-            ..VolumeConfig::default()
-        }
-    }
+    use crate::task::volume::tests::{
+        busy_fake, ctx, log, loopfile as lf, opener_of, run_created_and_mounted,
+        undo_fails_keeping_both, undo_removes_idempotently, Fake,
+    };
+    use berth_lvm::{Backend, Bytes, VolumeName};
 
     fn step(fake: &Fake) -> ScratchVolume {
         let v = ScratchVolume::from_settings("web.1", 64.0, None, &lf())
             .unwrap()
             .unwrap();
-        let f = fake.clone();
-        ScratchVolume::with_backend(
-            v.req,
-            "fake",
-            Arc::new(move || Ok(Box::new(f.clone()) as Box<dyn berth_lvm::Backend>)),
-        )
+        ScratchVolume::with_backend(v.req, "fake", opener_of(fake))
     }
 
     #[test]
@@ -414,34 +307,13 @@ mod tests {
         let c = ctx(d.path());
         let fake = Fake::default();
         let s = step(&fake);
-        s.run(&c).unwrap();
-        let mp = ScratchVolume::mount_point(&c);
-        assert!(mp.is_dir());
+        let (mp, l) = run_created_and_mounted(&s, &c, &fake, "berth-root-web-1-");
         assert_eq!(mp, c.state_dir().join("scratch"));
-        let l = log(&fake);
-        assert!(
-            l[0].starts_with("create berth-root-web-1-") && l[0].ends_with(" 64MiB web.1"),
-            "{l:?}"
-        );
-        assert_eq!(
-            l[1],
-            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
-        );
         assert_eq!(l.len(), 2, "{l:?}");
         // No bind into the container: the rootfs step uses the mount.
         assert!(c.outputs().binds.is_empty());
-        s.undo(&c).unwrap();
-        assert_eq!(
-            log(&fake),
-            [
-                format!("unmount {}", mp.display()),
-                format!("remove {}", s.req.name)
-            ]
-        );
-        assert!(!mp.exists());
+        undo_removes_idempotently(&s, &c, &fake);
         assert!(fake.list().unwrap().is_empty());
-        s.undo(&c).unwrap();
-        assert!(log(&fake).is_empty());
     }
 
     #[test]
@@ -468,20 +340,11 @@ mod tests {
     fn an_unmount_failure_keeps_the_volume_and_the_mount_point() {
         let d = tempfile::tempdir().unwrap();
         let c = ctx(d.path());
-        let fake = Fake(Arc::new(FakeInner {
-            fail_unmount: true,
-            ..FakeInner::default()
-        }));
+        let fake = busy_fake();
         let s = step(&fake);
         std::fs::create_dir_all(ScratchVolume::mount_point(&c)).unwrap();
         fake.create(&s.req).unwrap();
-        let e = s.undo(&c).unwrap_err().to_string();
-        assert!(
-            e.starts_with("scratch: unmounting berth-root-web-1-"),
-            "{e}"
-        );
-        assert_eq!(fake.list().unwrap().len(), 1);
-        assert!(ScratchVolume::mount_point(&c).is_dir());
+        undo_fails_keeping_both(&s, &c, &fake, "scratch: unmounting berth-root-web-1-");
     }
 
     #[test]

@@ -27,13 +27,13 @@ use berth_lvm::exec::SystemRunner;
 use berth_lvm::loopfile::LoopfileBackend;
 use berth_lvm::lvm::{LvmBackend, LvmConfig};
 use berth_lvm::{
-    Backend, Bytes, CreateRequest, Filesystem, MountOptions, Owner, VolumeError, VolumeKind,
-    VolumeName,
+    Backend, Bytes, CreateRequest, Filesystem, Owner, VolumeError, VolumeKind, VolumeName,
 };
 
 use super::config::RunConfig;
 use super::plan::{Plan, PlanError};
-use super::steps::{Checkpoint, Phase, Step, StepCtx, StepError};
+use super::steps::{Step, StepCtx, StepError};
+use super::taskvol::{into_step, Kind, TaskVolume};
 
 /// The step's name (also what `BERTH_EXECUTOR_FAIL_STEP=volume` names).
 pub const STEP: &str = "volume";
@@ -52,9 +52,6 @@ pub const ENV_CRASH_AT: &str = "BERTH_EXECUTOR_VOLUME_CRASH_AT";
 
 pub const DEFAULT_LOOPFILE_DIR: &str = "/var/lib/berth/volumes";
 pub const DEFAULT_LVM_CONFIG: &str = "/etc/berth/lvm.json";
-
-/// Mount options of the host mount (the bundle's bind adds its own `nosuid,nodev` too).
-const MOUNT_EXTRA: [&str; 2] = ["nosuid", "nodev"];
 
 /// The executor's volume settings as given; checked when a task asks for a volume, so a bad
 /// setting fails exactly the tasks that would use it, with a message naming the variable.
@@ -160,29 +157,40 @@ pub(super) fn config_err(setting: &str, why: impl Into<String>) -> PlanError {
     }
 }
 
-fn home_err(why: impl Into<String>) -> PlanError {
-    PlanError::Resource {
-        name: "home".into(),
-        why: why.into(),
-    }
-}
+/// The home volume's kind: a volume kept and grown across runs of the task id (retention
+/// applies), bound on `/home` in the container.
+#[derive(Debug)]
+pub struct Home;
 
 /// The preparation step `volume`.
-pub struct HomeVolume {
-    pub req: CreateRequest,
-    pub retain: Retain,
-    /// `loopfile` or `lvm` (for messages).
-    pub backend: String,
-    open: Opener,
-}
+pub type HomeVolume = TaskVolume<Home>;
 
-impl fmt::Debug for HomeVolume {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HomeVolume")
-            .field("req", &self.req)
-            .field("retain", &self.retain)
-            .field("backend", &self.backend)
-            .finish()
+impl Kind for Home {
+    const STEP: &'static str = STEP;
+    const LABEL: &'static str = "home";
+    const RESOURCE: &'static str = "home";
+    const VOLUME: VolumeKind = VolumeKind::Home;
+    const TYPE: &'static str = "HomeVolume";
+    const RETAINS: bool = true;
+
+    fn make(v: &HomeVolume, b: &dyn Backend, _: &Path) -> Result<(), StepError> {
+        let made = b.create(&v.req).map_err(|e| v.err("creating", &e))?;
+        // A volume kept from an earlier run of this task id may be smaller: grow it.
+        if made.size < v.req.size {
+            b.resize(&v.req.name, v.req.size)
+                .map_err(|e| v.err("growing", &e))?;
+        }
+        Ok(())
+    }
+
+    fn mounted(v: &HomeVolume, ctx: &StepCtx, target: PathBuf) {
+        tracing::info!(volume = %v.req.name, size = %v.req.size, fs = %v.req.fs,
+            at = %target.display(), "home volume mounted");
+        if let Ok(mut o) = ctx.outputs.lock() {
+            if !o.binds.iter().any(|(_, dst, _)| dst == HOME) {
+                o.binds.push((target, HOME.to_string(), false));
+            }
+        }
     }
 }
 
@@ -220,60 +228,20 @@ impl HomeVolume {
         let open = opener(backend, cfg)?;
         let size = mb_to_bytes(home_mb);
         if size < fs.min_size() {
-            return Err(home_err(format!(
-                "{home_mb} MB is below the {fs} minimum of {}",
-                fs.min_size()
-            )));
+            return Err(PlanError::Resource {
+                name: "home".into(),
+                why: format!(
+                    "{home_mb} MB is below the {fs} minimum of {}",
+                    fs.min_size()
+                ),
+            });
         }
-        let name = VolumeName::for_task(VolumeKind::Home, task_id)
-            .map_err(|e| home_err(format!("no volume name for this task id: {e}")))?;
-        let owner = owner_for_task(task_id, &name);
-        Ok(Some(HomeVolume {
-            req: CreateRequest {
-                name,
-                size,
-                fs,
-                owner,
-            },
-            retain,
-            backend: backend.to_string(),
-            open,
-        }))
+        HomeVolume::for_task(task_id, size, fs, retain, backend, open).map(Some)
     }
 
     /// A step on a backend of the caller's (tests, other tools).
     pub fn with_backend(req: CreateRequest, retain: Retain, backend: &str, open: Opener) -> Self {
-        HomeVolume {
-            req,
-            retain,
-            backend: backend.into(),
-            open,
-        }
-    }
-
-    /// Where the volume is mounted on the host.
-    pub fn mount_point(ctx: &StepCtx) -> PathBuf {
-        ctx.state_dir().join("home")
-    }
-
-    fn err(&self, what: &str, e: &dyn std::error::Error) -> StepError {
-        StepError::new(
-            STEP,
-            format!(
-                "{what} {} ({} backend): {}",
-                self.req.name,
-                self.backend,
-                chain(e)
-            ),
-        )
-    }
-
-    /// Whether undo keeps the volume: retention `always` and the container was started (the
-    /// checkpoint shows the `container` step done); a failed launch never keeps it.
-    fn keep(&self, ctx: &StepCtx) -> bool {
-        self.retain == Retain::Always
-            && Checkpoint::load(&ctx.state_dir())
-                .is_some_and(|cp| cp.phase("container") == Some(Phase::Done))
+        HomeVolume::from_parts(req, retain, backend, open)
     }
 }
 
@@ -282,32 +250,11 @@ impl HomeVolume {
 /// fails its run and its undo with the reason, so nothing is made and the state dir (with a
 /// possibly mounted volume in it) is kept for the operator.
 pub fn step_for(plan: &Plan, cfg: &RunConfig) -> Option<Box<dyn Step>> {
-    match HomeVolume::from_settings(&plan.task_id, plan.home_mb, &cfg.volume) {
-        Ok(Some(v)) => Some(Box::new(v)),
-        Ok(None) => None,
-        Err(e) => Some(Box::new(Unusable(e.to_string()))),
-    }
-}
-
-/// The volume step when the settings cannot make one (see [`step_for`]).
-struct Unusable(String);
-
-impl Step for Unusable {
-    fn name(&self) -> &'static str {
-        STEP
-    }
-    fn run(&self, _: &StepCtx) -> Result<(), StepError> {
-        Err(StepError::new(STEP, self.0.clone()))
-    }
-    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        if HomeVolume::mount_point(ctx).exists() {
-            return Err(StepError::new(
-                STEP,
-                format!("cannot undo the home volume: {}", self.0),
-            ));
-        }
-        Ok(())
-    }
+    into_step(HomeVolume::from_settings(
+        &plan.task_id,
+        plan.home_mb,
+        &cfg.volume,
+    ))
 }
 
 /// Opens the configured backend `backend` (`loopfile` or `lvm`) with the executor's settings;
@@ -351,70 +298,12 @@ fn read_lvm_config(path: &Path) -> Result<LvmConfig, PlanError> {
     Ok(cfg)
 }
 
-fn mount_options() -> MountOptions {
-    MountOptions {
-        read_only: false,
-        extra: MOUNT_EXTRA.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-impl Step for HomeVolume {
-    fn name(&self) -> &'static str {
-        STEP
-    }
-
-    fn run(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let b = (self.open)().map_err(|e| self.err("opening the backend for", &e))?;
-        let target = Self::mount_point(ctx);
-        std::fs::create_dir_all(&target)
-            .map_err(|e| StepError::io(STEP, "cannot create", &target, e))?;
-        let v = b.create(&self.req).map_err(|e| self.err("creating", &e))?;
-        // A volume kept from an earlier run of this task id may be smaller: grow it.
-        if v.size < self.req.size {
-            b.resize(&self.req.name, self.req.size)
-                .map_err(|e| self.err("growing", &e))?;
-        }
-        b.mount(&self.req.name, &target, &mount_options())
-            .map_err(|e| self.err("mounting", &e))?;
-        tracing::info!(volume = %self.req.name, size = %self.req.size, fs = %self.req.fs,
-            at = %target.display(), "home volume mounted");
-        if let Ok(mut o) = ctx.outputs.lock() {
-            if !o.binds.iter().any(|(_, dst, _)| dst == HOME) {
-                o.binds.push((target, HOME.to_string(), false));
-            }
-        }
-        Ok(())
-    }
-
-    fn undo(&self, ctx: &StepCtx) -> Result<(), StepError> {
-        let target = Self::mount_point(ctx);
-        let b = (self.open)().map_err(|e| self.err("opening the backend for", &e))?;
-        b.unmount(&target).map_err(|e| self.err("unmounting", &e))?;
-        if self.keep(ctx) {
-            tracing::info!(volume = %self.req.name, owner = %self.req.owner,
-                "retention always: volume unmounted and kept");
-        } else {
-            match b.remove(&self.req.name) {
-                Ok(true) => tracing::info!(volume = %self.req.name, "home volume removed"),
-                Ok(false) => {}
-                Err(e) => return Err(self.err("removing", &e)),
-            }
-        }
-        // Never recursive: a mount point still mounted fails here (EBUSY) instead of losing
-        // the volume's files with the state dir.
-        match std::fs::remove_dir(&target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StepError::io(STEP, "cannot remove", &target, e)),
-        }
-    }
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
     use crate::task::plan::Mode;
-    use crate::task::steps::Outputs;
+    use crate::task::steps::{Checkpoint, Outputs, Phase};
+    use berth_lvm::MountOptions;
     use berth_lvm::{Capacity, Health, Resized, Volume, VolumeState};
     use std::sync::Mutex;
 
@@ -556,26 +445,96 @@ pub(super) mod tests {
         }
     }
 
-    fn step(fake: &Fake, retain: Retain) -> HomeVolume {
-        let cfg = VolumeConfig {
+    /// Settings with the loopfile backend in its default directory.
+    pub(in crate::task) fn loopfile() -> VolumeConfig {
+        VolumeConfig {
             backend: Some("loopfile".into()),
-            loopfile_dir: "/var/lib/berth/volumes".into(),
+            loopfile_dir: DEFAULT_LOOPFILE_DIR.into(),
             ..VolumeConfig::default()
-        };
-        let v = HomeVolume::from_settings("web.1", 64.0, &cfg)
+        }
+    }
+
+    /// Opens `fake` (for a step's `with_backend`).
+    pub(in crate::task) fn opener_of(fake: &Fake) -> Opener {
+        let f = fake.clone();
+        Arc::new(move || Ok(Box::new(f.clone()) as Box<dyn Backend>))
+    }
+
+    fn step(fake: &Fake, retain: Retain) -> HomeVolume {
+        let v = HomeVolume::from_settings("web.1", 64.0, &loopfile())
             .unwrap()
             .unwrap();
-        let f = fake.clone();
-        HomeVolume::with_backend(
-            v.req,
-            retain,
-            "fake",
-            Arc::new(move || Ok(Box::new(f.clone()) as Box<dyn Backend>)),
-        )
+        HomeVolume::with_backend(v.req, retain, "fake", opener_of(fake))
     }
 
     pub(in crate::task) fn log(f: &Fake) -> Vec<String> {
         std::mem::take(&mut *f.log.lock().unwrap())
+    }
+
+    /// A fake that fails every unmount (EBUSY).
+    pub(in crate::task) fn busy_fake() -> Fake {
+        Fake(Arc::new(FakeInner {
+            fail_unmount: true,
+            ..FakeInner::default()
+        }))
+    }
+
+    /// Runs `s`: its mount point is a directory, and the log starts with the volume created
+    /// (`<name_prefix>...`, 64 MiB, owner web.1) then mounted `rw,nosuid,nodev` there.
+    /// Returns the mount point and the whole log.
+    pub(in crate::task) fn run_created_and_mounted<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+        name_prefix: &str,
+    ) -> (PathBuf, Vec<String>) {
+        s.run(c).unwrap();
+        let mp = TaskVolume::<K>::mount_point(c);
+        assert!(mp.is_dir());
+        let l = log(fake);
+        assert!(
+            l[0].starts_with(&format!("create {name_prefix}")) && l[0].ends_with(" 64MiB web.1"),
+            "{l:?}"
+        );
+        assert_eq!(
+            l[1],
+            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
+        );
+        (mp, l)
+    }
+
+    /// Undo unmounts and removes the volume and its mount point; a second undo does nothing.
+    pub(in crate::task) fn undo_removes_idempotently<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+    ) {
+        let mp = TaskVolume::<K>::mount_point(c);
+        s.undo(c).unwrap();
+        assert_eq!(
+            log(fake),
+            [
+                format!("unmount {}", mp.display()),
+                format!("remove {}", s.req.name)
+            ]
+        );
+        assert!(!mp.exists());
+        s.undo(c).unwrap();
+        assert!(log(fake).is_empty());
+    }
+
+    /// Undo fails (`want` starts the error) on an unmount failure, keeping the volume and
+    /// the mount point.
+    pub(in crate::task) fn undo_fails_keeping_both<K: Kind>(
+        s: &TaskVolume<K>,
+        c: &StepCtx,
+        fake: &Fake,
+        want: &str,
+    ) {
+        let e = s.undo(c).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
+        assert_eq!(fake.list().unwrap().len(), 1);
+        assert!(TaskVolume::<K>::mount_point(c).is_dir());
     }
 
     #[test]
@@ -679,18 +638,7 @@ pub(super) mod tests {
         let c = ctx(d.path());
         let fake = Fake::default();
         let s = step(&fake, Retain::Never);
-        s.run(&c).unwrap();
-        let mp = HomeVolume::mount_point(&c);
-        assert!(mp.is_dir());
-        let l = log(&fake);
-        assert!(
-            l[0].starts_with("create berth-home-web-1-") && l[0].ends_with(" 64MiB web.1"),
-            "{l:?}"
-        );
-        assert_eq!(
-            l[1],
-            format!("mount {} {} rw,nosuid,nodev", s.req.name, mp.display())
-        );
+        let (mp, _) = run_created_and_mounted(&s, &c, &fake, "berth-home-web-1-");
         assert_eq!(
             c.outputs().binds,
             vec![(mp.clone(), "/home".to_string(), false)]
@@ -699,18 +647,8 @@ pub(super) mod tests {
         s.run(&c).unwrap();
         assert_eq!(c.outputs().binds.len(), 1);
         log(&fake);
-        s.undo(&c).unwrap();
-        assert_eq!(
-            log(&fake),
-            [
-                format!("unmount {}", mp.display()),
-                format!("remove {}", s.req.name)
-            ]
-        );
-        assert!(!mp.exists());
         // Idempotent, and fine when nothing was ever made (a half-done run).
-        s.undo(&c).unwrap();
-        assert!(log(&fake).is_empty());
+        undo_removes_idempotently(&s, &c, &fake);
     }
 
     #[test]
@@ -770,15 +708,9 @@ pub(super) mod tests {
     fn an_unmount_failure_keeps_the_volume_and_the_mount_point() {
         let d = tempfile::tempdir().unwrap();
         let c = ctx(d.path());
-        let fake = Fake(Arc::new(FakeInner {
-            fail_unmount: true,
-            ..FakeInner::default()
-        }));
+        let fake = busy_fake();
         let s = step(&fake, Retain::Never);
         s.run(&c).unwrap();
-        let e = s.undo(&c).unwrap_err().to_string();
-        assert!(e.starts_with("volume: unmounting berth-home-web-1-"), "{e}");
-        assert_eq!(fake.list().unwrap().len(), 1);
-        assert!(HomeVolume::mount_point(&c).is_dir());
+        undo_fails_keeping_both(&s, &c, &fake, "volume: unmounting berth-home-web-1-");
     }
 }

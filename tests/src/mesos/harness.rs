@@ -581,3 +581,282 @@ impl Lab {
         }
     }
 }
+
+/// Scaffolding shared by the volume tests (e2e_volume: `/home`; e2e_disk: the scratch volume).
+pub mod volumes {
+    use std::ops::Deref;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use serde_json::Value;
+
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess};
+
+    /// A lab that also frees its loop devices when a test fails half way (the lab's own
+    /// cleanup then unmounts, which frees them); [`VolumeLab::unmounting`] first lazily
+    /// unmounts what is under the lab's state dir (an overlay on a volume).
+    pub struct VolumeLab {
+        lab: Lab,
+        unmount_state: bool,
+    }
+
+    impl VolumeLab {
+        pub fn new(test: &str) -> VolumeLab {
+            VolumeLab {
+                lab: Lab::new(test),
+                unmount_state: false,
+            }
+        }
+
+        pub fn unmounting(test: &str) -> VolumeLab {
+            VolumeLab {
+                lab: Lab::new(test),
+                unmount_state: true,
+            }
+        }
+    }
+
+    impl Deref for VolumeLab {
+        type Target = Lab;
+        fn deref(&self) -> &Lab {
+            &self.lab
+        }
+    }
+
+    impl Drop for VolumeLab {
+        fn drop(&mut self) {
+            if self.unmount_state {
+                let state = self.lab.state.display().to_string();
+                let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+                    .filter(|m| m.starts_with(&state))
+                    .collect();
+                mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+                for m in mounts {
+                    let _ = Command::new("umount").args(["-l", &m]).status();
+                }
+            }
+            self.lab.detach_loop_devices();
+        }
+    }
+
+    /// The last status update the agent double received (`null` when none).
+    pub fn last_update(d: &AgentDouble) -> Value {
+        d.state().updates.last().cloned().unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` until the task's stdout has `DONE`; returns it.
+    pub fn wait_done(lab: &Lab, tid: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            let out = lab.sandbox_file(tid, "stdout");
+            if out.contains("DONE") {
+                return out;
+            }
+            assert!(
+                Instant::now() < end,
+                "the task never printed DONE: stdout {out:?}, stderr {:?}",
+                lab.sandbox_file(tid, "stderr")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `script` with `/bin/sh -c` in the lab's (last) runc container: stdout, stderr.
+    pub fn runc_exec(lab: &Lab, script: &str) -> (String, String) {
+        let cid = lab.runc_containers().pop().expect("a container");
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(&lab.runc_root)
+            .args(["exec", &cid, "/bin/sh", "-c", script])
+            .output()
+            .expect("runc exec");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The executor exits within `timeout` and the double saw no protocol violation.
+    pub fn assert_exits_cleanly(d: &AgentDouble, exec: &mut ExecutorProcess, timeout: Duration) {
+        exec.wait_exit(timeout)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+    }
+
+    /// KILLs the task: TASK_KILLED, then the executor exits cleanly.
+    pub fn kill_until_exit(
+        d: &AgentDouble,
+        exec: &mut ExecutorProcess,
+        tid: &str,
+        timeout: Duration,
+    ) {
+        d.kill(tid, None);
+        d.wait_state(tid, "TASK_KILLED", timeout);
+        assert_exits_cleanly(d, exec, timeout);
+    }
+
+    /// Waits for TASK_FAILED with reason `REASON_CONTAINER_LAUNCH_FAILED` (`what` names the
+    /// case in the assertion); returns the update.
+    pub fn wait_launch_failed(d: &AgentDouble, tid: &str, what: &str, timeout: Duration) -> Value {
+        d.wait_state(tid, "TASK_FAILED", timeout);
+        let u = last_update(d);
+        assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{what}: {u}");
+        u
+    }
+
+    /// The update's message, or "" when it has none.
+    pub fn message(u: &Value) -> &str {
+        u["message"].as_str().unwrap_or("")
+    }
+
+    /// Waits until the task was reported TASK_RUNNING twice (a new executor re-attached).
+    pub fn wait_running_twice(
+        d: &AgentDouble,
+        tid: &str,
+        exec: &ExecutorProcess,
+        timeout: Duration,
+    ) {
+        assert!(
+            d.wait(timeout, |st| st
+                .states(tid)
+                .iter()
+                .filter(|s| *s == "TASK_RUNNING")
+                .count()
+                == 2),
+            "{}",
+            exec.log()
+        );
+    }
+}
+
+/// Starting a task with volumes (e2e_volume, e2e_disk).
+pub mod volume_launch {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess, ExecutorSpec};
+
+    /// The lab's executor spec running `cmd`, with its loopfile volume settings (`retain`).
+    pub fn volume_spec(lab: &Lab, tid: &str, cmd: &str, retain: Option<&str>) -> ExecutorSpec {
+        let mut spec = lab.spec(tid, Some(cmd));
+        spec.env.extend(lab.volume_env(retain));
+        spec
+    }
+
+    /// An agent double that launches `task` when the executor of `spec` subscribes, and that
+    /// executor (given 10 s to start).
+    pub fn start(spec: &ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(task);
+        let exec = d.spawn_executor(spec, Duration::from_secs(10));
+        (d, exec)
+    }
+}
+
+/// The running and stopping halves of a volume test's task (e2e_volume, e2e_disk).
+pub mod volume_task {
+    use std::time::Duration;
+
+    use super::volumes::{assert_exits_cleanly, last_update, message, wait_done};
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess};
+
+    /// Waits for TASK_RUNNING, the task's `DONE` and every update acknowledged; returns its
+    /// stdout.
+    pub fn wait_running_done(d: &AgentDouble, lab: &Lab, tid: &str, timeout: Duration) -> String {
+        d.wait_state(tid, "TASK_RUNNING", timeout);
+        let out = wait_done(lab, tid, timeout);
+        assert!(d.wait(timeout, |st| st.uuids.values().all(|a| *a)));
+        out
+    }
+
+    /// KILLs the task: TASK_KILLED without teardown errors, then the executor exits cleanly.
+    pub fn kill_without_teardown_errors(
+        d: &AgentDouble,
+        exec: &mut ExecutorProcess,
+        tid: &str,
+        timeout: Duration,
+    ) {
+        d.kill(tid, None);
+        d.wait_state(tid, "TASK_KILLED", timeout);
+        let u = last_update(d);
+        assert!(!message(&u).contains("teardown errors"), "{u}");
+        assert_exits_cleanly(d, exec, timeout);
+    }
+}
+
+/// An executor dying while it makes a task's volume, and the one that replaces it
+/// (e2e_volume, e2e_disk).
+pub mod volume_crash {
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use super::volumes::last_update;
+    use super::Lab;
+    use crate::mesos::{AgentDouble, ExecutorProcess, ExecutorSpec};
+
+    /// Starts an executor (with the lab's volume settings, running `exec sleep 1000`) that
+    /// aborts at berth-lvm crash point `at` while making the volume of `task`; `prepare` runs
+    /// on the agent double before the launch. Returns the spec without the crash point (for
+    /// the next executor), the double and the aborted executor.
+    pub fn crash_while_making(
+        lab: &Lab,
+        tid: &str,
+        task: Value,
+        at: &str,
+        timeout: Duration,
+        prepare: impl FnOnce(&AgentDouble),
+    ) -> (ExecutorSpec, AgentDouble, ExecutorProcess) {
+        let mut spec = lab.spec(tid, Some("exec sleep 1000"));
+        spec.env.extend(lab.volume_env(None));
+        let mut crashing = spec.clone();
+        crashing
+            .env
+            .push(("BERTH_EXECUTOR_VOLUME_CRASH_AT".into(), at.into()));
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        prepare(&d);
+        d.launch_on_subscribe(task);
+        let mut exec = d.spawn_executor(&crashing, Duration::from_secs(10));
+        let status = exec
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("the executor did not abort: {}", exec.log()));
+        assert!(!status.success());
+        (spec, d, exec)
+    }
+
+    /// The volume `name`'s image file is in the lab's volumes dir.
+    pub fn assert_volume_image(lab: &Lab, name: &impl Display, exec: &ExecutorProcess) {
+        assert!(
+            lab.volumes_dir().join(format!("{name}.img")).is_file(),
+            "{:?}: {}",
+            lab.volume_files(),
+            exec.log()
+        );
+    }
+
+    /// A new executor with `spec` fails the task with `REASON_EXECUTOR_TERMINATED` and exits;
+    /// returns the update.
+    pub fn replacement_fails_the_task(
+        d: &AgentDouble,
+        spec: &ExecutorSpec,
+        tid: &str,
+        timeout: Duration,
+    ) -> Value {
+        let mut exec2 = d.spawn_executor(spec, Duration::from_secs(10));
+        d.wait_state(tid, "TASK_FAILED", timeout);
+        let u = last_update(d);
+        assert_eq!(u["reason"], "REASON_EXECUTOR_TERMINATED", "{u}");
+        exec2
+            .wait_exit(timeout)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
+        u
+    }
+}
