@@ -32,21 +32,75 @@ pub enum LockError {
     },
 }
 
-/// A held lock; released on drop (or when the process dies).
+/// An exclusive `flock` on a file at a path, which can be retired (the file removed while
+/// held). Used for volumes here and for the executor's image cache entries.
 #[derive(Debug)]
-pub struct VolumeLock {
-    _file: File,
+pub struct FileLock {
+    file: File,
     pub path: PathBuf,
 }
 
-impl VolumeLock {
-    /// Same as [`lock`].
-    pub fn wait(dir: &Path, name: &VolumeName) -> Result<VolumeLock, LockError> {
-        lock(dir, name)
+impl FileLock {
+    /// Waits for the lock on `path` (created if missing).
+    pub fn lock(path: &Path) -> std::io::Result<FileLock> {
+        loop {
+            if let Some(l) = Self::take(path, libc::LOCK_EX)? {
+                return Ok(l);
+            }
+        }
     }
 
-    /// Removes the lock file, then releases the lock (the volume is gone). A missing file is
-    /// fine; other errors are only logged: a leftover lock file is harmless.
+    /// Takes the lock on `path` if free; `None` if another process holds it.
+    pub fn try_lock(path: &Path) -> std::io::Result<Option<FileLock>> {
+        loop {
+            match Self::take(path, libc::LOCK_EX | libc::LOCK_NB) {
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(None),
+                Err(e) => return Err(e),
+                Ok(Some(l)) => return Ok(Some(l)),
+                // Locked a retired file: try the path again.
+                Ok(None) => continue,
+            }
+        }
+    }
+
+    /// One attempt: the lock, or `None` when the file locked is no longer at the path.
+    fn take(path: &Path, how: libc::c_int) -> std::io::Result<Option<FileLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            let r = unsafe { libc::flock(file.as_raw_fd(), how) };
+            if r == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        let l = FileLock {
+            file,
+            path: path.to_path_buf(),
+        };
+        Ok(l.still_at_path()?.then_some(l))
+    }
+
+    /// Whether the path still names the file held (it may have been retired meanwhile).
+    pub fn still_at_path(&self) -> std::io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let held = self.file.metadata()?;
+        match std::fs::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the lock file, then releases the lock. A missing file is fine; other errors
+    /// are only logged: a leftover lock file is harmless.
     pub fn retire(self) {
         if let Err(e) = std::fs::remove_file(&self.path) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -56,79 +110,54 @@ impl VolumeLock {
     }
 }
 
-/// Whether `path` still names the file `f` is open on (it may have been retired meanwhile).
-fn still_at_path(f: &File, path: &Path) -> Result<bool, LockError> {
-    use std::os::unix::fs::MetadataExt;
-    let held = f.metadata().map_err(|err| LockError::Open {
-        path: path.into(),
-        err,
-    })?;
-    match std::fs::metadata(path) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(err) => Err(LockError::Open {
-            path: path.into(),
-            err,
-        }),
+/// A held volume lock; released on drop (or when the process dies).
+#[derive(Debug)]
+pub struct VolumeLock {
+    inner: FileLock,
+    pub path: PathBuf,
+}
+
+impl VolumeLock {
+    /// Same as [`lock`].
+    pub fn wait(dir: &Path, name: &VolumeName) -> Result<VolumeLock, LockError> {
+        lock(dir, name)
+    }
+
+    /// Removes the lock file, then releases the lock (the volume is gone).
+    pub fn retire(self) {
+        self.inner.retire();
     }
 }
 
-fn open(dir: &Path, name: &VolumeName) -> Result<(File, PathBuf), LockError> {
-    let path = dir.join(format!("{name}.lock"));
+fn lock_path(dir: &Path, name: &VolumeName) -> Result<PathBuf, LockError> {
     std::fs::create_dir_all(dir).map_err(|err| LockError::Open {
         path: dir.into(),
         err,
     })?;
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|err| LockError::Open {
-            path: path.clone(),
-            err,
-        })?;
-    Ok((f, path))
+    Ok(dir.join(format!("{name}.lock")))
+}
+
+fn volume_lock(inner: FileLock) -> VolumeLock {
+    VolumeLock {
+        path: inner.path.clone(),
+        inner,
+    }
 }
 
 /// Waits for the lock of `name`.
 pub fn lock(dir: &Path, name: &VolumeName) -> Result<VolumeLock, LockError> {
-    loop {
-        let (f, path) = open(dir, name)?;
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(LockError::Flock { path, err });
-            }
-        }
-        if still_at_path(&f, &path)? {
-            return Ok(VolumeLock { _file: f, path });
-        }
-    }
+    let path = lock_path(dir, name)?;
+    FileLock::lock(&path)
+        .map(volume_lock)
+        .map_err(|err| LockError::Flock { path, err })
 }
 
 /// Takes the lock of `name` if free; `None` if another process holds it.
 pub fn try_lock(dir: &Path, name: &VolumeName) -> Result<Option<VolumeLock>, LockError> {
-    loop {
-        let (f, path) = open(dir, name)?;
-        // SAFETY: flock on a descriptor we own.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Ok(None);
-            }
-            return Err(LockError::Flock { path, err });
-        }
-        if still_at_path(&f, &path)? {
-            return Ok(Some(VolumeLock { _file: f, path }));
-        }
-    }
+    let path = lock_path(dir, name)?;
+    FileLock::try_lock(&path)
+        .map(|l| l.map(volume_lock))
+        .map_err(|err| LockError::Flock { path, err })
 }
 
 #[cfg(test)]
@@ -156,7 +185,7 @@ mod tests {
         // A waiter blocks on the old inode while the holder retires it.
         let waiter = std::thread::spawn(move || {
             let l = lock(&d, &n2).unwrap();
-            let at_path = still_at_path(&l._file, &l.path).unwrap();
+            let at_path = l.inner.still_at_path().unwrap();
             (l, at_path)
         });
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -8,76 +8,9 @@
 //! afresh. The kernel drops a flock when its holder dies, so a crash never leaves a stale
 //! lock, only at worst an empty file.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+//! The mechanism is berth-lvm's [`FileLock`](berth_lvm::lock::FileLock), which volumes use too.
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
-
-/// A held lock; released on drop (or when the process dies).
-#[derive(Debug)]
-pub struct EntryLock {
-    file: Flock<File>,
-    pub path: PathBuf,
-}
-
-impl EntryLock {
-    /// Waits for the lock at `path` (the file is made when missing).
-    pub fn lock(path: &Path) -> io::Result<EntryLock> {
-        Self::take(path, FlockArg::LockExclusive).map(|l| l.expect("a blocking lock"))
-    }
-
-    /// Takes the lock at `path` if free; `None` when another holds it.
-    pub fn try_lock(path: &Path) -> io::Result<Option<EntryLock>> {
-        Self::take(path, FlockArg::LockExclusiveNonblock)
-    }
-
-    fn take(path: &Path, how: FlockArg) -> io::Result<Option<EntryLock>> {
-        loop {
-            let f = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(path)?;
-            let file = match Flock::lock(f, how) {
-                Ok(l) => l,
-                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
-                Err((_, Errno::EINTR)) => continue,
-                Err((_, e)) => return Err(e.into()),
-            };
-            let l = EntryLock {
-                file,
-                path: path.to_path_buf(),
-            };
-            if l.still_at_path()? {
-                return Ok(Some(l));
-            }
-            // Retired while we waited: lock the file now at the path.
-        }
-    }
-
-    /// Whether the path still names the file this lock is on.
-    pub fn still_at_path(&self) -> io::Result<bool> {
-        let held = self.file.metadata()?;
-        match std::fs::metadata(&self.path) {
-            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Removes the lock file, then releases the lock (its entry is gone). A missing file is
-    /// fine; other errors are only logged: a leftover lock file is harmless.
-    pub fn retire(self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a cache lock file");
-            }
-        }
-    }
-}
+pub use berth_lvm::lock::FileLock as EntryLock;
 
 #[cfg(test)]
 mod tests {
