@@ -58,10 +58,11 @@ pub async fn run(
     probe: &Probe,
     rt: &Runtime,
     container: &str,
+    bundle: &std::path::Path,
     timeout: Duration,
 ) -> Result<(), String> {
     match probe {
-        Probe::Command(cmd) => command::run(rt, container, cmd, timeout).await,
+        Probe::Command(cmd) => command::run(rt, container, bundle, cmd, timeout).await,
         Probe::Tcp { port } | Probe::Http { port, .. } => {
             let pid = tokio::task::spawn_blocking({
                 let rt = rt.clone();

@@ -511,8 +511,10 @@ async fn supervise(
                     let (spec2, r, c, tx) =
                         (spec.clone(), rt.clone(), cid.clone(), probe_tx.clone());
                     let sock = socket.clone();
+                    let bundle = ctx.bundle_dir();
                     tokio::spawn(async move {
-                        let mut res = super::probe::run(&spec2.probe, &r, &c, spec2.timeout).await;
+                        let mut res =
+                            super::probe::run(&spec2.probe, &r, &c, &bundle, spec2.timeout).await;
                         // Combined with init's own view of its services' health.
                         if res.is_ok() {
                             if let Ok(st) = init_client::status(&sock, spec2.timeout).await {

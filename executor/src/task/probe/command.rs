@@ -2,7 +2,7 @@
 //! `runc exec --pid-file F --process P <id>` of `/.berth/init -s -g -- /bin/sh -c <command>`.
 //!
 //! The process file P is the container's own process (env, cwd, user, rlimits; from the
-//! bundle's `config.json`, found by `runc state`) with the services' capabilities: a
+//! bundle's `config.json`, which the executor wrote) with the services' capabilities: a
 //! check never gets what berth-init keeps for itself (NET_ADMIN, NET_RAW for DHCP). The
 //! container's seccomp profile applies to it as to every process of the container.
 //!
@@ -38,6 +38,7 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 pub async fn run(
     rt: &Runtime,
     container: &str,
+    bundle: &Path,
     cmd: &str,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -48,7 +49,7 @@ pub async fn run(
         container
     ));
     let process_file = pid_file.with_extension("json");
-    write_process(rt, container, cmd, &process_file).await?;
+    write_process(bundle, cmd, &process_file)?;
     let _process_file = RemoveOnDrop(process_file.clone());
     let mut guard = TreeGuard {
         pid_file: pid_file.clone(),
@@ -110,33 +111,10 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Writes the check's process file: the container's process (its bundle's
-/// `config.json`, the bundle named by `<runtime> state`) running the check with the
-/// services' capabilities.
-async fn write_process(rt: &Runtime, container: &str, cmd: &str, out: &Path) -> Result<(), String> {
-    let state = tokio::process::Command::new(&rt.binary)
-        .env_remove(TOKEN_VAR)
-        .arg("--root")
-        .arg(&rt.root)
-        .args(["state", container])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| format!("cannot run {}: {e}", rt.binary.display()))?;
-    if !state.status.success() {
-        return Err(format!(
-            "{} state {container}: {}",
-            rt.binary.display(),
-            String::from_utf8_lossy(&state.stderr).trim()
-        ));
-    }
-    let state: serde_json::Value = serde_json::from_slice(&state.stdout)
-        .map_err(|e| format!("{} state {container}: {e}", rt.binary.display()))?;
-    let bundle = state["bundle"]
-        .as_str()
-        .ok_or_else(|| format!("{} state {container}: no bundle", rt.binary.display()))?;
-    let config_path = Path::new(bundle).join("config.json");
+/// Writes the check's process file: the container's process (its bundle's `config.json`)
+/// running the check with the services' capabilities.
+fn write_process(bundle: &Path, cmd: &str, out: &Path) -> Result<(), String> {
+    let config_path = bundle.join("config.json");
     let config: serde_json::Value = std::fs::read(&config_path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
