@@ -226,3 +226,29 @@ mod tests {
         assert!(serde_yaml::from_str::<LoginSpec>("ca: /c\nusers: {}\npasswd: yes\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod spec_tests {
+    use crate::spec::{AppSpec, SpecError};
+    use std::path::Path;
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let text = "services:\n  a: {command: [x]}\nlogin:\n  ca: /ca.pub\n  users:\n    Bad: {}\n";
+        match AppSpec::parse(text, Path::new("/app.yaml")) {
+            Err(SpecError::Invalid { line, message, .. }) => {
+                assert!(message.contains("login.users: bad user name"), "{message}");
+                assert_eq!(line, 5, "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = "login:\n  ca: /ca.pub\n  users: {work: {}}\n  password: yes\n";
+        let e = AppSpec::parse(unknown, Path::new("/app.yaml")).unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+        let ok = AppSpec::parse(
+            "login:\n  ca: /ca.pub\n  users: {work: {}}\n",
+            Path::new("/a"),
+        );
+        assert_eq!(ok.unwrap().login.unwrap().port(), 22);
+    }
+}
