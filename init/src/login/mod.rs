@@ -6,11 +6,13 @@
 //! - [`keys`]: what a CA key list and a KRL may contain (garbage never gets installed).
 //! - [`store`]: fetch a source (file, or URL through a [`store::Fetch`]), install
 //!   atomically, keep the last good copy.
+//! - [`http`]: the URL fetcher (berth-http) for sources that are URLs.
 //! - [`config`]: the certificates-only sshd config and the sessions' environment.
 //! - [`setup`]: start-up (host key, principals files, first fetch, `sshd -t`, the service).
 //! - [`refresh`]: the refresh thread and the `login` object of the status.
 
 pub mod config;
+pub mod http;
 pub mod keys;
 pub mod principals;
 pub mod refresh;

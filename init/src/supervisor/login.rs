@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::login::http::HttpFetch;
 use crate::login::refresh::{self, LoginStatus};
 use crate::login::setup::{self, Prepared};
-use crate::login::store::NoHttp;
 use crate::login::LoginError;
 use crate::spec::AppSpec;
 
@@ -30,7 +30,7 @@ pub(super) fn prepare(spec: &mut AppSpec, socket: &Path) -> Result<Option<Login>
         .unwrap_or(Path::new("/run/berth"))
         .join("login");
     let app_id = std::env::var("MARATHON_APP_ID").ok();
-    let got = setup::prepare(&ls, &dir, app_id.as_deref(), std::env::vars(), &NoHttp);
+    let got = setup::prepare(&ls, &dir, app_id.as_deref(), std::env::vars(), &HttpFetch);
     let (status, prepared) = match got {
         Ok(p) => {
             tracing::info!(port = ls.port(), ca_keys = p.ca_keys, dir = %dir.display(), "login: sshd prepared");
@@ -65,7 +65,7 @@ impl Login {
                 p.ca,
                 p.revoked,
                 self.interval,
-                Box::new(NoHttp),
+                Box::new(HttpFetch),
                 self.status.clone(),
             ),
             None => Ok(()),
