@@ -6,5 +6,6 @@
 pub const HOME: &str = "home";
 /// Mbit/s of the task's egress and ingress limit (SCALAR).
 pub const BANDWIDTH: &str = "bandwidth";
-/// VLAN ids the node's trunk carries (RANGES); a task asks for one.
+/// VLAN ids the node's trunk carries (RANGES), offered by the agent. The executor takes a
+/// task's VLAN from its `berth.vlan` label and does not consume this resource (yet).
 pub const VLANS: &str = "vlans";
