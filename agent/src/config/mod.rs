@@ -24,7 +24,8 @@ pub struct Config {
 pub struct Serve {
     /// Seconds between two collections of every container's metrics.
     pub step_secs: u64,
-    /// The executor's state dir: one sub-directory per task (checkpoints).
+    /// The executor's state dir (its `BERTH_EXECUTOR_STATE_DIR`): one sub-directory per
+    /// container (bundle, checkpoint).
     pub state_dir: PathBuf,
 }
 
@@ -32,7 +33,7 @@ impl Default for Serve {
     fn default() -> Self {
         Serve {
             step_secs: 60,
-            state_dir: PathBuf::from("/var/lib/berth/executor"),
+            state_dir: PathBuf::from("/var/lib/berth/containers"),
         }
     }
 }
