@@ -12,5 +12,25 @@
 //! # Layout
 //! - [`cmd`]: one file per verb; each parses nothing itself (clap did) and calls the
 //!   library modules that do the work.
+//! - [`config`]: `/etc/berth/agent.toml`, strict (unknown keys are errors).
+//! - [`resources`]: the node's Mesos resources and their two textual forms.
+//! - [`serve`]: the service loop: systemd notify/watchdog, SIGHUP reload, SIGTERM stop.
+//! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
 
 pub mod cmd;
+pub mod config;
+pub mod log;
+pub mod resources;
+pub mod serve;
+
+/// `err: cause: cause` on one line (the chain printed once, at the top).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -12,6 +12,7 @@
 //! - [`loopfile`]: sparse file + loop device backend (hosts without LVM, the demo).
 //! - [`lvm`]: LVM2 backend: linear and thin LVs, owner tags, image base + thin snapshot roots.
 //! - [`gc`]: garbage collection of incomplete and ownerless volumes.
+//! - [`resource`]: the Mesos resource names berth sells (shared by agent and executor).
 //! - [`cli`]: the `berth-vol` command line (thin `src/bin/berth-vol.rs`).
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod lock;
 pub mod loopfile;
 pub mod lvm;
 pub mod name;
+pub mod resource;
 pub mod size;
 pub mod volume;
 

@@ -256,8 +256,8 @@ impl Plan {
         let cpus = scalar(&resources, "cpus")?;
         let mem_mb = scalar(&resources, "mem")?;
         let disk_mb = scalar(&resources, "disk")?;
-        let home_mb = scalar(&resources, "home")?;
-        let bandwidth_mbit = scalar(&resources, "bandwidth")?;
+        let home_mb = scalar(&resources, berth_lvm::resource::HOME)?;
+        let bandwidth_mbit = scalar(&resources, berth_lvm::resource::BANDWIDTH)?;
         check_ranges(cpus, mem_mb, disk_mb, home_mb, bandwidth_mbit, &cfg.host)?;
         // berth-init may be installed after the executor started: checked for each task,
         // before anything is made, naming the setting.

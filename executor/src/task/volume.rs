@@ -168,7 +168,7 @@ pub type HomeVolume = TaskVolume<Home>;
 impl Kind for Home {
     const STEP: &'static str = STEP;
     const LABEL: &'static str = "home";
-    const RESOURCE: &'static str = "home";
+    const RESOURCE: &'static str = berth_lvm::resource::HOME;
     const VOLUME: VolumeKind = VolumeKind::Home;
     const TYPE: &'static str = "HomeVolume";
     const RETAINS: bool = true;

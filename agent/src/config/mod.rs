@@ -1,0 +1,273 @@
+//! `/etc/berth/agent.toml`: what the operator writes, parsed strictly.
+//!
+//! Every key is optional and has a default, so an empty file is a valid config; an unknown
+//! key or a bad value is an error naming the file and the key (`packaging/agent.toml` is the
+//! commented reference). The file is read once at start and again on SIGHUP.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where `serve` and `resources` look when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/berth/agent.toml";
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub serve: Serve,
+    pub resources: Resources,
+}
+
+/// `[serve]`: the service loop.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Serve {
+    /// Seconds between two collections of every container's metrics.
+    pub step_secs: u64,
+    /// The executor's state dir (its `BERTH_EXECUTOR_STATE_DIR`): one sub-directory per
+    /// container (bundle, checkpoint).
+    pub state_dir: PathBuf,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            step_secs: 60,
+            state_dir: PathBuf::from("/var/lib/berth/containers"),
+        }
+    }
+}
+
+/// `[resources]`: what `berth-agent resources` offers to Mesos.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// CPUs offered; default: the CPUs this process may run on.
+    pub cpus: Option<f64>,
+    /// MiB of memory kept for the host (mesos-agent, berth-agent, the kernel).
+    pub mem_reserve_mib: u64,
+    /// The directory whose free space is offered as `disk` (Mesos sandboxes).
+    pub disk_dir: PathBuf,
+    /// Ports offered, as `begin-end` ranges.
+    pub ports: Vec<String>,
+    pub home: Home,
+    pub net: Net,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpus: None,
+            mem_reserve_mib: 1024,
+            disk_dir: PathBuf::from("/var/lib/mesos"),
+            ports: vec!["31000-32000".into()],
+            home: Home::default(),
+            net: Net::default(),
+        }
+    }
+}
+
+/// `[resources.home]`: where /home volumes come from (the executor's volume settings).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Home {
+    /// `loopfile` or `lvm`, as the executor's `BERTH_VOLUME_BACKEND`.
+    pub backend: String,
+    /// The loop-file directory (backend `loopfile`).
+    pub loopfile_dir: PathBuf,
+    /// Percent of the directory's size never offered (backend `loopfile`); LVM uses the
+    /// `free_floor_percent` of its own config file.
+    pub free_floor_percent: f64,
+    /// The executor's LVM config file (JSON, berth-lvm's `LvmConfig`; backend `lvm`).
+    pub lvm_config: PathBuf,
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Home {
+            backend: "loopfile".into(),
+            loopfile_dir: PathBuf::from("/var/lib/berth/volumes"),
+            free_floor_percent: 5.0,
+            lvm_config: PathBuf::from("/etc/berth/lvm.json"),
+        }
+    }
+}
+
+/// `[resources.net]`: the parent NIC containers' macvlans hang from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Net {
+    /// The host NIC (or bond) whose speed is sold as bandwidth.
+    pub parent: String,
+    /// Mbit/s of the NIC kept for the host; must be below the NIC's speed.
+    pub reserve_mbit: f64,
+    /// The NIC's speed in Mbit/s when the driver reports none (virtual NICs); default: read
+    /// `/sys/class/net/<parent>/speed`.
+    pub speed_mbit: Option<f64>,
+    /// VLAN ids the switch port of `parent` carries (a trunk), as `id` or `begin-end`.
+    pub vlans: Vec<String>,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net {
+            parent: "eth0".into(),
+            reserve_mbit: 100.0,
+            speed_mbit: None,
+            vlans: Vec::new(),
+        }
+    }
+}
+
+/// A config that cannot be used; the message names the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key {key}: {why}")]
+    Value {
+        path: PathBuf,
+        key: &'static str,
+        why: String,
+    },
+}
+
+impl Config {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_owned(),
+            err,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses `text` (read from `path`, named in errors) and checks the values.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            // toml's message names the key and shows the line; keep it on one line.
+            message: e.to_string().trim().replace('\n', " | "),
+        })?;
+        cfg.check().map_err(|(key, why)| ConfigError::Value {
+            path: path.to_owned(),
+            key,
+            why,
+        })?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.serve.step_secs == 0 || self.serve.step_secs > 3600 {
+            return Err(("serve.step_secs", "must be between 1 and 3600".into()));
+        }
+        let r = &self.resources;
+        if let Some(c) = r.cpus {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err(("resources.cpus", format!("{c} is not a positive number")));
+            }
+        }
+        if !matches!(r.home.backend.as_str(), "loopfile" | "lvm") {
+            return Err((
+                "resources.home.backend",
+                format!(
+                    "{:?} is not a volume backend: use loopfile or lvm",
+                    r.home.backend
+                ),
+            ));
+        }
+        let floor = r.home.free_floor_percent;
+        if !(0.0..100.0).contains(&floor) {
+            return Err((
+                "resources.home.free_floor_percent",
+                format!("{floor} is not in 0..100"),
+            ));
+        }
+        if !(r.net.reserve_mbit >= 0.0 && r.net.reserve_mbit.is_finite()) {
+            return Err((
+                "resources.net.reserve_mbit",
+                format!("{} is negative or not a number", r.net.reserve_mbit),
+            ));
+        }
+        if let Some(s) = r.net.speed_mbit {
+            if !(s > 0.0 && s.is_finite()) {
+                return Err(("resources.net.speed_mbit", format!("{s} is not positive")));
+            }
+        }
+        if r.net.parent.is_empty() || r.net.parent.len() > 15 || r.net.parent.contains('/') {
+            return Err((
+                "resources.net.parent",
+                format!("{:?} is not an interface name", r.net.parent),
+            ));
+        }
+        crate::resources::parse_ranges(&r.ports, 1, 65535)
+            .map_err(|why| ("resources.ports", why))?;
+        crate::resources::parse_ranges(&r.net.vlans, 1, 4094)
+            .map_err(|why| ("resources.net.vlans", why))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/berth/agent.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_packaged_reference_config_parses() {
+        let text = include_str!("../../../packaging/agent.toml");
+        let cfg = parse(text).unwrap();
+        // Every key in the reference is commented out: it documents the defaults.
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = parse("[serve]\nstep_sec = 10\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/berth/agent.toml"), "{e}");
+        assert!(e.contains("step_sec"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("[serve]\nstep_secs = 0", "serve.step_secs"),
+            (
+                "[resources.net]\nreserve_mbit = -1.0",
+                "resources.net.reserve_mbit",
+            ),
+            (
+                "[resources.home]\nbackend = \"zfs\"",
+                "resources.home.backend",
+            ),
+            ("[resources]\nports = [\"32000-31000\"]", "resources.ports"),
+            ("[resources.net]\nvlans = [\"4095\"]", "resources.net.vlans"),
+            ("[resources.net]\nparent = \"../x\"", "resources.net.parent"),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error_naming_the_key() {
+        let e = parse("[serve]\nstep_secs = \"10s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("step_secs"), "{e}");
+    }
+}

@@ -1,0 +1,87 @@
+//! The service loop of `berth-agent serve`.
+//!
+//! It tells systemd it is ready once the config is loaded, pings the watchdog at half the
+//! period systemd asked for, re-reads the config on SIGHUP (a bad file is logged and the old
+//! config kept, the service goes on) and stops on SIGTERM/SIGINT at once: nothing in the
+//! loop blocks, so stopping takes well under a second. Each step it runs the collection
+//! (metrics and GC hook in here).
+
+pub mod notify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{Config, ConfigError};
+use notify::Notifier;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start the service runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs until SIGTERM or SIGINT. The first config error is fatal (exit 2 in the caller).
+pub fn run(config_path: PathBuf) -> Result<(), ServeError> {
+    let cfg = Config::load(&config_path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    rt.block_on(serve(config_path, cfg))
+}
+
+async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Runtime)?;
+    let notifier = Notifier::from_env();
+    let watchdog = notify::watchdog_interval();
+    // Without a watchdog the tick still fires (hourly) but sends nothing.
+    let mut dog = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut step = tokio::time::interval(Duration::from_secs(cfg.serve.step_secs));
+    step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(
+        "serving: config {}, step {} s, state dir {}",
+        path.display(),
+        cfg.serve.step_secs,
+        cfg.serve.state_dir.display()
+    );
+    notifier.send("READY=1");
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                notifier.send("RELOADING=1");
+                match Config::load(&path) {
+                    Ok(new) => {
+                        if new.serve.step_secs != cfg.serve.step_secs {
+                            step = tokio::time::interval(Duration::from_secs(new.serve.step_secs));
+                            step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                        cfg = new;
+                        tracing::info!("reloaded {}", path.display());
+                    }
+                    Err(e) => tracing::error!("reload refused, keeping the old config: {}",
+                        crate::error_chain(&e)),
+                }
+                notifier.send("READY=1");
+            }
+            _ = dog.tick() => {
+                if watchdog.is_some() {
+                    notifier.send("WATCHDOG=1");
+                }
+            }
+            _ = step.tick() => {
+                tracing::debug!("step: per-container collection is not built yet");
+            }
+        }
+    }
+    notifier.send("STOPPING=1");
+    tracing::info!("stopping");
+    Ok(())
+}
