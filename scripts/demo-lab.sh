@@ -21,9 +21,11 @@ fi
 bash scripts/deps.sh >/dev/null
 command -v cargo >/dev/null 2>&1 || { echo "demo-lab: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 
-echo "== building berth-executor and berth-init"
-cargo build --locked -q -p berth-executor -p berth-init
+echo "== building berth-executor and the static berth-init (musl)"
+cargo build --locked -q -p berth-executor
+cargo build --locked -q --target x86_64-unknown-linux-musl -p berth-init
 bin="$PWD/target/debug"
+init="$PWD/target/x86_64-unknown-linux-musl/debug/berth-init"
 
 tag="bdemo$$"
 lan="$tag-lan"
@@ -63,14 +65,11 @@ ip netns exec "$lan" dnsmasq --conf-file=/dev/null --port=0 --no-resolv --no-hos
   --no-ping --log-dhcp --log-facility="$dir/dnsmasq.log" --pid-file="$dir/dnsmasq.pid" \
   --dhcp-leasefile="$dir/leases"
 
-echo "== the image: a busybox root filesystem (plus the C library berth-init needs)"
+echo "== the image: a busybox root filesystem (no libc: berth-init is static)"
 root="$dir/images/busybox"
 mkdir -p "$root"/{bin,etc,proc,sys,dev,tmp,home,root,run}
 cp /bin/busybox "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"; done
-for lib in $(ldd "$bin/berth-init" | awk '$3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
-  cp --parents -L "$lib" "$root"
-done
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 
@@ -97,7 +96,7 @@ sed 's/^/   /' "$dir/task.json"
 
 mkdir -p "$dir/sandbox"
 echo "== berth-executor run --task task.json --net-parent nic0 (in netns $host); status updates:"
-env BERTH_EXECUTOR_INIT="$bin/berth-init" \
+env BERTH_EXECUTOR_INIT="$init" \
   BERTH_EXECUTOR_IMAGES="$dir/images" \
   BERTH_EXECUTOR_STATE_DIR="$dir/state" \
   BERTH_EXECUTOR_RUN_DIR="$dir/run" \

@@ -16,6 +16,11 @@ apt_packages=(
   procps psmisc hyperfine python3 python3-pip
   # passwordless login (init login: section): the real sshd and ssh-keygen/ssh client
   openssh-server openssh-client
+  # the static berth-init (musl target; musl-gcc for C code such as ring, and the
+  # musl-linked program of the init_images test)
+  musl-tools
+  # init_images: a Debian minbase root and a musl-libc image
+  debootstrap musl
 )
 
 missing=()
@@ -35,3 +40,4 @@ if ! command -v vng >/dev/null 2>&1; then
 fi
 
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl

@@ -14,6 +14,8 @@ echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== build (the e2e tests run the binaries from target/debug)"
 cargo build --locked --workspace --bins
+echo "== build the static berth-init the executor mounts (musl)"
+cargo build --locked --target x86_64-unknown-linux-musl -p berth-init
 echo "== tests (unit + host tier)"
 cargo test --locked --workspace
 echo "== VM tier"

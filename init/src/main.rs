@@ -3,8 +3,8 @@
 //!
 //! `no_main`: the C `main` below replaces Rust's runtime start-up, which would set
 //! SIGPIPE to ignored (and so hand an ignored SIGPIPE to the child, unlike tini) and
-//! reopen closed stdio descriptors. Arguments still come from `std::env::args_os`, which
-//! glibc targets fill before `main`.
+//! reopen closed stdio descriptors. Arguments are read from `argv` itself: with no Rust
+//! `main`, `std::env::args_os` is empty on the musl target (the static build).
 #![no_main]
 
 use std::ffi::{c_char, c_int};
@@ -15,8 +15,10 @@ use berth_init::log::{self, Log};
 use berth_init::single;
 
 #[no_mangle]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    let mut args = std::env::args_os();
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: the C runtime passes argc and argv as the kernel laid them out: argv holds
+    // argc valid NUL-terminated strings that live for the whole process.
+    let mut args = unsafe { arguments(argc, argv) }.into_iter();
     let argv0 = args.next().unwrap_or_default();
     let args: Vec<std::ffi::OsString> = args.collect();
     // Supervisor mode and `ctl` (init-sup); None = the tini mode below.
@@ -49,4 +51,28 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// The process's arguments from the C `main`'s `argc`/`argv`.
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings (or be null with `argc` 0).
+unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let n = usize::try_from(argc).unwrap_or(0);
+    if argv.is_null() {
+        return Vec::new();
+    }
+    (0..n)
+        .filter_map(|i| {
+            // SAFETY: i < argc, so argv[i] is within the array (the caller's contract).
+            let p = unsafe { *argv.add(i) };
+            if p.is_null() {
+                return None;
+            }
+            // SAFETY: each argv entry is a NUL-terminated string (the caller's contract).
+            let s = unsafe { std::ffi::CStr::from_ptr(p) };
+            Some(std::ffi::OsStr::from_bytes(s.to_bytes()).to_owned())
+        })
+        .collect()
 }

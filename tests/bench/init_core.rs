@@ -1,4 +1,5 @@
-//! berth-init's tini mode against tini and dumb-init, side by side in one run:
+//! berth-init's tini mode (the static musl build, as the executor mounts it) against
+//! tini, tini-static and dumb-init, side by side in one run:
 //!
 //! 1. RSS of the idle init (PID 1 of a new PID namespace) with one `sleep` child;
 //! 2. time to reap a burst of 10,000 orphans (PID 1; released at once, timed until the
@@ -8,7 +9,8 @@
 //! 5. binary size.
 //!
 //! Run as root: `cargo bench -p berth-tests --bench init_core`. It builds berth-init in
-//! release mode itself (`cargo build --release -p berth-init`). The bench binary doubles
+//! release mode itself (`cargo build --release --target x86_64-unknown-linux-musl -p
+//! berth-init`). The bench binary doubles
 //! as the workload: `--burst N` (orphan generator) and `--stamp` (prints the monotonic
 //! clock on start).
 
@@ -18,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ORPHANS: usize = 10_000;
+const STATIC_TARGET: &str = berth_tests::mesos::harness::STATIC_TARGET;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -42,6 +45,11 @@ fn main() {
         Init {
             name: "tini",
             path: PathBuf::from("/usr/bin/tini"),
+            subreaper: &["-s"],
+        },
+        Init {
+            name: "tini-static",
+            path: PathBuf::from("/usr/bin/tini-static"),
             subreaper: &["-s"],
         },
         Init {
@@ -90,30 +98,21 @@ fn main() {
     }));
 
     println!();
-    println!(
-        "{:<46} {:>12} {:>12} {:>12} {:>14} {:>14}",
-        "figure", "berth-init", "tini", "dumb-init", "berth/tini", "dumb-init/tini"
-    );
+    print!("{:<46}", "figure");
+    for i in &inits {
+        print!(" {:>12}", i.name);
+    }
+    println!(" {:>12} {:>12}", "berth/tini", "berth/t-stat");
     for row in &rows {
-        let [b, t, d] = row.values;
-        println!(
-            "{:<46} {:>12.1} {:>12.1} {:>12.1} {:>14.2} {:>14.2}",
-            row.name,
-            b,
-            t,
-            d,
-            b / t,
-            d / t
-        );
+        print!("{:<46}", row.name);
+        for v in &row.values {
+            print!(" {v:>12.1}");
+        }
+        let b = row.values[0];
+        println!(" {:>12.2} {:>12.2}", b / row.values[1], b / row.values[2]);
     }
     let baseline = median(300, || exec_latency_us(None, &me));
     println!("\nreference: spawning the probe directly (no init): {baseline:.1} us");
-    if let Ok(meta) = std::fs::metadata("/usr/bin/tini-static") {
-        println!(
-            "reference: tini-static (statically linked) is {:.1} KiB",
-            meta.len() as f64 / 1024.0
-        );
-    }
     println!("tini and dumb-init are Debian's dynamically linked builds (libc not counted).");
 }
 
@@ -125,16 +124,23 @@ struct Init {
 
 struct Row {
     name: String,
-    values: [f64; 3],
+    values: Vec<f64>,
+}
+
+/// "berth-init 1.0, tini 2.0, ..."
+fn line(inits: &[Init], values: &[f64]) -> String {
+    inits
+        .iter()
+        .zip(values)
+        .map(|(i, v)| format!("{} {v:.1}", i.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Row {
-    fn new(name: &str, inits: &[Init; 3], f: impl Fn(&Init) -> f64) -> Self {
-        let values = [f(&inits[0]), f(&inits[1]), f(&inits[2])];
-        println!(
-            "{name}: berth-init {:.1}, tini {:.1}, dumb-init {:.1}",
-            values[0], values[1], values[2]
-        );
+    fn new(name: &str, inits: &[Init], f: impl Fn(&Init) -> f64) -> Self {
+        let values: Vec<f64> = inits.iter().map(f).collect();
+        println!("{name}: {}", line(inits, &values));
         Self {
             name: name.to_string(),
             values,
@@ -145,8 +151,8 @@ impl Row {
 impl Row {
     /// Samples the three inits in turn, `n` rounds, so load changes on the machine hit
     /// them alike; reports each one's median.
-    fn interleaved(name: &str, inits: &[Init; 3], n: usize, f: impl Fn(&Init) -> f64) -> Self {
-        let mut samples: [Vec<f64>; 3] = Default::default();
+    fn interleaved(name: &str, inits: &[Init], n: usize, f: impl Fn(&Init) -> f64) -> Self {
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); inits.len()];
         for _ in 0..n {
             for (k, init) in inits.iter().enumerate() {
                 samples[k].push(f(init));
@@ -160,11 +166,8 @@ impl Row {
                 println!("  {} min {:.1} max {:.1}", inits[k].name, v[0], v[n - 1]);
             }
         }
-        let values = samples.map(|v| v[v.len() / 2]);
-        println!(
-            "{name}: berth-init {:.1}, tini {:.1}, dumb-init {:.1}",
-            values[0], values[1], values[2]
-        );
+        let values: Vec<f64> = samples.iter().map(|v| v[v.len() / 2]).collect();
+        println!("{name}: {}", line(inits, &values));
         Self {
             name: name.to_string(),
             values,
@@ -195,18 +198,25 @@ fn build_berth_init() -> PathBuf {
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "berth-init"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            STATIC_TARGET,
+            "-p",
+            "berth-init",
+        ])
         .current_dir(&root)
         .status()
         .expect("cargo build");
     assert!(
         status.success(),
-        "cargo build --release -p berth-init failed"
+        "cargo build --release --target {STATIC_TARGET} -p berth-init failed"
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    target.join("release/berth-init")
+    target.join(STATIC_TARGET).join("release/berth-init")
 }
 
 /// A started process tree killed (with every descendant) on drop.

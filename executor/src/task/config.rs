@@ -437,7 +437,7 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
     if let Err(e) = super::runc::resolve(&cfg.runtime) {
         bad(RUNTIME, e.to_string(), true);
     }
-    if let Err(why) = executable(&cfg.init) {
+    if let Err(why) = crate::init_check::check(&cfg.init) {
         bad(INIT, why, true);
     }
     out
@@ -497,9 +497,9 @@ mod tests {
         move |k| m.get(k).cloned()
     }
 
-    /// Settings that pass every check on this machine (sh as the "runtime" and init).
+    /// Settings that pass every check on this machine (sh as the "runtime", busybox-static as init).
     fn good() -> Vec<(&'static str, &'static str)> {
-        vec![(RUNTIME, "/bin/sh"), (INIT, "/bin/sh")]
+        vec![(RUNTIME, "/bin/sh"), (INIT, "/bin/busybox")]
     }
 
     #[test]

@@ -261,7 +261,7 @@ impl Plan {
         check_ranges(cpus, mem_mb, disk_mb, home_mb, bandwidth_mbit, &cfg.host)?;
         // berth-init may be installed after the executor started: checked for each task,
         // before anything is made, naming the setting.
-        super::config::executable(&cfg.init).map_err(|why| PlanError::Config {
+        crate::init_check::check(&cfg.init).map_err(|why| PlanError::Config {
             setting: super::config::INIT.into(),
             why,
         })?;
@@ -489,7 +489,7 @@ mod tests {
         RunConfig {
             runtime: "runc".into(),
             runtime_root: "/tmp/r".into(),
-            init: "/bin/true".into(),
+            init: "/bin/busybox".into(),
             images: images.to_path_buf(),
             state_dir: "/tmp/s".into(),
             run_dir: "/tmp/run".into(),

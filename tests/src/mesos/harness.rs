@@ -36,6 +36,28 @@ pub fn binary(name: &str) -> PathBuf {
     p
 }
 
+/// The static berth-init (musl target, same profile as the tests) that every lab mounts:
+/// the executor refuses a dynamically linked init.
+pub fn static_init() -> PathBuf {
+    let dir = bin_dir();
+    let profile = dir.file_name().expect("profile dir").to_owned();
+    let p = dir
+        .parent()
+        .expect("target dir")
+        .join(STATIC_TARGET)
+        .join(profile)
+        .join("berth-init");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --target {STATIC_TARGET} -p berth-init` first",
+        p.display()
+    );
+    p
+}
+
+/// The target berth-init is built for, static (scripts/test.sh, scripts/package.sh).
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
 pub fn assert_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -73,7 +95,7 @@ impl Lab {
             .tempdir()
             .expect("tempdir");
         let executor = binary("berth-executor");
-        let init = binary("berth-init");
+        let init = static_init();
         let images = dir.path().join("images");
         crate::rootfs::busybox(&images.join("busybox"), &[&init]).expect("busybox rootfs");
         let lab = Lab {
