@@ -370,3 +370,20 @@ fn a_circle_is_found() {
         Some(vec!["a".into(), "b".into(), "a".into()])
     );
 }
+
+#[test]
+fn every_task_file_is_under_500_lines() {
+    let mut files = Vec::new();
+    rust_files(&root(), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f)
+                .expect("read source")
+                .lines()
+                .count();
+            (n >= 500).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these: {long:?}");
+}
