@@ -29,8 +29,7 @@ use super::steps::{Step, StepCtx, StepError};
 
 /// The file's name in the task's run dir.
 pub const FILE_NAME: &str = "app.yaml";
-/// Where berth-init finds it in the container (`--spec`).
-pub const CONTAINER_PATH: &str = "/run/berth/app.yaml";
+pub use super::plan::CONTAINER_PATH;
 /// The one service's name.
 pub const SERVICE: &str = "main";
 /// init's stop timeout for the service: longer than any kill grace, so that the

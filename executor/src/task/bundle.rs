@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
-use super::config::{Hardening, HardeningError};
+use super::config::hardening::{Hardening, HardeningError};
 use super::plan::{Plan, INIT_PATH, SANDBOX};
 
-#[path = "seccomp.rs"]
-pub mod seccomp;
+pub use super::seccomp;
 
 /// Docker's (moby's) masked paths: each hidden by /dev/null or an empty read-only tmpfs.
 /// `/sys/devices/virtual/powercap`: RAPL energy counters (CVE-2020-8694 side channel).

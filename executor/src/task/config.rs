@@ -9,8 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::volume::{self, VolumeConfig};
+pub mod disk;
+pub mod hardening;
+pub mod net;
+pub mod volume;
+
 use crate::mesos::duration::StoutDuration;
+pub use hardening::{clamp_rlimit, parse_rlimit, swap_accounting, Hardening, HardeningError};
+use net::NetConfig;
+use volume::VolumeConfig;
 
 /// Settings for running task containers. `Default` is all-empty (for tests); real
 /// settings come from [`RunConfig::from_env`].
@@ -33,7 +40,7 @@ pub struct RunConfig {
     /// Test hook: make the preparation step of this name fail (see README).
     pub fail_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
-    pub net: Option<super::network::NetConfig>,
+    pub net: Option<NetConfig>,
     /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
     /// every task of the machine.
     pub image_cache: PathBuf,
@@ -210,7 +217,7 @@ pub const SETTINGS: &[Setting] = &[
         "the event stream is dead after this long without a byte (stout duration)",
     ),
     s(
-        super::scratch::ENV_DISK,
+        disk::ENV_DISK,
         Some("auto"),
         "the task's disk: auto (enforced on a volume when a backend is set), enforce (refuse it without one) or ignore",
     ),
@@ -292,7 +299,7 @@ impl RunConfig {
             run_dir: path(RUN_DIR, "/run/berth/tasks"),
             cgroup_parent: var(CGROUP_PARENT).unwrap_or_else(|| "berth".into()),
             fail_step: var(FAIL_STEP),
-            net: var(NET_PARENT).map(|parent| super::network::NetConfig {
+            net: var(NET_PARENT).map(|parent| NetConfig {
                 parent,
                 mode: var(NET_MODE).unwrap_or_else(|| "bridge".into()),
             }),
@@ -306,7 +313,7 @@ impl RunConfig {
                 crash_at: var(volume::ENV_CRASH_AT),
             },
             host: HostLimits::of_this_host(),
-            disk: var(super::scratch::ENV_DISK),
+            disk: var(disk::ENV_DISK),
         }
     }
 }
@@ -373,9 +380,9 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
             }
         }
     }
-    if let Some(v) = get(vars, super::scratch::ENV_DISK) {
-        if let Err(e) = v.parse::<super::scratch::DiskMode>() {
-            bad(super::scratch::ENV_DISK, e.to_string(), false);
+    if let Some(v) = get(vars, disk::ENV_DISK) {
+        if let Err(e) = v.parse::<disk::DiskMode>() {
+            bad(disk::ENV_DISK, e.to_string(), false);
         }
     }
     if let Some(v) = get(vars, "BERTH_EXECUTOR_SWAP") {
@@ -414,10 +421,9 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
     }
     // The volume settings, as a task asking for a 1 GiB /home would check them.
     if cfg.volume.backend.is_some() {
-        if let Err(e) = volume::HomeVolume::from_settings("berth-config-check", 1024.0, &cfg.volume)
-        {
+        if let Err(e) = volume::home_settings("berth-config-check", 1024.0, &cfg.volume) {
             match e {
-                super::plan::PlanError::Config { setting, why } => bad(&setting, why, false),
+                super::error::PlanError::Config { setting, why } => bad(&setting, why, false),
                 other => bad(volume::ENV_BACKEND, other.to_string(), false),
             }
         }
@@ -485,297 +491,4 @@ pub fn listing(vars: &dyn Fn(&str) -> Option<String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
-
-    /// Settings that pass every check on this machine (sh as the "runtime", busybox-static as init).
-    fn good() -> Vec<(&'static str, &'static str)> {
-        vec![(RUNTIME, "/bin/sh"), (INIT, "/bin/busybox")]
-    }
-
-    #[test]
-    fn defaults_and_good_settings_pass() {
-        assert_eq!(check(&vars(&good())), vec![]);
-        let mut v = good();
-        v.extend([
-            (NET_PARENT, "eth1"),
-            (NET_MODE, "vepa"),
-            (CGROUP_PARENT, "berth.slice/tasks"),
-            (volume::ENV_BACKEND, "loopfile"),
-            (volume::ENV_DIR, "/var/lib/x"),
-            (volume::ENV_FS, "xfs"),
-            (volume::ENV_RETAIN, "always"),
-            (AGENT_TIMEOUT, "500ms"),
-        ]);
-        assert_eq!(check(&vars(&v)), vec![]);
-    }
-
-    #[test]
-    fn each_bad_setting_is_named() {
-        for (var, value, needle) in [
-            (NET_MODE, "sideways", "bridge, private, vepa, passthru"),
-            (CGROUP_PARENT, "../escape", "\"..\""),
-            (CGROUP_PARENT, "/abs", "relative"),
-            (CGROUP_PARENT, "a//b", "empty"),
-            (STATE_DIR, "relative/dir", "absolute"),
-            (volume::ENV_BACKEND, "zfs", "loopfile or lvm"),
-            (AGENT_KEEPALIVE, "3", "not a duration"),
-        ] {
-            let mut v = good();
-            v.push((var, value));
-            if var == NET_MODE {
-                v.push((NET_PARENT, "eth1"));
-            }
-            let p = check(&vars(&v));
-            assert_eq!(p.len(), 1, "{var}={value}: {p:?}");
-            assert_eq!(p[0].var, var);
-            assert!(!p[0].per_task);
-            assert!(p[0].to_string().contains(needle), "{}", p[0]);
-        }
-        // Volume settings parse together with the backend.
-        let mut v = good();
-        v.extend([(volume::ENV_BACKEND, "loopfile"), (volume::ENV_FS, "btrfs")]);
-        let p = check(&vars(&v));
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(p[0].var, volume::ENV_FS);
-        // Missing binaries are per task.
-        let d = tempfile::tempdir().unwrap();
-        let plain = d.path().join("init");
-        std::fs::write(&plain, "not a program").unwrap();
-        let plain = plain.display().to_string();
-        let p = check(&vars(&[(RUNTIME, "/nonexistent/runc"), (INIT, &plain)]));
-        let names: Vec<&str> = p.iter().map(|p| p.var.as_str()).collect();
-        assert_eq!(names, [RUNTIME, INIT]);
-        assert!(p.iter().all(|p| p.per_task));
-    }
-
-    #[test]
-    fn the_listing_has_one_line_per_setting_and_hides_unset_test_hooks() {
-        let out = listing(&vars(&[(NET_MODE, "private")]));
-        let names: Vec<&str> = SETTINGS
-            .iter()
-            .filter(|s| !s.hook)
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(out.lines().count(), names.len(), "{out}");
-        for (line, name) in out.lines().zip(names) {
-            assert!(line.starts_with(&format!("{name}=")), "{line}");
-            assert!(line.contains("  # "), "{line}");
-        }
-        assert!(out.contains("BERTH_EXECUTOR_NET_MODE=private"), "{out}");
-        let mode = out.lines().find(|l| l.contains("NET_MODE")).unwrap();
-        assert!(mode.contains("(from env)"), "{mode}");
-        let rt = out.lines().find(|l| l.contains("RUNTIME=")).unwrap();
-        assert!(rt.contains("BERTH_EXECUTOR_RUNTIME=runc") && rt.contains("(default)"));
-        assert!(!out.contains(FAIL_STEP) && !out.contains("TEST HOOK"));
-        let out = listing(&vars(&[(FAIL_STEP, "bundle")]));
-        let hook = out.lines().find(|l| l.contains(FAIL_STEP)).unwrap();
-        assert!(
-            hook.contains("TEST HOOK") && hook.contains("=bundle"),
-            "{hook}"
-        );
-    }
-
-    #[test]
-    fn the_host_has_cpus_and_memory() {
-        let h = HostLimits::of_this_host();
-        assert!(h.cpus >= 1.0 && h.cpus < 1e6, "{h:?}");
-        assert!(h.mem_mb > 64.0 && h.mem_mb < 1e12, "{h:?}");
-    }
-}
-
-/// How far the containers are locked down beyond namespaces and capabilities (the
-/// executor's `BERTH_EXECUTOR_SECCOMP`, `_RLIMIT_NOFILE`, `_RLIMIT_CORE` and `_SWAP`
-/// settings; see the README). Read when a bundle is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hardening {
-    /// `linux.seccomp`: berth's profile, none, or an operator's file.
-    pub seccomp: super::bundle::seccomp::Seccomp,
-    /// RLIMIT_NOFILE (soft, hard) of the container's processes.
-    pub nofile: (u64, u64),
-    /// RLIMIT_CORE (soft, hard).
-    pub core: (u64, u64),
-    /// Limit memory+swap to the memory limit (no swap beyond `mem`).
-    pub no_swap: bool,
-    /// The host's memory cgroup accounts swap (`memory.memsw.*` / `memory.swap.max`):
-    /// without it the runtime refuses a swap limit, so none is set.
-    pub swap_accounting: bool,
-}
-
-impl Default for Hardening {
-    fn default() -> Self {
-        Hardening {
-            seccomp: super::bundle::seccomp::Seccomp::Default,
-            nofile: (65536, 65536),
-            core: (0, 0),
-            no_swap: true,
-            swap_accounting: true,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HardeningError {
-    #[error("{name}: {value:?} is not a limit (N or SOFT:HARD, SOFT <= HARD, or unlimited)")]
-    Rlimit { name: &'static str, value: String },
-    #[error("BERTH_EXECUTOR_SWAP: {0:?} is neither `none` nor `unlimited`")]
-    Swap(String),
-}
-
-impl Hardening {
-    /// Defaults, overridden by `BERTH_EXECUTOR_*` variables; probes the host's cgroups
-    /// for swap accounting.
-    pub fn from_env() -> Result<Self, HardeningError> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let d = Hardening::default();
-        let rlimit = |name: &'static str, default: (u64, u64)| match var(name) {
-            None => Ok(default),
-            Some(v) => parse_rlimit(&v).ok_or(HardeningError::Rlimit { name, value: v }),
-        };
-        let no_swap = match var("BERTH_EXECUTOR_SWAP").as_deref().map(str::trim) {
-            None | Some("none") => true,
-            Some("unlimited") => false,
-            Some(v) => return Err(HardeningError::Swap(v.into())),
-        };
-        let swap_accounting = swap_accounting(std::path::Path::new("/sys/fs/cgroup"));
-        if no_swap && !swap_accounting {
-            tracing::info!(
-                "the host's memory cgroup does not account swap (no memory.memsw.* nor \
-                 memory.swap.max): tasks' swap is not limited"
-            );
-        }
-        let want = rlimit("BERTH_EXECUTOR_RLIMIT_NOFILE", d.nofile)?;
-        let nofile = clamp_rlimit(want, own_nofile_hard(), can_raise_rlimits());
-        if nofile != want {
-            tracing::warn!(
-                ?want,
-                ?nofile,
-                "the executor cannot raise RLIMIT_NOFILE above its own hard limit \
-                 (no CAP_SYS_RESOURCE): tasks get its own"
-            );
-        }
-        Ok(Hardening {
-            seccomp: super::bundle::seccomp::Seccomp::parse(
-                &var(super::bundle::seccomp::SETTING).unwrap_or_default(),
-            ),
-            nofile,
-            core: rlimit("BERTH_EXECUTOR_RLIMIT_CORE", d.core)?,
-            no_swap,
-            swap_accounting,
-        })
-    }
-}
-
-/// The executor's own hard RLIMIT_NOFILE.
-fn own_nofile_hard() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit(2) fills the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
-        return u64::MAX;
-    }
-    r.rlim_max
-}
-
-/// Whether the executor has CAP_SYS_RESOURCE (needed to raise a hard limit; the runtime
-/// sets the container's limits with the executor's privileges).
-fn can_raise_rlimits() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
-        .is_some_and(|m| m & (1 << CAP_SYS_RESOURCE) != 0)
-}
-
-/// `want`, or at most `hard` on both sides when hard limits cannot be raised.
-pub fn clamp_rlimit(want: (u64, u64), hard: u64, can_raise: bool) -> (u64, u64) {
-    if can_raise || want.1 <= hard {
-        want
-    } else {
-        (want.0.min(hard), hard)
-    }
-}
-
-/// `N`, `SOFT:HARD` or `unlimited` (either side).
-pub fn parse_rlimit(v: &str) -> Option<(u64, u64)> {
-    let one = |s: &str| match s.trim() {
-        "unlimited" | "infinity" => Some(u64::MAX),
-        s => s.parse::<u64>().ok(),
-    };
-    let (soft, hard) = match v.split_once(':') {
-        Some((s, h)) => (one(s)?, one(h)?),
-        None => (one(v)?, one(v)?),
-    };
-    (soft <= hard).then_some((soft, hard))
-}
-
-/// Whether the memory cgroup under `root` (the cgroup mount) accounts swap: cgroup v1's
-/// `memory/memory.memsw.limit_in_bytes`, or v2's `memory.swap.max` in a child cgroup
-/// (the root cgroup has none).
-pub fn swap_accounting(root: &std::path::Path) -> bool {
-    if root.join("memory/memory.memsw.limit_in_bytes").exists() {
-        return true;
-    }
-    if root.join("memory").is_dir() {
-        return false;
-    }
-    std::fs::read_dir(root)
-        .map(|d| {
-            d.flatten()
-                .any(|e| e.path().join("memory.swap.max").exists())
-        })
-        .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod hardening_tests {
-    use super::*;
-
-    #[test]
-    fn rlimits_parse() {
-        assert_eq!(parse_rlimit("1024"), Some((1024, 1024)));
-        assert_eq!(parse_rlimit("1024:4096"), Some((1024, 4096)));
-        assert_eq!(parse_rlimit("0:unlimited"), Some((0, u64::MAX)));
-        assert_eq!(parse_rlimit("4096:1024"), None);
-        assert_eq!(parse_rlimit("lots"), None);
-    }
-
-    #[test]
-    fn rlimits_are_clamped_when_they_cannot_be_raised() {
-        assert_eq!(clamp_rlimit((65536, 65536), 20000, true), (65536, 65536));
-        assert_eq!(clamp_rlimit((65536, 65536), 20000, false), (20000, 20000));
-        assert_eq!(clamp_rlimit((1024, 65536), 20000, false), (1024, 20000));
-        assert_eq!(clamp_rlimit((1024, 4096), 20000, false), (1024, 4096));
-    }
-
-    #[test]
-    fn swap_accounting_is_probed_in_v1_and_v2_layouts() {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        std::fs::create_dir_all(r.join("memory")).unwrap();
-        assert!(!swap_accounting(r), "v1 without memsw");
-        std::fs::write(r.join("memory/memory.memsw.limit_in_bytes"), "").unwrap();
-        assert!(swap_accounting(r), "v1 with memsw");
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        std::fs::create_dir_all(r.join("system.slice")).unwrap();
-        assert!(!swap_accounting(r), "v2 without swap");
-        std::fs::write(r.join("system.slice/memory.swap.max"), "max").unwrap();
-        assert!(swap_accounting(r), "v2 with swap");
-    }
-}
+mod tests;

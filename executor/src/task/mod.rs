@@ -1,22 +1,29 @@
 //! Tasks as containers: validation, preparation steps, the OCI bundle, runc, berth-init's
 //! status socket, health checks, and the runner that ties them into task events.
 //!
-//! - `plan`: TaskInfo -> validated `Plan` (errors name the field).
-//! - `names`: container ids and hostnames from task ids, sanitized in one place.
-//! - `config`: the executor's own settings (`BERTH_EXECUTOR_*`).
-//! - `steps`: the `Step` trait, the checkpoint, prepare/undo.
-//! - `builtin`: berth's steps (run dir, overlay root filesystem, bundle, container).
-//! - `network`: the network step (berth-netcfg: netns, macvlan eth0, VLAN, tc limits).
-//! - `bundle`: the OCI `config.json` (oci-spec).
-//! - `runc`: the runtime commands.
-//! - `init_client`: berth-init's status socket.
-//! - `health`, `probe`: health checks and their Mesos rules.
-//! - `runner`: one task's life, as a `Launcher` for the session.
-//! - `volume`: the volume step (berth-lvm: the task's sized `/home`, first of the steps).
+//! The files are layers a task's data passes through once; each imports only layers below
+//! it (`layers.rs` checks there is no import circle):
+//!
+//! 1. Leaves (import nothing of `task`): `error` (the [`PlanError`](error::PlanError) every
+//!    layer may fail with), `names` (container ids and hostnames from task ids), `seccomp`,
+//!    `runc` (the runtime commands), `init_client` (berth-init's status socket), `health`
+//!    (health checks and their Mesos rules).
+//! 2. Validated input, the executor's settings: `config` (`BERTH_EXECUTOR_*`), with
+//!    `config/volume` (the volume settings, checked with a task's size), `config/disk`,
+//!    `config/net`, `config/hardening`.
+//! 3. The pure plan: `plan` (TaskInfo + config -> a validated `Plan`; errors name the field).
+//! 4. What the steps share: `bundle` (the OCI `config.json`), `steps` (the `Step` trait, the
+//!    checkpoint, prepare/undo), `probe` (running a health check).
+//! 5. The steps, acting on the host: `taskvol` (a task volume of a kind), then `scratch`
+//!    (the task's `disk`), `volume` (the sized `/home`), `network` (netns, macvlan eth0, VLAN,
+//!    tc limits), `appspec` (the app spec of a plain command), `builtin` (run dir, overlay
+//!    root filesystem, bundle, container).
+//! 6. The runner: `runner` (one task's life, as a `Launcher` for the session).
 
 pub mod builtin;
 pub mod bundle;
 pub mod config;
+pub mod error;
 pub mod health;
 pub mod init_client;
 pub mod names;
@@ -25,6 +32,7 @@ pub mod plan;
 pub mod probe;
 pub mod runc;
 pub mod runner;
+pub mod seccomp;
 pub mod steps;
 pub mod volume;
 
@@ -40,3 +48,6 @@ pub mod scratch;
 /// `taskvol`: what the volume and scratch steps share (a task volume of a kind: create,
 /// mount, undo, the step for unusable settings).
 pub mod taskvol;
+
+#[cfg(test)]
+mod layers;

@@ -7,7 +7,6 @@
 //! anything is made ([`from_task`]). Without a configured parent there is no network step
 //! and the container gets a new netns with only loopback (see `bundle`).
 
-use berth_netcfg::link::macvlan::MacvlanMode;
 use berth_netcfg::names::IfName;
 use berth_netcfg::setup::{self, Dirs, NetSpec};
 use berth_netcfg::tc::tbf::Tbf;
@@ -17,6 +16,8 @@ use crate::mesos::types::TaskInfo;
 
 use super::plan::PlanError;
 use super::steps::{Step, StepCtx, StepError};
+
+pub use super::config::net::{NetConfig, NetConfigError};
 
 /// The interface berth-init configures by DHCP inside the container.
 pub const CONTAINER_IFACE: &str = "eth0";
@@ -30,36 +31,6 @@ pub const LABEL_INGRESS: &str = "berth.ingress";
 /// MTU used to check rates before the macvlan (and its real MTU) exists; the step checks
 /// again with the real MTU.
 const CHECK_MTU: u32 = 1500;
-
-/// The executor's network settings (`BERTH_EXECUTOR_NET_PARENT`, `BERTH_EXECUTOR_NET_MODE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetConfig {
-    /// The host NIC (or VLAN trunk) the containers' macvlans sit on.
-    pub parent: String,
-    /// macvlan mode: bridge (default), private, vepa, passthru.
-    pub mode: String,
-}
-
-/// The executor's settings, checked (a bad setting fails every task that would use it).
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum NetConfigError {
-    #[error("BERTH_EXECUTOR_NET_PARENT {0:?}: {1}")]
-    Parent(String, String),
-    #[error("BERTH_EXECUTOR_NET_MODE {0:?}: {1}")]
-    Mode(String, String),
-}
-
-impl NetConfig {
-    fn checked(&self) -> Result<(IfName, MacvlanMode), NetConfigError> {
-        let parent = IfName::new(&self.parent)
-            .map_err(|e| NetConfigError::Parent(self.parent.clone(), e.to_string()))?;
-        let mode = self
-            .mode
-            .parse::<MacvlanMode>()
-            .map_err(|e| NetConfigError::Mode(self.mode.clone(), e.to_string()))?;
-        Ok((parent, mode))
-    }
-}
 
 fn label_err(key: &str, why: impl Into<String>) -> PlanError {
     PlanError::Label {

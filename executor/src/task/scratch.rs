@@ -18,60 +18,24 @@
 //! The step comes first in the list, so a setting that refuses the task fails before
 //! anything is made.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use berth_lvm::{Backend, CreateRequest, Filesystem, VolumeKind};
 
+use super::config::volume::{
+    config_err, mb_to_bytes, opener, Opener, Retain, VolumeConfig, ENV_BACKEND,
+};
 use super::config::RunConfig;
 use super::plan::{Plan, PlanError};
 use super::steps::{Checkpoint, Step, StepCtx, StepError};
 use super::taskvol::{into_step, Kind, TaskVolume};
-use super::volume::{config_err, mb_to_bytes, opener, Opener, Retain, VolumeConfig, ENV_BACKEND};
+
+pub use super::config::disk::{DiskMode, ENV_DISK};
 
 /// The step's name (also what `BERTH_EXECUTOR_FAIL_STEP=scratch` names).
 pub const STEP: &str = "scratch";
-/// The setting: `auto`, `enforce` or `ignore`.
-pub const ENV_DISK: &str = "BERTH_EXECUTOR_DISK";
 /// The scratch volume's filesystem (overlay upper dirs need `d_type`; small minimum).
 pub const FS: Filesystem = Filesystem::Ext4;
-
-/// What the executor does with a task's `disk` (`BERTH_EXECUTOR_DISK`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DiskMode {
-    /// Enforced when a volume backend is configured; else unenforced with a warning.
-    #[default]
-    Auto,
-    /// Enforced; a task with `disk` > 0 is refused when no backend is configured.
-    Enforce,
-    /// Never enforced (`BERTH_DISK_MB` only).
-    Ignore,
-}
-
-impl FromStr for DiskMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(DiskMode::Auto),
-            "enforce" => Ok(DiskMode::Enforce),
-            "ignore" => Ok(DiskMode::Ignore),
-            other => Err(format!(
-                "{other:?} is not a disk mode: use auto, enforce or ignore"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for DiskMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DiskMode::Auto => "auto",
-            DiskMode::Enforce => "enforce",
-            DiskMode::Ignore => "ignore",
-        })
-    }
-}
 
 /// The scratch volume's kind: always fresh, always removed (retention does not apply),
 /// mounted for the `rootfs` step's upper dir rather than bound into the container.

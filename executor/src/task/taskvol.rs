@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use berth_lvm::{Backend, Bytes, CreateRequest, Filesystem, MountOptions, VolumeKind, VolumeName};
 
+use super::config::volume::{chain, owner_for_task, Opener, Retain};
 use super::plan::PlanError;
 use super::steps::{Checkpoint, Phase, Step, StepCtx, StepError};
-use super::volume::{chain, owner_for_task, Opener, Retain};
 
 /// Host mount options of every task volume: nothing the task writes there is a device or a
 /// setuid program on the host side (the home bind adds its own `nosuid,nodev` too).
