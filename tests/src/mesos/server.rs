@@ -286,17 +286,21 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
         .iter()
         .map(|c| json!({"type": c}))
         .collect();
+    let (framework_id, executor_id) = st
+        .subscribed_as
+        .clone()
+        .unwrap_or_else(|| (st.view.framework_id.clone(), st.view.executor_id.clone()));
     serde_json::to_vec(&json!({
         "type": "SUBSCRIBED",
         "subscribed": {
             "executor_info": {
-                "executor_id": {"value": st.view.executor_id},
-                "framework_id": {"value": st.view.framework_id},
+                "executor_id": {"value": executor_id},
+                "framework_id": {"value": framework_id},
                 "command": {"value": "berth-executor", "shell": true},
                 "resources": [],
             },
             "framework_info": {
-                "id": {"value": st.view.framework_id},
+                "id": {"value": framework_id},
                 "name": "marathon",
                 "user": "root",
                 "checkpoint": st.checkpoint,
@@ -304,7 +308,7 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
                 "capabilities": caps,
             },
             "agent_info": {"hostname": "double.local", "id": {"value": st.agent_id}, "port": 5051, "resources": []},
-            "container_id": {"value": format!("cid-{}", st.view.executor_id)},
+            "container_id": {"value": format!("cid-{executor_id}")},
         }
     }))
     .expect("json")
