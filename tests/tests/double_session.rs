@@ -187,7 +187,7 @@ fn an_undecodable_launch_fails_the_task_naming_the_field() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let h = run_session(env(&d.endpoint, true), Arc::new(Fake { seen }));
     assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
-    d.launch(json!({"name": "s", "task_id": {"value": "bad.1"},
+    d.launch_unchecked(json!({"name": "s", "task_id": {"value": "bad.1"},
         "agent_id": {"value": "agent-double-S0"}, "resources": "lots"}));
     d.wait_state("bad.1", "TASK_FAILED", Duration::from_secs(10));
     let st = d.state();
