@@ -187,7 +187,7 @@ fn an_undecodable_launch_fails_the_task_naming_the_field() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let h = run_session(env(&d.endpoint, true), Arc::new(Fake { seen }));
     assert!(d.wait(Duration::from_secs(10), |st| st.stream.is_some()));
-    d.launch(json!({"name": "s", "task_id": {"value": "bad.1"},
+    d.launch_unchecked(json!({"name": "s", "task_id": {"value": "bad.1"},
         "agent_id": {"value": "agent-double-S0"}, "resources": "lots"}));
     d.wait_state("bad.1", "TASK_FAILED", Duration::from_secs(10));
     let st = d.state();
@@ -276,4 +276,67 @@ fn an_unacknowledged_update_is_posted_again_on_an_open_stream() {
     d.wait_state("r.1", "TASK_KILLED", Duration::from_secs(10));
     assert_eq!(h.join().unwrap(), Exit::Done);
     assert!(d.violations().is_empty(), "{:?}", d.violations());
+}
+
+/// A SUBSCRIBED naming another executor or framework (an agent answering for someone
+/// else): the session refuses it, runs nothing the stream sends, and exits naming both ids.
+fn refuses_a_foreign_subscribed(framework_id: &str, executor_id: &str, names: &str, ours: &str) {
+    let d = AgentDouble::start(FW, EX);
+    d.state().subscribed_as = Some((framework_id.into(), executor_id.into()));
+    d.launch_on_subscribe(json!({"name": "s", "task_id": {"value": "s.1"}}));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let launched = Arc::new(Mutex::new(0));
+    let h = run_session(
+        env(&d.endpoint, true),
+        Arc::new(Counting {
+            inner: Fake { seen: seen.clone() },
+            launched: launched.clone(),
+        }),
+    );
+    let t0 = std::time::Instant::now();
+    while !h.is_finished() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the session kept a foreign subscription ({} launched)",
+            launched.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exit = h.join().unwrap();
+    match &exit {
+        Exit::Refused(why) => {
+            assert!(why.contains(names) && why.contains(ours), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        *launched.lock().unwrap(),
+        0,
+        "a foreign stream's LAUNCH ran"
+    );
+    assert!(d.state().updates.is_empty(), "{:?}", d.state().updates);
+    // Refused for good: no second SUBSCRIBE.
+    assert_eq!(d.state().subscriptions.len(), 1);
+}
+
+struct Counting {
+    inner: Fake,
+    launched: Arc<Mutex<usize>>,
+}
+
+impl Launcher for Counting {
+    fn launch(&self, req: LaunchRequest) {
+        *self.launched.lock().unwrap() += 1;
+        self.inner.launch(req);
+    }
+}
+
+#[test]
+fn a_subscribed_naming_another_executor_is_refused() {
+    refuses_a_foreign_subscribed(FW, "marathon-other.1", "marathon-other.1", EX);
+}
+
+#[test]
+fn a_subscribed_naming_another_framework_is_refused() {
+    refuses_a_foreign_subscribed("fw-other", EX, "fw-other", FW);
 }

@@ -18,6 +18,15 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(tls) = &env.tls {
+        // Until the agent connection runs on berth-http: a plain connection to a TLS
+        // agent would only be retried until MESOS_RECOVERY_TIMEOUT; say so at once.
+        tracing::error!(
+            verify = tls.verify,
+            "LIBPROCESS_SSL_ENABLED is on but this build's agent connection has no TLS yet"
+        );
+        return ExitCode::from(2);
+    }
     // A setting wrong whatever the task: refuse to start (each problem logged, naming its
     // variable) rather than fail every task.
     if super::refuse_bad_settings() {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::duration::{DurationError, StoutDuration};
 use super::link::Link;
+use super::ssl::{AgentTls, SslError};
 
 /// A value that must never be logged (the executor's authentication token).
 #[derive(Clone, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub enum EnvError {
     },
     #[error("{name}={value:?} is not host:port")]
     Endpoint { name: &'static str, value: String },
+    #[error(transparent)]
+    Ssl(#[from] SslError),
 }
 
 /// Everything the executor reads from `MESOS_*`.
@@ -73,6 +76,8 @@ pub struct ExecutorEnv {
     /// `BERTH_EXECUTOR_AGENT_KEEPALIVE`, `BERTH_EXECUTOR_AGENT_TIMEOUT`,
     /// `BERTH_EXECUTOR_STREAM_SILENCE`, stout durations).
     pub link: Link,
+    /// TLS to the agent, from `LIBPROCESS_SSL_*` ([`super::ssl`]); `None`: plain HTTP.
+    pub tls: Option<AgentTls>,
     /// The variables meant for the task (see [`ExecutorEnv::task_vars`]).
     task_vars: BTreeMap<String, String>,
 }
@@ -182,8 +187,10 @@ impl ExecutorEnv {
         )?);
         link.response_timeout = dur("BERTH_EXECUTOR_AGENT_TIMEOUT", defaults.response_timeout)?;
         link.stream_silence = dur("BERTH_EXECUTOR_STREAM_SILENCE", defaults.stream_silence)?;
+        let tls = super::ssl::from_vars(&all)?;
         Ok(ExecutorEnv {
             link,
+            tls,
             framework_id: req("MESOS_FRAMEWORK_ID")?,
             executor_id: req("MESOS_EXECUTOR_ID")?,
             agent_endpoint,

@@ -10,5 +10,6 @@ pub mod json;
 pub mod kill;
 pub mod link;
 pub mod recordio;
+pub mod ssl;
 pub mod types;
 pub mod updates;

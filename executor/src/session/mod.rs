@@ -28,6 +28,24 @@ use crate::mesos::updates::{stamp, UpdateStore};
 use connection::{error_chain, ConnMsg};
 pub use launcher::{LaunchRequest, Launcher, TaskEvent};
 
+/// Why a SUBSCRIBED is not for this executor (its ids are not ours), if it is not.
+fn foreign(sub: &Subscribed, executor_id: &Id, framework_id: &Id) -> Option<String> {
+    let info = &sub.executor_info;
+    if info.executor_id != *executor_id {
+        return Some(format!(
+            "SUBSCRIBED names executor {:?}, not this executor {:?} (MESOS_EXECUTOR_ID)",
+            info.executor_id.value, executor_id.value
+        ));
+    }
+    match &info.framework_id {
+        Some(f) if f != framework_id => Some(format!(
+            "SUBSCRIBED names framework {:?}, not this executor's {:?} (MESOS_FRAMEWORK_ID)",
+            f.value, framework_id.value
+        )),
+        _ => None,
+    }
+}
+
 /// How the session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -469,6 +487,13 @@ impl Session {
     }
 
     fn on_subscribed(&mut self, sub: Subscribed) {
+        if let Some(why) = foreign(&sub, &self.executor_id, &self.framework_id) {
+            // An agent answering for another executor (a stale endpoint, a reused port):
+            // nothing it sends is for us. Ignore the rest of this stream and leave.
+            self.gen += 1;
+            self.disconnected(why, false);
+            return;
+        }
         tracing::info!(agent = %sub.agent_info.hostname, "subscribed");
         self.connected = true;
         self.subscribing = false;

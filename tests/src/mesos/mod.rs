@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - `proto`: the agent's JSON -> protobuf parse (types, enums, base64, required fields).
+//! - `schema`: Apache Mesos' v1 protos (tests/proto): every Call must fit them (unknown
+//!   fields are violations), every Event the double builds is checked against them.
 //! - `validate`: the agent's request checks, pure functions.
 //! - `http`: the server side of HTTP/1.1 (requests, responses, chunked streams).
 //! - `state`: what the double records and checks across calls.
@@ -21,6 +23,7 @@ pub mod harness;
 pub mod http;
 pub mod process;
 pub mod proto;
+pub mod schema;
 pub mod server;
 pub mod state;
 pub mod validate;
@@ -140,6 +143,15 @@ impl AgentDouble {
         cv.notify_all();
     }
 
+    /// Sends LAUNCH of a TaskInfo that does not fit the Mesos protos (no agent sends
+    /// one; for the executor's robustness).
+    pub fn launch_unchecked(&self, task: Value) {
+        let (m, cv) = &*self.shared;
+        let mut st = m.lock().unwrap();
+        server::launch_unchecked_into(&mut st, task);
+        cv.notify_all();
+    }
+
     /// LAUNCH this task right after the first SUBSCRIBED (like a real agent).
     pub fn launch_on_subscribe(&self, task: Value) {
         self.state().launch_on_subscribe.push(task);
@@ -189,7 +201,7 @@ impl AgentDouble {
 
     /// Sends any event (for unknown types and fields).
     pub fn send_raw(&self, event: Value) {
-        send_event(&mut self.state(), event);
+        server::send_unchecked(&mut self.state(), event);
     }
 
     /// The agent stops: the stream closes, connections are refused.

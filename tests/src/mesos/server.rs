@@ -10,6 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::http::{read_request, respond, start_stream, write_records};
+use super::schema;
 use super::state::{Answer, State};
 use super::validate::check;
 
@@ -286,17 +287,21 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
         .iter()
         .map(|c| json!({"type": c}))
         .collect();
-    serde_json::to_vec(&json!({
+    let (framework_id, executor_id) = st
+        .subscribed_as
+        .clone()
+        .unwrap_or_else(|| (st.view.framework_id.clone(), st.view.executor_id.clone()));
+    let event = json!({
         "type": "SUBSCRIBED",
         "subscribed": {
             "executor_info": {
-                "executor_id": {"value": st.view.executor_id},
-                "framework_id": {"value": st.view.framework_id},
+                "executor_id": {"value": executor_id},
+                "framework_id": {"value": framework_id},
                 "command": {"value": "berth-executor", "shell": true},
                 "resources": [],
             },
             "framework_info": {
-                "id": {"value": st.view.framework_id},
+                "id": {"value": framework_id},
                 "name": "marathon",
                 "user": "root",
                 "checkpoint": st.checkpoint,
@@ -304,10 +309,11 @@ pub fn subscribed_event(st: &State) -> Vec<u8> {
                 "capabilities": caps,
             },
             "agent_info": {"hostname": "double.local", "id": {"value": st.agent_id}, "port": 5051, "resources": []},
-            "container_id": {"value": format!("cid-{}", st.view.executor_id)},
+            "container_id": {"value": format!("cid-{executor_id}")},
         }
-    }))
-    .expect("json")
+    });
+    schema::assert_event(&event);
+    serde_json::to_vec(&event).expect("json")
 }
 
 /// The agent serializes TaskInfo with stout's `JSON::protobuf`, which writes every unset
@@ -353,6 +359,18 @@ pub fn with_agent_defaults(mut task: Value) -> Value {
 
 /// Sends LAUNCH (with the fields the agent fills in) and remembers the task.
 pub fn launch_into(st: &mut State, task: Value) {
+    let event = record_launch(st, task);
+    send_event(st, event);
+}
+
+/// LAUNCH of a TaskInfo outside the protos (the executor's robustness to what no agent
+/// sends): recorded like any launch, sent unchecked.
+pub fn launch_unchecked_into(st: &mut State, task: Value) {
+    let event = record_launch(st, task);
+    send_unchecked(st, event);
+}
+
+fn record_launch(st: &mut State, task: Value) -> Value {
     let task = with_agent_defaults(task);
     let id = task["task_id"]["value"].as_str().unwrap_or("").to_string();
     st.tasks.insert(
@@ -363,15 +381,26 @@ pub fn launch_into(st: &mut State, task: Value) {
             terminal: false,
         },
     );
-    send_event(st, json!({"type": "LAUNCH", "launch": {"task": task}}));
+    json!({"type": "LAUNCH", "launch": {"task": task}})
 }
 
+/// Sends an event built by the double (checked against the Mesos protos).
 pub fn send_event(st: &mut State, event: Value) {
     send_marked(st, event, None);
 }
 
+/// Sends a test's event as it is (unknown types and fields on purpose).
+pub fn send_unchecked(st: &mut State, event: Value) {
+    send_record(st, event, None);
+}
+
 /// Sends an event; `acks`: the uuid it acknowledges, marked so once it is written.
 fn send_marked(st: &mut State, event: Value, acks: Option<String>) {
+    schema::assert_event(&event);
+    send_record(st, event, acks);
+}
+
+fn send_record(st: &mut State, event: Value, acks: Option<String>) {
     match &st.stream {
         Some((_, tx)) => {
             let _ = tx.send((serde_json::to_vec(&event).expect("json"), acks));

@@ -78,6 +78,9 @@ pub struct State {
     pub pieces: usize,
     /// Tasks to LAUNCH right after the first SUBSCRIBED.
     pub launch_on_subscribe: Vec<Value>,
+    /// SUBSCRIBED names these (framework id, executor id) instead of the executor's own,
+    /// as an agent answering for another executor would.
+    pub subscribed_as: Option<(String, String)>,
     pub framework_capabilities: Vec<String>,
     pub heartbeats: usize,
     pub messages: Vec<Value>,
@@ -140,6 +143,7 @@ impl State {
             drop_acks: 0,
             pieces: 1,
             launch_on_subscribe: Vec::new(),
+            subscribed_as: None,
             framework_capabilities: Vec::new(),
             heartbeats: 0,
             messages: Vec::new(),

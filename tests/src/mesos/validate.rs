@@ -6,6 +6,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::proto;
+use super::schema;
 
 /// The parts of an HTTP request the checks look at.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +122,10 @@ pub fn check(req: &HttpRequest, view: &AgentView) -> Result<ValidCall, Refusal> 
             format!("Failed to convert JSON into Call protobuf: {m}"),
         )
     })?;
+    let mut dropped = dropped;
+    if let Err(e) = schema::parse(schema::CALL, &call) {
+        dropped.push(format!("what does not fit: {e}"));
+    }
     let kind = validate_call(&call)
         .map_err(|m| refuse(400, format!("Failed to validate Executor::Call: {m}")))?;
     if kind == "SUBSCRIBE" {
