@@ -12,5 +12,7 @@
 //! # Layout
 //! - [`cmd`]: one file per verb; each parses nothing itself (clap did) and calls the
 //!   library modules that do the work.
+//! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 
 pub mod cmd;
+pub mod lvs;

@@ -27,6 +27,15 @@ fn ipvsadm(ns: &Ns) -> String {
 async fn ipvs_table_over_generic_netlink() {
     require_root();
     let ns = Ns::new(&unique("vi"));
+    // Real servers must be unicast by the netns' routing (ip_vs_new_dest checks the address
+    // type): a LAN-side link with an address gives the netns its local and main tables.
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&[
+        "link", "add", "lan0", "type", "veth", "peer", "name", "lan1",
+    ]);
+    ns.ip(&["addr", "add", "10.77.0.254/24", "dev", "lan0"]);
+    ns.ip(&["link", "set", "lan0", "up"]);
+    ns.ip(&["link", "set", "lan1", "up"]);
     let handle = Netns::open(&ns.path()).unwrap();
     let key: ServiceKey = "10.77.0.1:80/tcp".parse().unwrap();
     let foreign: ServiceKey = "10.77.0.2:53/udp".parse().unwrap();
