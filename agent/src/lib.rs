@@ -13,6 +13,8 @@
 //! - [`cmd`]: one file per verb; each parses nothing itself (clap did) and calls the
 //!   library modules that do the work.
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
+//! - [`marathon`]: the Marathon client (tasks of an app, typed events).
 
 pub mod cmd;
 pub mod lvs;
+pub mod marathon;

@@ -96,6 +96,13 @@ async fn ipvs_table_over_generic_netlink() {
             .collect();
         assert_eq!(d, [(dk(11), 1), (dk(12), 0)].into());
 
+        // The kernel's own bytes, printed as fixtures for tests/ipvs_wire.rs.
+        for (what, k) in [("services", None), ("dests", Some(&key))] {
+            for d in h.capture_dump(k).unwrap() {
+                let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+                println!("capture {what}: {hex}");
+            }
+        }
         assert_eq!(h.del_dest(&key, &dk(12)).unwrap(), Outcome::Done);
         assert_eq!(h.del_dest(&key, &dk(12)).unwrap(), Outcome::Already);
     })

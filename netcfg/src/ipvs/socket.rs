@@ -168,6 +168,30 @@ impl Ipvs {
         )
     }
 
+    /// The raw reply datagrams of a GET_SERVICE dump (or, with `Some(k)`, a GET_DEST dump
+    /// of `k`), for capturing the kernel's bytes (the VM tier records them as fixtures
+    /// for the unit tests of [`super::wire`]).
+    pub fn capture_dump(&mut self, k: Option<&ServiceKey>) -> Result<Vec<Vec<u8>>, IpvsError> {
+        let seq = self.next_seq();
+        let msg = match k {
+            Some(k) => wire::get_dests(self.family, seq, k),
+            None => wire::get_services(self.family, seq),
+        };
+        let kernel = |err| IpvsError::Kernel { op: "capture", err };
+        self.sock.send(&msg, 0).map_err(kernel)?;
+        let mut out = Vec::new();
+        loop {
+            let (buf, _) = self.sock.recv_from_full().map_err(kernel)?;
+            let done = wire::parse(&buf)?
+                .iter()
+                .any(|r| matches!(r, Reply::Done { .. } | Reply::Error { .. }));
+            out.push(buf);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Every (address-based) virtual service.
     pub fn services(&mut self) -> Result<Vec<Service>, IpvsError> {
         let seq = self.next_seq();
