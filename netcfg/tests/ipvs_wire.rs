@@ -323,3 +323,71 @@ fn diff_touches_only_owned_services() {
         .collect();
     assert!(diff(&w, &same).is_empty());
 }
+
+/// Datagrams captured from a real kernel (see the fixtures' first line).
+fn captured(name: &str) -> Vec<Vec<u8>> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            (0..l.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&l[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn captured_service_dump() {
+    let grams = captured("ipvs_services.hex");
+    let mut services = Vec::new();
+    let mut done = false;
+    for g in &grams {
+        for r in wire::parse(g).unwrap() {
+            match r {
+                Reply::Data { cmd, attrs, .. } => {
+                    assert_eq!(cmd, Cmd::NewService as u8);
+                    services.extend(wire::service_of(attrs).unwrap());
+                }
+                Reply::Done { .. } => done = true,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert!(done);
+    assert_eq!(
+        services,
+        vec![
+            Service::new("10.77.0.1:80/tcp".parse().unwrap(), "wrr"),
+            Service::new("10.77.0.2:53/udp".parse().unwrap(), "rr")
+        ]
+    );
+}
+
+#[test]
+fn captured_dest_dump() {
+    let k: ServiceKey = "10.77.0.1:80/tcp".parse().unwrap();
+    let key = |last: u8| DestKey {
+        addr: format!("10.77.0.{last}").parse().unwrap(),
+        port: 8080,
+    };
+    let mut dests = Vec::new();
+    for g in captured("ipvs_dests.hex") {
+        for r in wire::parse(&g).unwrap() {
+            if let Reply::Data { attrs, .. } = r {
+                dests.push(wire::dest_of(attrs, &k).unwrap().dest);
+            }
+        }
+    }
+    dests.sort_by_key(|d| d.key);
+    assert_eq!(
+        dests,
+        vec![
+            Dest::new(key(11), FwdMethod::Masq, 1),
+            Dest::new(key(12), FwdMethod::Masq, 0)
+        ]
+    );
+}
