@@ -280,3 +280,17 @@ app = "/shop/web"
         assert!(e.contains("unknown field `ap`"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod packaged {
+    #[test]
+    fn the_packaged_example_parses() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/lvs.toml"
+        ));
+        let c = super::Config::load(path).unwrap();
+        assert_eq!(c.services.len(), 1);
+        assert_eq!(c.services[0].app, "/shop/web");
+    }
+}

@@ -5,6 +5,8 @@
 //! - [`config`]: `/etc/berth/lvs.toml` (API listener, Marathon, owned virtual services).
 //! - [`table`]: one service's real servers as both writers left them, and the reentrancy
 //!   rules that turn them into the wanted IPVS real servers.
+//! - [`wanted`]: all tables -> the wanted IPVS state of the owned services (netcfg's diff).
 
 pub mod config;
 pub mod table;
+pub mod wanted;
