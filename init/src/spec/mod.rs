@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod duration;
+pub mod lvs;
 pub mod network;
 pub mod service;
 mod validate;
