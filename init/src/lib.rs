@@ -30,12 +30,14 @@ pub mod subreaper;
 // - `spec`: the app spec (YAML), parsed and validated before anything runs.
 // - `supervisor`: services as process groups, health checks, hooks, cron, status socket.
 // - `cron`, `backoff`, `health`: the pure schedule, restart-delay and health machines.
+// - `login`: SSH login with CA certificates (`login:`): sshd config, host key, CA/KRL refresh.
 // - `status`: the status socket's JSON protocol; `ctl`: its client; `sup_cli`: the
 //   supervisor's command line (`--spec`, `--socket`, `ctl`); `sup_log`: its log lines.
 pub mod backoff;
 pub mod cron;
 pub mod ctl;
 pub mod health;
+pub mod login;
 pub mod spec;
 pub mod status;
 pub mod sup_cli;

@@ -100,6 +100,9 @@ pub struct Status {
     pub require: Option<String>,
     /// Network facts (DHCP lease); null until that feature exists.
     pub network: Option<serde_json::Value>,
+    /// SSH login state; absent when the spec has no `login` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<serde_json::Value>,
 }
 
 /// Any answer: a status, a plain ok, or an error.
@@ -169,6 +172,7 @@ mod tests {
             }],
             require: Some("centos:6.3".into()),
             network: None,
+            login: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
+//! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
 pub mod lab;
+pub mod login;
 pub mod mesos;
 pub mod oci;
 pub mod rootfs;

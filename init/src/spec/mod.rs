@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod duration;
+pub mod login;
 pub mod lvs;
 pub mod network;
 pub mod service;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use command::Command;
+pub use login::LoginSpec;
 pub use network::NetworkSpec;
 pub use service::{HealthSpec, HookSpec, LogSpec, Port, Probe, RestartPolicy, ServiceSpec};
 
@@ -111,6 +113,7 @@ struct RawSpec {
     env: BTreeMap<String, String>,
     health_port: Option<Port>,
     network: Option<NetworkSpec>,
+    login: Option<LoginSpec>,
 }
 
 /// The validated app spec.
@@ -136,6 +139,8 @@ pub struct AppSpec {
     pub health_port: Option<u16>,
     /// DHCP on an interface before services start (`network: {dhcp: eth0}`).
     pub network: Option<NetworkSpec>,
+    /// SSH login with CA certificates (`login:`); none: no login machinery at all.
+    pub login: Option<LoginSpec>,
 }
 
 impl AppSpec {

@@ -393,6 +393,13 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         }
     }
 
+    if let Some(l) = &raw.login {
+        l.check().map_err(|(keys, msg)| {
+            let mut at = vec!["login"];
+            at.extend(keys.iter().map(String::as_str));
+            invalid(path, text, &at, msg)
+        })?;
+    }
     Ok(AppSpec {
         path: path.into(),
         require: raw.require,
@@ -404,5 +411,6 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         env: raw.env,
         health_port: raw.health_port.map(|p| p.0),
         network: raw.network,
+        login: raw.login,
     })
 }

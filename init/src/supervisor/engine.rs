@@ -89,6 +89,8 @@ pub struct Engine<O: Os> {
     pub(super) first_failure: Option<i32>,
     /// The `network` part of the status (the DHCP lease), when networking is configured.
     pub(super) network: Option<Box<dyn Fn() -> serde_json::Value>>,
+    /// The `login` part of the status, when the spec has a `login` section.
+    pub(super) login: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
 
 /// Everything the engine needs to start.
@@ -173,6 +175,7 @@ impl<O: Os> Engine<O> {
             hard_deadline: None,
             first_failure: None,
             network: None,
+            login: None,
         }
     }
 
@@ -397,12 +400,18 @@ impl<O: Os> Engine<O> {
                 .collect(),
             require: self.require.clone(),
             network: self.network.as_ref().map(|f| f()),
+            login: self.login.as_ref().map(|f| f()),
         }
     }
 
     /// Where the status's `network` object comes from (called at every `status`).
     pub fn set_network_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
         self.network = Some(Box::new(f));
+    }
+
+    /// Where the status's `login` object comes from (called at every `status`).
+    pub fn set_login_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
+        self.login = Some(Box::new(f));
     }
 
     /// Whether every service that has a health check is healthy (for `GET /health`).

@@ -12,6 +12,7 @@ pub mod engine;
 mod health_http;
 mod lifecycle;
 mod logfile;
+mod login;
 pub mod network;
 pub mod os;
 mod requests;
@@ -65,6 +66,9 @@ pub enum SupervisorError {
     /// The network capabilities could not be dropped for the services.
     #[error("cannot drop CAP_NET_ADMIN/CAP_NET_RAW for the services")]
     Caps(#[source] std::io::Error),
+    /// `login.required` and login could not be set up.
+    #[error("login")]
+    Login(#[from] crate::login::LoginError),
     /// The status socket or the health port cannot be set up.
     #[error("cannot set up {what}")]
     Io {
@@ -99,7 +103,8 @@ pub fn load(opts: &Options) -> Result<AppSpec, SupervisorError> {
 }
 
 /// Runs the app until shutdown; returns the exit code.
-pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
+pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
+    let mut login = login::prepare(&mut spec, &opts.socket)?;
     let ids_err = |e: users::UnknownId, whose: &str| {
         SupervisorError::Ids(format!("{}: {whose}: {e}", opts.spec.display()))
     };
@@ -124,6 +129,12 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
     signals::reset_to_default(libc::SIGCHLD)?;
     signals::block_all()?;
     let mut sigfd = SignalFd::new(true)?;
+    if let Some(l) = login.as_mut() {
+        l.start_refresh().map_err(|err| SupervisorError::Io {
+            what: "the login refresh thread".into(),
+            err,
+        })?;
+    }
 
     add::run_all(&spec.adds)?;
     let io = |what: String| move |err| SupervisorError::Io { what, err };
@@ -202,6 +213,9 @@ pub fn run(opts: &Options, spec: AppSpec) -> Result<i32, SupervisorError> {
         engine.set_network_status(move || {
             network::status_json(&rx.borrow(), berth_netcfg::dhcp::lease::now_secs())
         });
+    }
+    if let Some(l) = login {
+        engine.set_login_status(move || l.json());
     }
     let code = runloop::Loop {
         engine,
