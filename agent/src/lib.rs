@@ -16,10 +16,14 @@
 //! - [`resources`]: the node's Mesos resources and their two textual forms.
 //! - [`serve`]: the service loop: systemd notify/watchdog, SIGHUP reload, SIGTERM stop.
 //! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
+//! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
+//! - [`marathon`]: the Marathon client (tasks of an app, typed events).
 
 pub mod cmd;
 pub mod config;
 pub mod log;
+pub mod lvs;
+pub mod marathon;
 pub mod resources;
 pub mod serve;
 

@@ -18,6 +18,8 @@
 //!   ([`tc::shape`]).
 //! - [`setup`]: the executor's one call: [`setup::setup`] (netns + VLAN + macvlan + tc,
 //!   rolled back on failure) and [`setup::teardown`].
+//! - [`ipvs`]: the IPVS table over generic netlink (LVS director): services, real servers,
+//!   diff-based sync of the services berth owns.
 //! - [`dhcp`]: the DHCPv4 client berth-init runs inside the container:
 //!   [`dhcp::Client::acquire`] (with a timeout), [`dhcp::Client::keep`] (renew/rebind/
 //!   expiry/NAK until a shutdown future), [`dhcp::Client::release`], and
@@ -45,6 +47,7 @@
 
 pub mod conn;
 pub mod dhcp;
+pub mod ipvs;
 pub mod link;
 pub mod names;
 pub mod netns;

@@ -8,6 +8,7 @@
 pub mod command;
 pub mod duration;
 pub mod login;
+pub mod lvs;
 pub mod network;
 pub mod service;
 mod validate;

@@ -345,6 +345,8 @@ pub struct ServiceSpec {
     /// Log handling.
     #[serde(default)]
     pub log: LogSpec,
+    /// LVS registration (see [`super::lvs`]).
+    pub lvs: Option<super::lvs::LvsSpec>,
 }
 
 fn yes() -> bool {
@@ -372,6 +374,7 @@ impl ServiceSpec {
             health: None,
             hooks: HooksSpec::default(),
             log: LogSpec::Inherit,
+            lvs: None,
         }
     }
 

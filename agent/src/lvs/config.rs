@@ -1,0 +1,296 @@
+//! The director's configuration file (`/etc/berth/lvs.toml`): where the API listens,
+//! which Marathon to follow, and the virtual services berth owns, each fed by one
+//! Marathon app. Unknown keys and bad values are errors naming the field.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_netcfg::ipvs::{FwdMethod, Service, ServiceKey};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("{path}: {err}")]
+    Syntax { path: PathBuf, err: toml::de::Error },
+    #[error("{path}: {field}: {why}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: SocketAddr,
+    marathon: RawMarathon,
+    #[serde(default)]
+    service: Vec<RawService>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarathon {
+    url: String,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default = "default_reconcile")]
+    reconcile_secs: u64,
+}
+
+fn default_reconcile() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    vip: String,
+    #[serde(default = "default_sched")]
+    scheduler: String,
+    #[serde(default = "default_forward")]
+    forward: String,
+    app: String,
+    #[serde(default)]
+    port_index: usize,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_sched() -> String {
+    "wrr".into()
+}
+fn default_forward() -> String {
+    "nat".into()
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// Marathon access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marathon {
+    pub url: String,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub reconcile: Duration,
+}
+
+/// One virtual service berth owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualService {
+    pub service: Service,
+    pub forward: FwdMethod,
+    /// The Marathon app id whose tasks are its real servers.
+    pub app: String,
+    /// Which of a task's `ports` is the real server's port.
+    pub port_index: usize,
+    /// The weight of a real server that Marathon added (init names its own).
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub marathon: Marathon,
+    pub services: Vec<VirtualService>,
+}
+
+/// IPVS scheduler names are at most 15 bytes (IP_VS_SCHEDNAME_MAXLEN) of [a-z0-9].
+fn valid_scheduler(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() < 16
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Marathon app ids: `/` then path segments of [a-z0-9-.].
+fn valid_app(s: &str) -> bool {
+    s.starts_with('/')
+        && s.len() > 1
+        && s[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        })
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.into(),
+            err,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|err| ConfigError::Syntax {
+            path: path.into(),
+            err,
+        })?;
+        let invalid = |field: String, why: String| ConfigError::Invalid {
+            path: path.into(),
+            field,
+            why,
+        };
+        let url = raw.marathon.url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "marathon.url".into(),
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        if raw.marathon.reconcile_secs == 0 {
+            return Err(invalid(
+                "marathon.reconcile_secs".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        if raw.marathon.user.is_some() != raw.marathon.password_file.is_some() {
+            return Err(invalid(
+                "marathon".into(),
+                "user and password_file go together".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        let mut services = Vec::new();
+        for (i, s) in raw.service.iter().enumerate() {
+            let f = |name: &str| format!("service[{i}].{name}");
+            let key: ServiceKey = s
+                .vip
+                .parse()
+                .map_err(|e| invalid(f("vip"), format!("{e}")))?;
+            if !seen.insert(key) {
+                return Err(invalid(f("vip"), format!("{key} is listed twice")));
+            }
+            if !valid_scheduler(&s.scheduler) {
+                return Err(invalid(
+                    f("scheduler"),
+                    format!("{:?} is not an IPVS scheduler name", s.scheduler),
+                ));
+            }
+            let forward: FwdMethod = s
+                .forward
+                .parse()
+                .map_err(|e| invalid(f("forward"), format!("{e}")))?;
+            if !valid_app(&s.app) {
+                return Err(invalid(
+                    f("app"),
+                    format!("{:?} is not a Marathon app id (/group/name)", s.app),
+                ));
+            }
+            services.push(VirtualService {
+                service: Service::new(key, &s.scheduler),
+                forward,
+                app: s.app.clone(),
+                port_index: s.port_index,
+                weight: s.weight,
+            });
+        }
+        Ok(Config {
+            listen: raw.listen,
+            marathon: Marathon {
+                url,
+                user: raw.marathon.user,
+                password_file: raw.marathon.password_file,
+                reconcile: Duration::from_secs(raw.marathon.reconcile_secs),
+            },
+            services,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "0.0.0.0:9370"
+[marathon]
+url = "http://marathon.example:8080/"
+user = "berth"
+password_file = "/etc/berth/marathon.password"
+[[service]]
+vip = "10.0.0.100:80/tcp"
+forward = "dr"
+app = "/shop/web"
+"#;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, Path::new("lvs.toml"))
+    }
+
+    #[test]
+    fn good_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.marathon.url, "http://marathon.example:8080");
+        assert_eq!(c.marathon.reconcile, Duration::from_secs(30));
+        let s = &c.services[0];
+        assert_eq!(s.service.key.to_string(), "10.0.0.100:80/tcp");
+        assert_eq!(
+            (s.forward, s.service.scheduler.as_str(), s.weight),
+            (FwdMethod::Route, "wrr", 1)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (
+                GOOD.replace("forward = \"dr\"", "forward = \"bridge\""),
+                "service[0].forward",
+            ),
+            (
+                GOOD.replace("10.0.0.100:80/tcp", "10.0.0.100/tcp"),
+                "service[0].vip",
+            ),
+            (GOOD.replace("/shop/web", "shop web"), "service[0].app"),
+            (
+                GOOD.replace("forward = \"dr\"", "scheduler = \"w rr\""),
+                "service[0].scheduler",
+            ),
+            (GOOD.replace("http://", "ftp://"), "marathon.url"),
+            (GOOD.replace("user = \"berth\"\n", ""), "marathon"),
+            (
+                format!("{GOOD}[[service]]\nvip = \"10.0.0.100:80\"\napp = \"/b\"\n"),
+                "service[1].vip",
+            ),
+        ];
+        for (text, field) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("lvs.toml: {field}:")),
+                "{field}: {e}"
+            );
+        }
+        let e = parse(&GOOD.replace("app = ", "ap = "))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `ap`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod packaged {
+    #[test]
+    fn the_packaged_example_parses() {
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../packaging/lvs.toml"
+        ));
+        let c = super::Config::load(path).unwrap();
+        assert_eq!(c.services.len(), 1);
+        assert_eq!(c.services[0].app, "/shop/web");
+    }
+}
