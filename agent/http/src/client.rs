@@ -112,15 +112,19 @@ impl Request {
         }
     }
 
-    /// A request with a JSON body (`Content-Type: application/json`).
-    pub fn json(method: Method, url: Url, body: &impl serde::Serialize) -> Request {
-        let body = serde_json::to_vec(body).unwrap_or_default();
-        Request {
+    /// A request with a JSON body (`Content-Type: application/json`). Fails only for a
+    /// value serde cannot write as JSON (a map with non-string keys, say).
+    pub fn json(
+        method: Method,
+        url: Url,
+        body: &impl serde::Serialize,
+    ) -> Result<Request, serde_json::Error> {
+        Ok(Request {
             method,
             url,
             headers: vec![("content-type", "application/json".into())],
-            body: body.into(),
-        }
+            body: serde_json::to_vec(body)?.into(),
+        })
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {

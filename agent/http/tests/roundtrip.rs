@@ -74,7 +74,7 @@ async fn plain_request_carries_the_peer_address_and_a_body() {
     let c = Client::new(Options::default()).unwrap();
     let url = Url::parse(&format!("http://{addr}/echo")).unwrap();
     let r = c
-        .send(Request::json(hyper::Method::POST, url, &"hi"))
+        .send(Request::json(hyper::Method::POST, url, &"hi").unwrap())
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);

@@ -8,6 +8,7 @@ use berth_http::client::{Client, Options, Request};
 use berth_http::url::Url;
 
 use super::store::Fetch;
+use crate::log::chain;
 
 /// The most a CA key list or KRL may be (the store caps what it installs too).
 const LIMIT: usize = 1 << 20;
@@ -41,15 +42,4 @@ impl Fetch for HttpFetch {
             Ok(body.to_vec())
         })
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
