@@ -12,6 +12,7 @@
 
 pub mod lab;
 pub mod login;
+pub mod login_ca;
 pub mod mesos;
 pub mod oci;
 pub mod rootfs;

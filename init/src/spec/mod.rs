@@ -5,6 +5,7 @@
 //! `entry` lines become services named `entry-1`, `entry-2`, ..., each depending on the
 //! one before, restarted on failure. Every error names the file, line, column and key.
 
+pub mod caps;
 pub mod command;
 pub mod duration;
 pub mod login;

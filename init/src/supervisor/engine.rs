@@ -213,6 +213,7 @@ impl<O: Os> Engine<O> {
             ids: s.ids,
             log: s.spec.log.clone(),
             label,
+            keep_caps: s.spec.capabilities.map(|c| c.0),
         }
     }
 
