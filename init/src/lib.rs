@@ -39,6 +39,7 @@ pub mod ctl;
 pub mod health;
 pub mod login;
 pub mod spec;
+pub mod statsd;
 pub mod status;
 pub mod sup_cli;
 pub mod sup_log;

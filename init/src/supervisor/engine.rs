@@ -91,6 +91,8 @@ pub struct Engine<O: Os> {
     pub(super) network: Option<Box<dyn Fn() -> serde_json::Value>>,
     /// The `login` part of the status, when the spec has a `login` section.
     pub(super) login: Option<Box<dyn Fn() -> serde_json::Value>>,
+    /// The `statsd` part of the status, when the spec has a `statsd` section.
+    pub(super) statsd: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
 
 /// Everything the engine needs to start.
@@ -176,6 +178,7 @@ impl<O: Os> Engine<O> {
             first_failure: None,
             network: None,
             login: None,
+            statsd: None,
         }
     }
 
@@ -397,11 +400,17 @@ impl<O: Os> Engine<O> {
                     pid: s.pid(),
                     restarts: s.restarts,
                     healthy: s.health.as_ref().and_then(|h| h.healthy),
+                    check_latency_us: s
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.last_latency)
+                        .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
                 })
                 .collect(),
             require: self.require.clone(),
             network: self.network.as_ref().map(|f| f()),
             login: self.login.as_ref().map(|f| f()),
+            statsd: self.statsd.as_ref().map(|f| f()),
         }
     }
 
@@ -413,6 +422,11 @@ impl<O: Os> Engine<O> {
     /// Where the status's `login` object comes from (called at every `status`).
     pub fn set_login_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
         self.login = Some(Box::new(f));
+    }
+
+    /// Where the status's `statsd` object comes from (called at every `status`).
+    pub fn set_statsd_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
+        self.statsd = Some(Box::new(f));
     }
 
     /// Whether every service that has a health check is healthy (for `GET /health`).
