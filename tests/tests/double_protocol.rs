@@ -237,14 +237,13 @@ fn message_and_error_events_leave_the_session_working() {
 }
 
 #[test]
-fn records_split_across_chunks_packed_and_with_split_size_lines_decode() {
+fn records_split_across_chunks_and_packed_decode() {
     let ex = "marathon-chunks.1";
     let d = AgentDouble::start(FW, ex);
     {
         let mut st = d.state();
         st.pieces = 3;
         st.pack = 4;
-        st.split_size_line = true;
         st.framework_capabilities = vec!["TASK_KILLING_STATE".into()];
     }
     d.launch_on_subscribe(task("chunks.1"));
