@@ -162,6 +162,32 @@ fn an_agent_restart_during_shutdown_does_not_lose_task_killed() {
 }
 
 #[test]
+fn an_agent_refusing_connections_at_start_is_retried_until_it_listens() {
+    let ex = "marathon-cr.1";
+    let d = AgentDouble::start(FW, ex);
+    d.go_away();
+    d.launch_on_subscribe(task("cr.1"));
+    let h = run(
+        env(&d.endpoint, ex, "100ms"),
+        Arc::new(Quick {
+            kill_delay: Duration::ZERO,
+        }),
+        None,
+    );
+    // Refused (nothing listens): the executor keeps trying, within the backoff.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        !h.is_finished(),
+        "the executor gave up on a refused connection"
+    );
+    assert!(d.state().answers.is_empty());
+    d.come_back(Duration::ZERO);
+    d.wait_state("cr.1", "TASK_RUNNING", Duration::from_secs(10));
+    assert_eq!(d.state().subscriptions.len(), 1);
+    finish(&d, "cr.1", h);
+}
+
+#[test]
 fn subscribe_answered_404_is_retried() {
     let ex = "marathon-nf.1";
     let d = AgentDouble::start(FW, ex);

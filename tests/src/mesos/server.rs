@@ -15,7 +15,7 @@ use super::http::{read_request, record_chunks, respond, stream};
 use super::schema;
 pub use super::state::Outgoing;
 use super::state::{Answer, State};
-use super::validate::check;
+use super::validate::{check, MESOS_ONLY_STATES};
 
 pub type Shared = Arc<(Mutex<State>, Condvar)>;
 
@@ -430,6 +430,14 @@ fn update(status: &Value, shared: &Shared) {
             st.violation(format!("UPDATE names a foreign agent_id {a}"));
             return;
         }
+    }
+    if let Some(state) = status["state"]
+        .as_str()
+        .filter(|s| MESOS_ONLY_STATES.contains(s))
+    {
+        st.violation(format!(
+            "the executor sent {state}, a state only Mesos sends (see validate::MESOS_ONLY_STATES)"
+        ));
     }
     let uuid = status["uuid"].as_str().unwrap_or("").to_string();
     let task_id = status["task_id"].clone();
