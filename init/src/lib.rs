@@ -41,6 +41,7 @@ pub mod health;
 pub mod login;
 pub mod lvs;
 pub mod spec;
+pub mod statsd;
 pub mod status;
 pub mod sup_cli;
 pub mod sup_log;

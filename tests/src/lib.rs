@@ -13,6 +13,7 @@
 
 pub mod lab;
 pub mod login;
+pub mod login_ca;
 pub mod lvs_director;
 pub mod mesos;
 pub mod oci;

@@ -93,6 +93,8 @@ pub struct Engine<O: Os> {
     pub(super) login: Option<Box<dyn Fn() -> serde_json::Value>>,
     /// LVS registration, when a service has an `lvs` section.
     pub(super) lvs: Option<super::lvs::LvsHook>,
+    /// The `statsd` part of the status, when the spec has a `statsd` section.
+    pub(super) statsd: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
 
 /// Everything the engine needs to start.
@@ -179,6 +181,7 @@ impl<O: Os> Engine<O> {
             network: None,
             login: None,
             lvs: None,
+            statsd: None,
         }
     }
 
@@ -216,6 +219,7 @@ impl<O: Os> Engine<O> {
             ids: s.ids,
             log: s.spec.log.clone(),
             label,
+            keep_caps: s.spec.capabilities.map(|c| c.0),
         }
     }
 
@@ -405,11 +409,17 @@ impl<O: Os> Engine<O> {
                     restarts: s.restarts,
                     healthy: s.health.as_ref().and_then(|h| h.healthy),
                     lvs: self.lvs_json(i),
+                    check_latency_us: s
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.last_latency)
+                        .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
                 })
                 .collect(),
             require: self.require.clone(),
             network: self.network.as_ref().map(|f| f()),
             login: self.login.as_ref().map(|f| f()),
+            statsd: self.statsd.as_ref().map(|f| f()),
         }
     }
 
@@ -421,6 +431,11 @@ impl<O: Os> Engine<O> {
     /// Where the status's `login` object comes from (called at every `status`).
     pub fn set_login_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
         self.login = Some(Box::new(f));
+    }
+
+    /// Where the status's `statsd` object comes from (called at every `status`).
+    pub fn set_statsd_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
+        self.statsd = Some(Box::new(f));
     }
 
     /// Whether every service that has a health check is healthy (for `GET /health`).

@@ -106,6 +106,13 @@ pub fn load(opts: &Options) -> Result<AppSpec, SupervisorError> {
 /// Runs the app until shutdown; returns the exit code.
 pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
     let mut login = login::prepare(&mut spec, &opts.socket)?;
+    let statsd = match &spec.statsd {
+        Some(s) => Some(crate::statsd::bind(s).map_err(|err| SupervisorError::Io {
+            what: format!("statsd: UDP 127.0.0.1:{}", s.port()),
+            err,
+        })?),
+        None => None,
+    };
     let ids_err = |e: users::UnknownId, whose: &str| {
         SupervisorError::Ids(format!("{}: {whose}: {e}", opts.spec.display()))
     };
@@ -136,6 +143,18 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
             err,
         })?;
     }
+
+    let statsd_status = match statsd {
+        Some(s) => {
+            let st = s.status.clone();
+            s.start().map_err(|err| SupervisorError::Io {
+                what: "the statsd thread".into(),
+                err,
+            })?;
+            Some(st)
+        }
+        None => None,
+    };
 
     add::run_all(&spec.adds)?;
     let io = |what: String| move |err| SupervisorError::Io { what, err };
@@ -241,6 +260,9 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
     }
     if let Some(l) = login {
         engine.set_login_status(move || l.json());
+    }
+    if let Some(st) = statsd_status {
+        engine.set_statsd_status(move || crate::statsd::json(&st));
     }
     let code = runloop::Loop {
         engine,
