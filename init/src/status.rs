@@ -85,6 +85,9 @@ pub struct ServiceStatus {
     pub restarts: u32,
     /// null without a health check or before the first counted result.
     pub healthy: Option<bool>,
+    /// LVS registration state; absent without an `lvs` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs: Option<serde_json::Value>,
     /// How long the last finished health check took, microseconds; absent before one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_latency_us: Option<u64>,
@@ -175,6 +178,7 @@ mod tests {
                 pid: Some(7),
                 restarts: 0,
                 healthy: None,
+                lvs: None,
                 check_latency_us: None,
             }],
             require: Some("centos:6.3".into()),

@@ -91,6 +91,8 @@ pub struct Engine<O: Os> {
     pub(super) network: Option<Box<dyn Fn() -> serde_json::Value>>,
     /// The `login` part of the status, when the spec has a `login` section.
     pub(super) login: Option<Box<dyn Fn() -> serde_json::Value>>,
+    /// LVS registration, when a service has an `lvs` section.
+    pub(super) lvs: Option<super::lvs::LvsHook>,
     /// The `statsd` part of the status, when the spec has a `statsd` section.
     pub(super) statsd: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
@@ -178,6 +180,7 @@ impl<O: Os> Engine<O> {
             first_failure: None,
             network: None,
             login: None,
+            lvs: None,
             statsd: None,
         }
     }
@@ -336,6 +339,9 @@ impl<O: Os> Engine<O> {
         if let Some(d) = self.hard_deadline {
             at(d)
         }
+        if let Some(d) = self.lvs_deadline() {
+            at(d)
+        }
         best
     }
 
@@ -357,6 +363,7 @@ impl<O: Os> Engine<O> {
             self.start_ready(now);
         }
         self.tick_health(now);
+        self.tick_lvs(now);
         if !self.shutting_down {
             self.tick_cron(wall_now);
         } else {
@@ -394,12 +401,14 @@ impl<O: Os> Engine<O> {
             services: self
                 .services
                 .iter()
-                .map(|s| ServiceStatus {
+                .enumerate()
+                .map(|(i, s)| ServiceStatus {
                     name: s.spec.name.clone(),
                     state: s.phase.name().to_string(),
                     pid: s.pid(),
                     restarts: s.restarts,
                     healthy: s.health.as_ref().and_then(|h| h.healthy),
+                    lvs: self.lvs_json(i),
                     check_latency_us: s
                         .health
                         .as_ref()
@@ -444,7 +453,8 @@ impl<O: Os> Engine<O> {
         }
         let quiet = self.services.iter().all(|s| s.phase.is_terminal())
             && self.hooks.is_empty()
-            && self.crons.iter().all(|c| c.pid.is_none());
+            && self.crons.iter().all(|c| c.pid.is_none())
+            && self.lvs_settled(Instant::now());
         let hard_over = self.hard_deadline.is_some_and(|d| Instant::now() >= d);
         if quiet || hard_over {
             Some(

@@ -13,6 +13,7 @@ mod health_http;
 mod lifecycle;
 mod logfile;
 mod login;
+mod lvs;
 pub mod network;
 pub mod os;
 mod requests;
@@ -226,7 +227,31 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
         cron_ids,
     };
     let os = sys::SysOs::new(inherited, waker.clone());
+    let lvs_hook = lvs::LvsHook::new(
+        &cfg.spec,
+        lvs::LvsHook::grace_from_env(std::env::var("BERTH_KILL_GRACE_MS").ok().as_deref()),
+        std::time::Instant::now(),
+    );
     let mut engine = Engine::new(cfg, os, runloop::wall_now());
+    if let Some(hook) = lvs_hook {
+        let lease = net.as_ref().map(|n| n.watch());
+        let w = waker.clone();
+        hook.worker(
+            Box::new(move || w.send(wake::Msg::Lvs)),
+            Box::new(move || {
+                let l = lease.as_ref()?;
+                let ip = l
+                    .borrow()
+                    .lease
+                    .as_ref()
+                    .map(|l| std::net::IpAddr::V4(l.address));
+                ip
+            }),
+        )
+        .spawn()
+        .map_err(io("the LVS thread".into()))?;
+        engine.set_lvs(hook);
+    }
     if let Some(n) = &net {
         let rx = n.watch();
         engine.set_network_status(move || {
