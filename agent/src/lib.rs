@@ -10,6 +10,7 @@
 //! - `dbauth`: the central database-authorization service.
 //!
 //! # Layout
+//! - [`cli`]: the clap definitions and the dispatch to [`cmd`].
 //! - [`cmd`]: one file per verb; each parses nothing itself (clap did) and calls the
 //!   library modules that do the work.
 //! - [`config`]: `/etc/berth/agent.toml`, strict (unknown keys are errors).
@@ -19,6 +20,7 @@
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
 
+pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod log;
