@@ -43,9 +43,11 @@ rustup target list --installed 2>/dev/null | grep -q "$musl" || rustup target ad
 if [ "$build" = 1 ]; then
   cargo build --locked --profile "$profile" -p berth-agent -p berth-executor -p berth-lvm --bins
   cargo build --locked --profile "$profile" --target "$musl" -p berth-init
+  # The generator is a build tool: always its dev build (it only prints text).
+  cargo build --locked -p berth-gen-docs --quiet
 fi
-# The generator is a build tool: always its dev build (it only prints text).
-cargo build --locked -p berth-gen-docs --quiet
+[ -x "$target/debug/berth-gen-docs" ] || {
+  echo "package: $target/debug/berth-gen-docs is missing (cargo build -p berth-gen-docs)" >&2; exit 1; }
 
 stage="$target/$pdir/berth-pkg"
 rm -rf "$stage"

@@ -8,10 +8,12 @@
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
+//! - [`minbase`]: the cached Debian minbase root (debootstrap) that tests copy.
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
 pub mod lab;
 pub mod login;
 pub mod mesos;
+pub mod minbase;
 pub mod oci;
 pub mod rootfs;
