@@ -18,6 +18,8 @@ apt_packages=(
   procps psmisc hyperfine python3 python3-pip
   # passwordless login (init login: section): the real sshd and ssh-keygen/ssh client
   openssh-server openssh-client
+  # database authorization (dbauth tests): a real MariaDB started by the tests
+  mariadb-server mariadb-client
   # the static berth-init (musl target; musl-gcc for C code such as ring, and the
   # musl-linked program of the init_images test)
   musl-tools
