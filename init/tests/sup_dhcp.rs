@@ -14,6 +14,13 @@ const NET_CAPS: u64 = (1 << 12) | (1 << 13);
 
 /// A macvlan named eth0 (bridge mode, parent = the lab's NIC) in `c`, up.
 fn macvlan_eth0(lab: &Lab, c: &Ns) {
+    macvlan_eth0_down(lab, c);
+    c.ip(&["link", "set", "eth0", "up"]);
+    c.ip(&["link", "set", "lo", "up"]);
+}
+
+/// The same, left down with lo, as some runtimes hand it over.
+fn macvlan_eth0_down(lab: &Lab, c: &Ns) {
     let tmp = unique("mv");
     lab.host.ip(&[
         "link",
@@ -29,8 +36,39 @@ fn macvlan_eth0(lab: &Lab, c: &Ns) {
     ]);
     lab.host.ip(&["link", "set", &tmp, "netns", c.name()]);
     c.ip(&["link", "set", &tmp, "name", "eth0"]);
-    c.ip(&["link", "set", "eth0", "up"]);
-    c.ip(&["link", "set", "lo", "up"]);
+}
+
+/// Whether `dev` in `c` is administratively up.
+fn is_up(c: &Ns, dev: &str) -> bool {
+    let out = c.ip(&["-o", "link", "show", "dev", dev]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let flags = text
+        .split('<')
+        .nth(1)
+        .and_then(|f| f.split('>').next())
+        .unwrap_or("");
+    flags.split(',').any(|f| f == "UP")
+}
+
+#[test]
+fn interfaces_left_down_are_brought_up() {
+    assert_root();
+    let lab = Lab::new();
+    let c = lab.container("d");
+    macvlan_eth0_down(&lab, &c);
+    assert!(!is_up(&c, "eth0") && !is_up(&c, "lo"));
+    let p = Pid1::start_in(Some(c.name()), SPEC, &[], &[]);
+    let st = p.wait_status("app running", Duration::from_secs(25), |s| {
+        s["services"][0]["state"] == "running"
+    });
+    assert!(
+        st["network"]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("10.77.0.")),
+        "{st}"
+    );
+    assert!(is_up(&c, "eth0"), "eth0 still down");
+    assert!(is_up(&c, "lo"), "lo still down");
 }
 
 /// The hex capability field `name` (e.g. `CapBnd`) of a /proc status text.

@@ -121,6 +121,25 @@ impl Client {
             .ok_or_else(|| DhcpError::NoLink {
                 iface: cfg.iface.to_string(),
             })?;
+        // A runtime (Docker/Podman with a macvlan network, a hand-made netns) may leave the
+        // interface and lo down; udhcpc and dhclient bring them up, and so does this.
+        for (name, index) in [(cfg.iface.as_str(), link.header.index)].into_iter().chain(
+            link_by_name(&h, "lo")
+                .await
+                .ok()
+                .flatten()
+                .map(|lo| ("lo", lo.header.index)),
+        ) {
+            h.link()
+                .set(rtnetlink::LinkUnspec::new_with_index(index).up().build())
+                .execute()
+                .await
+                .map_err(|err| DhcpError::Netlink {
+                    what: "bring up",
+                    iface: name.to_string(),
+                    err,
+                })?;
+        }
         let mut mac = [0u8; 6];
         if let Some(m) = mac_of(&link).filter(|m| m.len() >= 6) {
             mac.copy_from_slice(&m[..6]);
