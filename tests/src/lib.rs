@@ -5,6 +5,7 @@
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
 //! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
+//! - [`mariadb`]: a real MariaDB server in a netns on a temp datadir, for dbauth.
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
@@ -12,6 +13,7 @@
 
 pub mod lab;
 pub mod login;
+pub mod mariadb;
 pub mod mesos;
 pub mod oci;
 pub mod rootfs;
