@@ -6,6 +6,7 @@
 //! one before, restarted on failure. Every error names the file, line, column and key.
 
 pub mod command;
+pub mod dbauth;
 pub mod duration;
 pub mod login;
 pub mod lvs;
@@ -114,6 +115,7 @@ struct RawSpec {
     health_port: Option<Port>,
     network: Option<NetworkSpec>,
     login: Option<LoginSpec>,
+    dbauth: Option<dbauth::DbAuthSpec>,
 }
 
 /// The validated app spec.
@@ -141,6 +143,8 @@ pub struct AppSpec {
     pub network: Option<NetworkSpec>,
     /// SSH login with CA certificates (`login:`); none: no login machinery at all.
     pub login: Option<LoginSpec>,
+    /// Database credentials before any service starts (`dbauth:`).
+    pub dbauth: Option<dbauth::DbAuthSpec>,
 }
 
 impl AppSpec {
