@@ -47,6 +47,8 @@ fn net() -> Net {
         cli.ip(&["link", "set", dev, "up"]);
         cli.ip(&["link", "set", "lo", "up"]);
     }
+    // cli_b reaches the server's first address too (as another host on the LAN would).
+    cli_b.ip(&["route", "add", "10.99.1.1/32", "via", "10.99.2.1"]);
     Net { cli_a, cli_b, srv }
 }
 
@@ -330,6 +332,59 @@ fn grants_refusals_revocation_and_reconcile() {
     );
     let first = format!("{user}@10.99.1.2");
     assert_eq!(accounts(&db), first);
+
+    // berth-init's pre-start step, from the task's address: the file, then the service.
+    let out = dir.path().join("select.out");
+    let cnf = dir.path().join("secret/db.cnf");
+    let spec = dir.path().join("app.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "dbauth:\n  url: http://10.99.1.1:9380\n  databases: [shop]\n  credentials: {cnf}\n  deadline: 5s\nservices:\n  main:\n    command: [/bin/sh, -c, \"mariadb --defaults-extra-file={cnf} -N -B -e 'SELECT x FROM shop.t' > {out}\"]\n    restart: never\n",
+            cnf = cnf.display(),
+            out = out.display()
+        ),
+    )
+    .unwrap();
+    let init = |ns: &Ns, app: &str| {
+        let mut c = ns.command(&[
+            binary("berth-init").to_str().unwrap(),
+            "--spec",
+            spec.to_str().unwrap(),
+            "--socket",
+            dir.path()
+                .join(format!("init-{}.sock", unique("s")))
+                .to_str()
+                .unwrap(),
+        ]);
+        c.env("MARATHON_APP_ID", app).stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let o = init(&n.cli_a, "/shop/web");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "42");
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&cnf).unwrap().mode() & 0o777, 0o600);
+    }
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    let file = std::fs::read_to_string(&cnf).unwrap();
+    let secret = file
+        .lines()
+        .find_map(|l| l.strip_prefix("password="))
+        .unwrap();
+    assert!(!log.contains(secret), "the password in init's log: {log}");
+    // A task of another app asking for shop: init exits 77, the reason on its last line.
+    std::fs::remove_file(&out).unwrap();
+    let o = init(&n.cli_b, "/other");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(77), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("dbauth: denied") && last.contains("not granted database shop"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a service started after a denial");
 
     // kill -9 of dbauth; meanwhile the task ends; back up, reconcile drops its account.
     drop(d);
