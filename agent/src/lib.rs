@@ -15,6 +15,8 @@
 //! - [`config`]: `/etc/berth/agent.toml`, strict (unknown keys are errors).
 //! - [`resources`]: the node's Mesos resources and their two textual forms.
 //! - [`serve`]: the service loop: systemd notify/watchdog, SIGHUP reload, SIGTERM stop.
+//! - [`metrics`]: per-container metrics (cgroups, netns counters, /home, berth-init) for
+//!   Prometheus (`GET /metrics`) and Open-Falcon (push).
 //! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
@@ -26,6 +28,7 @@ pub mod dbauth;
 pub mod log;
 pub mod lvs;
 pub mod marathon;
+pub mod metrics;
 pub mod resources;
 pub mod serve;
 

@@ -16,6 +16,7 @@
 //! - [`tc`]: rates/sizes ([`tc::units`]), tbf encoding byte-compatible with `tc`
 //!   ([`tc::tbf`]), egress tbf + ingress ifb/mirred shaping, live change, read-back
 //!   ([`tc::shape`]).
+//! - [`stats`]: a link's counters (IFLA_STATS64) read inside a netns ([`stats::link_stats_in`]).
 //! - [`setup`]: the executor's one call: [`setup::setup`] (netns + VLAN + macvlan + tc,
 //!   rolled back on failure) and [`setup::teardown`].
 //! - [`ipvs`]: the IPVS table over generic netlink (LVS director): services, real servers,
@@ -52,4 +53,5 @@ pub mod link;
 pub mod names;
 pub mod netns;
 pub mod setup;
+pub mod stats;
 pub mod tc;

@@ -28,7 +28,7 @@ pub fn run(args: Args) -> ExitCode {
             tracing::error!("{}", crate::error_chain(&e));
             match e {
                 ServeError::Config(_) => ExitCode::from(2),
-                ServeError::Runtime(_) => ExitCode::FAILURE,
+                _ => ExitCode::FAILURE,
             }
         }
     }

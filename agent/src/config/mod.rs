@@ -15,6 +15,8 @@ pub const DEFAULT_PATH: &str = "/etc/berth/agent.toml";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub serve: Serve,
+    pub metrics: Metrics,
+    pub falcon: Falcon,
     pub resources: Resources,
 }
 
@@ -34,6 +36,50 @@ impl Default for Serve {
         Serve {
             step_secs: 60,
             state_dir: PathBuf::from("/var/lib/berth/containers"),
+        }
+    }
+}
+
+/// `[metrics]`: per-container collection and the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// `host:port` of `GET /metrics`; empty: no endpoint.
+    pub listen: String,
+    /// The host's cgroup mount (v1, hybrid or v2).
+    pub cgroup_root: PathBuf,
+    /// The container's interface whose counters are exported.
+    pub interface: String,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: "127.0.0.1:9108".into(),
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            interface: "eth0".into(),
+        }
+    }
+}
+
+/// `[falcon]`: the Open-Falcon push.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Falcon {
+    /// The Falcon agent's push URL; empty: no push.
+    pub url: String,
+    /// Items kept while the Falcon agent is unreachable; past this the oldest are dropped.
+    pub buffer_items: usize,
+    /// Seconds a push may take (connect and answer).
+    pub timeout_secs: u64,
+}
+
+impl Default for Falcon {
+    fn default() -> Self {
+        Falcon {
+            url: "http://127.0.0.1:1988/v1/push".into(),
+            buffer_items: 100_000,
+            timeout_secs: 5,
         }
     }
 }
@@ -167,6 +213,30 @@ impl Config {
         if self.serve.step_secs == 0 || self.serve.step_secs > 3600 {
             return Err(("serve.step_secs", "must be between 1 and 3600".into()));
         }
+        let m = &self.metrics;
+        if !m.listen.is_empty() && m.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "metrics.listen",
+                format!("{:?} is not host:port (an IP address and a port)", m.listen),
+            ));
+        }
+        let i = &m.interface;
+        if i.is_empty() || i.len() > 15 || i.contains('/') {
+            return Err((
+                "metrics.interface",
+                format!("{i:?} is not an interface name"),
+            ));
+        }
+        let f = &self.falcon;
+        if !f.url.is_empty() {
+            berth_http::url::Url::parse(&f.url).map_err(|e| ("falcon.url", e.to_string()))?;
+        }
+        if f.buffer_items == 0 {
+            return Err(("falcon.buffer_items", "must be at least 1".into()));
+        }
+        if f.timeout_secs == 0 || f.timeout_secs > 600 {
+            return Err(("falcon.timeout_secs", "must be between 1 and 600".into()));
+        }
         let r = &self.resources;
         if let Some(c) = r.cpus {
             if !(c > 0.0 && c.is_finite()) {
@@ -257,6 +327,10 @@ mod tests {
             ("[resources]\nports = [\"32000-31000\"]", "resources.ports"),
             ("[resources.net]\nvlans = [\"4095\"]", "resources.net.vlans"),
             ("[resources.net]\nparent = \"../x\"", "resources.net.parent"),
+            ("[metrics]\nlisten = \"localhost\"", "metrics.listen"),
+            ("[metrics]\ninterface = \"\"", "metrics.interface"),
+            ("[falcon]\nurl = \"ftp://x\"", "falcon.url"),
+            ("[falcon]\nbuffer_items = 0", "falcon.buffer_items"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

@@ -4,8 +4,9 @@
 //! period systemd asked for, re-reads the config on SIGHUP (a bad file is logged and the old
 //! config kept, the service goes on) and stops on SIGTERM/SIGINT at once: nothing in the
 //! loop blocks, so stopping takes well under a second. Each step it runs the collection
-//! (metrics and GC hook in here).
+//! (metrics; GC will hook in here) and serves `GET /metrics` on `[metrics] listen`.
 
+pub mod metrics;
 pub mod notify;
 
 use std::path::PathBuf;
@@ -22,6 +23,14 @@ pub enum ServeError {
     Config(#[from] ConfigError),
     #[error("cannot start the service runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {listen} (metrics.listen)")]
+    Listen {
+        listen: String,
+        #[source]
+        err: std::io::Error,
+    },
+    #[error("cannot make the Open-Falcon client")]
+    Falcon(#[source] berth_http::client::Error),
 }
 
 /// Runs until SIGTERM or SIGINT. The first config error is fatal (exit 2 in the caller).
@@ -42,6 +51,18 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
     let watchdog = notify::watchdog_interval();
     // Without a watchdog the tick still fires (hourly) but sends nothing.
     let mut dog = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let m = metrics::start(&cfg).map_err(ServeError::Falcon)?;
+    let _server = match cfg.metrics.listen.as_str() {
+        "" => None,
+        l => Some(
+            metrics::listen(l, m.clone())
+                .await
+                .map_err(|err| ServeError::Listen {
+                    listen: l.to_string(),
+                    err,
+                })?,
+        ),
+    };
     let mut step = tokio::time::interval(Duration::from_secs(cfg.serve.step_secs));
     step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
@@ -50,6 +71,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
         cfg.serve.step_secs,
         cfg.serve.state_dir.display()
     );
+    let mut running = None;
     notifier.send("READY=1");
     loop {
         tokio::select! {
@@ -63,6 +85,10 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
                             step = tokio::time::interval(Duration::from_secs(new.serve.step_secs));
                             step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         }
+                        if new.metrics.listen != cfg.metrics.listen {
+                            tracing::warn!("metrics.listen changed: takes effect at the next restart");
+                        }
+                        metrics::reload(&m, &new);
                         cfg = new;
                         tracing::info!("reloaded {}", path.display());
                     }
@@ -77,7 +103,14 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
                 }
             }
             _ = step.tick() => {
-                tracing::debug!("step: per-container collection is not built yet");
+                // On its own task, so a slow container (an init socket that does not
+                // answer) never delays a signal; a step still running is not doubled.
+                if running.as_ref().is_none_or(|h: &tokio::task::JoinHandle<()>| h.is_finished()) {
+                    let (m, secs) = (m.clone(), cfg.serve.step_secs);
+                    running = Some(tokio::spawn(async move { m.step(secs).await }));
+                } else {
+                    tracing::warn!("the previous collection is still running: step skipped");
+                }
             }
         }
     }

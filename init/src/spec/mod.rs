@@ -5,6 +5,7 @@
 //! `entry` lines become services named `entry-1`, `entry-2`, ..., each depending on the
 //! one before, restarted on failure. Every error names the file, line, column and key.
 
+pub mod caps;
 pub mod command;
 pub mod dbauth;
 pub mod duration;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod lvs;
 pub mod network;
 pub mod service;
+pub mod statsd;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -116,6 +118,7 @@ struct RawSpec {
     network: Option<NetworkSpec>,
     login: Option<LoginSpec>,
     dbauth: Option<dbauth::DbAuthSpec>,
+    statsd: Option<statsd::StatsdSpec>,
 }
 
 /// The validated app spec.
@@ -145,6 +148,8 @@ pub struct AppSpec {
     pub login: Option<LoginSpec>,
     /// Database credentials before any service starts (`dbauth:`).
     pub dbauth: Option<dbauth::DbAuthSpec>,
+    /// App metrics on a statsd UDP port (`statsd:`); none: no socket, no thread.
+    pub statsd: Option<statsd::StatsdSpec>,
 }
 
 impl AppSpec {

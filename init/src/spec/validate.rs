@@ -405,6 +405,10 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
             invalid(path, text, &["dbauth", key], format!("dbauth.{key}: {msg}"))
         })?;
     }
+    if let Some(s) = &raw.statsd {
+        s.check()
+            .map_err(|(key, msg)| invalid(path, text, &["statsd", key], msg))?;
+    }
     Ok(AppSpec {
         path: path.into(),
         require: raw.require,
@@ -418,5 +422,6 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         network: raw.network,
         login: raw.login,
         dbauth: raw.dbauth,
+        statsd: raw.statsd,
     })
 }
