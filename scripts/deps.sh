@@ -25,6 +25,8 @@ apt_packages=(
   musl-tools
   # init_images: a Debian minbase root and a musl-libc image
   debootstrap musl
+  # the package (scripts/package.sh) and its install test: systemd-analyze verify
+  systemd
 )
 
 missing=()
@@ -45,3 +47,5 @@ fi
 
 rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+# scripts/package.sh builds the .deb with cargo-deb (tests/tests/install_deb.rs runs it)
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version '^3' --quiet

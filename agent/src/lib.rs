@@ -10,6 +10,7 @@
 //! - `dbauth`: the central database-authorization service.
 //!
 //! # Layout
+//! - [`cli`]: the clap definitions and the dispatch to [`cmd`].
 //! - [`cmd`]: one file per verb; each parses nothing itself (clap did) and calls the
 //!   library modules that do the work.
 //! - [`config`]: `/etc/berth/agent.toml`, strict (unknown keys are errors).
@@ -22,6 +23,7 @@
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
 //! - [`dbauth`]: database authorization (grants per task, revoked when it ends).
 
+pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dbauth;

@@ -211,7 +211,7 @@ pub fn verbosity_from_env(text: &[u8]) -> u8 {
 /// otherwise `berth-init <version> (tini 0.19.0 compatible)`.
 pub fn version_line(argv0: &OsStr) -> String {
     let invoked_as = Path::new(argv0).file_name().unwrap_or_default();
-    let version = env!("CARGO_PKG_VERSION");
+    let version = env!("BERTH_VERSION");
     if invoked_as == "docker-init" {
         format!("tini version {TINI_VERSION} - git.berth-{version}")
     } else {
@@ -253,7 +253,7 @@ Exit codes:
   line; 127 if PROGRAM is not found; 126 if it cannot be executed; 1 for any other
   failure of berth-init itself.
 ",
-        version = env!("CARGO_PKG_VERSION"),
+        version = env!("BERTH_VERSION"),
     )
 }
 

@@ -17,6 +17,7 @@
 //! - [`cli`]: the tini-compatible command line, parsed into a plain [`cli::Config`].
 //! - [`single`]: the tini mode's event loop (one command).
 
+pub mod capset;
 pub mod cli;
 pub mod exit_status;
 pub mod log;

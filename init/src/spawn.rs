@@ -428,57 +428,23 @@ impl Spawn {
 }
 
 /// Drops every capability outside `keep` from the calling thread's bounding set and
-/// inheritable set (which also empties the ambient set of them). Async-signal-safe: only
-/// prctl/capget/capset on the stack. Returns the errno of the first failure.
+/// inheritable set (which also empties the ambient set of them). Async-signal-safe.
+/// Returns the errno of the first failure.
 fn limit_capabilities(keep: u64) -> Result<(), i32> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
     for cap in 0..64u32 {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        // SAFETY: prctl with integer arguments; affects only the calling thread.
-        let held = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
-        if held < 0 {
-            // EINVAL: past the kernel's last capability; nothing more to drop.
-            break;
-        }
-        if held == 1 {
-            // SAFETY: as above.
-            let r =
-                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-            if r != 0 {
-                return Err(errno());
-            }
+        match crate::capset::in_bounding(cap) {
+            // Past the kernel's last capability: nothing more to drop.
+            None => break,
+            Some(true) => crate::capset::drop_bounding(cap)?,
+            Some(false) => {}
         }
     }
-    let mut hdr = Header {
-        version: 0x2008_0522,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget fills two Data structs for version 3; both live on this stack.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0 {
-        return Err(errno());
-    }
-    data[0].inheritable &= keep as u32;
-    data[1].inheritable &= (keep >> 32) as u32;
-    // SAFETY: capset reads the header and two Data structs on this stack; lowering the
-    // inheritable set is always allowed.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) } != 0 {
-        return Err(errno());
-    }
-    Ok(())
+    let mut sets = crate::capset::get()?;
+    sets.inheritable &= keep;
+    crate::capset::set(sets)
 }
 
 fn errno() -> i32 {

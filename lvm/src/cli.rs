@@ -20,6 +20,7 @@ use crate::volume::{
 #[derive(Debug, Parser)]
 #[command(
     name = "berth-vol",
+    version = env!("BERTH_VERSION"),
     about = "Create, grow, mount, list and garbage-collect berth volumes"
 )]
 pub struct Cli {

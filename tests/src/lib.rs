@@ -11,6 +11,7 @@
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
+//! - [`minbase`]: the cached Debian minbase root (debootstrap) that tests copy.
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
 pub mod lab;
@@ -20,5 +21,6 @@ pub mod lvs_director;
 pub mod marathon;
 pub mod mariadb;
 pub mod mesos;
+pub mod minbase;
 pub mod oci;
 pub mod rootfs;

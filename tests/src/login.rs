@@ -145,6 +145,22 @@ impl Container {
         Container { dir, unshare, pid1 }
     }
 
+    /// Waits (up to 10 s) for init to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.unshare.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "init did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// init's login dir (host key, config, lists).
     pub fn login_dir(&self) -> PathBuf {
         self.dir.path().join("run/login")

@@ -10,13 +10,14 @@
 //! And a dynamically linked init (the glibc build in target/debug) fails the task before
 //! any container is made, naming the file and what is wrong.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use berth_tests::mesos::harness::volumes::{assert_exits_cleanly, message, wait_launch_failed};
 use berth_tests::mesos::harness::{binary, Lab};
 use berth_tests::mesos::AgentDouble;
+use berth_tests::minbase::{cp_tree, debian_minbase};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
@@ -74,71 +75,6 @@ fn busybox_static_only() {
         "echo in-busybox; exec sleep 1000",
         "in-busybox",
     );
-}
-
-/// A fresh Debian minbase root, made once per day and copied for each test.
-fn debian_minbase() -> PathBuf {
-    let cache = PathBuf::from("/var/tmp/berth-cache");
-    std::fs::create_dir_all(&cache).expect("cache dir");
-    let day = String::from_utf8(
-        Command::new("date")
-            .arg("+%Y%m%d")
-            .output()
-            .expect("date")
-            .stdout,
-    )
-    .expect("date output");
-    let root = cache.join(format!("minbase-bookworm-{}", day.trim()));
-    if root.join("etc/debian_version").is_file() {
-        return root;
-    }
-    let building = cache.join(format!("minbase-building-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&building);
-    let out = Command::new("debootstrap")
-        .args(["--variant=minbase", "bookworm"])
-        .arg(&building)
-        .arg(apt_mirror())
-        .output()
-        .expect("debootstrap (scripts/deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "debootstrap failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Another test process may have finished first: either tree will do.
-    if std::fs::rename(&building, &root).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-    }
-    root
-}
-
-/// The Debian mirror the host's apt uses (its first `URIs:` or `deb` line).
-fn apt_mirror() -> String {
-    let mut text = std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
-    text += &std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-    text.lines()
-        .find_map(|l| {
-            let l = l.trim();
-            l.strip_prefix("URIs:")
-                .map(|u| u.split_whitespace().next().unwrap_or("").to_string())
-                .or_else(|| {
-                    l.strip_prefix("deb ")
-                        .and_then(|r| r.split_whitespace().find(|w| w.starts_with("http")))
-                        .map(str::to_string)
-                })
-                .filter(|u| u.contains("debian") && !u.contains("security"))
-        })
-        .unwrap_or_else(|| "http://deb.debian.org/debian".into())
-}
-
-fn cp_tree(from: &Path, to: &Path) {
-    let st = Command::new("cp")
-        .args(["-a", "--reflink=auto"])
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(st.success(), "cp -a {} {}", from.display(), to.display());
 }
 
 #[test]

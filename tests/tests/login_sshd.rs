@@ -199,14 +199,7 @@ fn never_starts_with_an_empty_trust_list() {
     std::fs::write(&empty, "# no keys yet\n").unwrap();
     // required: true -> init exits, nothing runs.
     let mut c = Container::start(&spec(&empty.display().to_string(), "  required: true\n"));
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(s) = c.unshare.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "init did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = c.wait_exit();
     assert_eq!(code, Some(1), "{}", c.log());
     assert!(c.log().contains("no CA keys"), "{}", c.log());
     // required: false -> the app runs, login is reported failed, no sshd.
@@ -331,14 +324,7 @@ fn a_bad_signing_endpoint_gives_no_certificate() {
         &spec(&ca_src, &format!("{extra}  required: true\n")),
         Some(&ns),
     );
-    let t0 = Instant::now();
-    let code = loop {
-        if let Some(s) = c.unshare.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "init did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = c.wait_exit();
     assert_eq!(code, Some(1), "{}", c.log());
     assert!(c.log().contains("no host certificate"), "{}", c.log());
 }

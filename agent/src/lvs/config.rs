@@ -5,10 +5,12 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use berth_http::tls::ServerTls;
 use berth_netcfg::ipvs::{FwdMethod, Service, ServiceKey};
 use serde::Deserialize;
+
+use crate::marathon;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -32,23 +34,19 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct Raw {
     listen: SocketAddr,
-    marathon: RawMarathon,
+    marathon: marathon::config::Raw,
+    tls: Option<RawTls>,
     #[serde(default)]
     service: Vec<RawService>,
 }
 
+/// The API server's TLS (absent: plain HTTP).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMarathon {
-    url: String,
-    user: Option<String>,
-    password_file: Option<PathBuf>,
-    #[serde(default = "default_reconcile")]
-    reconcile_secs: u64,
-}
-
-fn default_reconcile() -> u64 {
-    30
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,15 +74,6 @@ fn default_weight() -> u32 {
     1
 }
 
-/// Marathon access.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marathon {
-    pub url: String,
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub reconcile: Duration,
-}
-
 /// One virtual service berth owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VirtualService {
@@ -98,10 +87,13 @@ pub struct VirtualService {
     pub weight: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
+    pub path: PathBuf,
     pub listen: SocketAddr,
-    pub marathon: Marathon,
+    /// As written; [`Config::marathon`] resolves it (reads the password file).
+    pub marathon: marathon::config::Raw,
+    pub tls: Option<ServerTls>,
     pub services: Vec<VirtualService>,
 }
 
@@ -144,24 +136,9 @@ impl Config {
             field,
             why,
         };
-        let url = raw.marathon.url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid(
-                "marathon.url".into(),
-                format!("{url:?} is not an http(s) URL"),
-            ));
-        }
-        if raw.marathon.reconcile_secs == 0 {
-            return Err(invalid(
-                "marathon.reconcile_secs".into(),
-                "must be at least 1".into(),
-            ));
-        }
-        if raw.marathon.user.is_some() != raw.marathon.password_file.is_some() {
-            return Err(invalid(
-                "marathon".into(),
-                "user and password_file go together".into(),
-            ));
+        // Values are checked now; the password file is read by `marathon()`.
+        if let Err(e) = raw.marathon.resolve_values() {
+            return Err(invalid(format!("marathon.{}", e.field), e.why));
         }
         let mut seen = BTreeSet::new();
         let mut services = Vec::new();
@@ -200,13 +177,23 @@ impl Config {
         }
         Ok(Config {
             listen: raw.listen,
-            marathon: Marathon {
-                url,
-                user: raw.marathon.user,
-                password_file: raw.marathon.password_file,
-                reconcile: Duration::from_secs(raw.marathon.reconcile_secs),
-            },
+            path: path.into(),
+            marathon: raw.marathon,
+            tls: raw.tls.map(|t| ServerTls {
+                cert_file: t.cert_file,
+                key_file: t.key_file,
+                client_ca_file: t.client_ca_file,
+            }),
             services,
+        })
+    }
+
+    /// The Marathon client settings, with the password read from its file.
+    pub fn marathon(&self) -> Result<marathon::Config, ConfigError> {
+        self.marathon.resolve().map_err(|e| ConfigError::Invalid {
+            path: self.path.clone(),
+            field: format!("marathon.{}", e.field),
+            why: e.why,
         })
     }
 }
@@ -234,8 +221,11 @@ app = "/shop/web"
     #[test]
     fn good_config() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.marathon.url, "http://marathon.example:8080");
-        assert_eq!(c.marathon.reconcile, Duration::from_secs(30));
+        assert!(
+            matches!(&c.marathon.url, marathon::config::Urls::One(u) if u == "http://marathon.example:8080/")
+        );
+        let e = c.marathon().unwrap_err().to_string();
+        assert!(e.starts_with("lvs.toml: marathon.password_file:"), "{e}");
         let s = &c.services[0];
         assert_eq!(s.service.key.to_string(), "10.0.0.100:80/tcp");
         assert_eq!(
@@ -261,7 +251,7 @@ app = "/shop/web"
                 "service[0].scheduler",
             ),
             (GOOD.replace("http://", "ftp://"), "marathon.url"),
-            (GOOD.replace("user = \"berth\"\n", ""), "marathon"),
+            (GOOD.replace("user = \"berth\"\n", ""), "marathon.user"),
             (
                 format!("{GOOD}[[service]]\nvip = \"10.0.0.100:80\"\napp = \"/b\"\n"),
                 "service[1].vip",

@@ -157,8 +157,17 @@ impl Config {
 }
 
 impl Raw {
+    /// Check the values without reading any file.
+    pub fn resolve_values(&self) -> Result<Config, Invalid> {
+        self.resolve_with(false)
+    }
+
     /// Check the values and read the password file.
     pub fn resolve(&self) -> Result<Config, Invalid> {
+        self.resolve_with(true)
+    }
+
+    fn resolve_with(&self, read: bool) -> Result<Config, Invalid> {
         let bad = |field: &str, why: String| Invalid {
             field: field.into(),
             why,
@@ -188,7 +197,12 @@ impl Raw {
                 if user.is_empty() || user.contains(':') {
                     return Err(bad("user", "must be non-empty and without ':'".into()));
                 }
-                let text = std::fs::read_to_string(file).map_err(|e| {
+                let text = if read {
+                    std::fs::read_to_string(file)
+                } else {
+                    Ok("(not read)".to_string())
+                };
+                let text = text.map_err(|e| {
                     bad(
                         "password_file",
                         format!("cannot read {}: {e}", file.display()),

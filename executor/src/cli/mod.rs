@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 /// settings from BERTH_EXECUTOR_* variables; any arguments are the app's `cmd`. Without
 /// Mesos, use `run` to run one task by hand.
 #[derive(Debug, Parser)]
-#[command(version, after_help = TOP_HELP)]
+#[command(version = env!("BERTH_VERSION"), after_help = TOP_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

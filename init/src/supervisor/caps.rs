@@ -12,6 +12,8 @@
 
 use std::io;
 
+use crate::capset;
+
 /// CAP_NET_ADMIN.
 pub const CAP_NET_ADMIN: u32 = 12;
 /// CAP_NET_RAW.
@@ -19,25 +21,8 @@ pub const CAP_NET_RAW: u32 = 13;
 /// What services lose.
 pub const DROPPED: [u32; 2] = [CAP_NET_ADMIN, CAP_NET_RAW];
 
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 fn in_bounding(cap: u32) -> bool {
-    // SAFETY: PR_CAPBSET_READ only reads the calling thread's bounding set.
-    unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) == 1 }
+    capset::in_bounding(cap) == Some(true)
 }
 
 /// Drops [`DROPPED`] from every capability set of the calling thread. Dropping from the
@@ -60,36 +45,20 @@ pub fn drop_for_children() -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
         if in_bounding(cap) {
-            // SAFETY: as above.
-            let r =
-                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EPERM) {
-                    return Err(e);
+            if let Err(e) = capset::drop_bounding(cap) {
+                if e != libc::EPERM {
+                    return Err(io::Error::from_raw_os_error(e));
                 }
                 tracing::debug!(cap, "no CAP_SETPCAP: the bounding set keeps the capability");
             }
         }
     }
-    let mut hdr = Header {
-        version: CAP_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget fills two Data structs for version 3; both live on this stack.
-    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mask = DROPPED.iter().fold(0u32, |m, c| m | (1 << c));
-    data[0].effective &= !mask;
-    data[0].permitted &= !mask;
-    data[0].inheritable &= !mask;
-    // SAFETY: capset reads the header and two Data structs; pid 0 = the calling thread.
-    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let mut sets = capset::get().map_err(io::Error::from_raw_os_error)?;
+    let mask = DROPPED.iter().fold(0u64, |m, c| m | (1 << c));
+    sets.effective &= !mask;
+    sets.permitted &= !mask;
+    sets.inheritable &= !mask;
+    capset::set(sets).map_err(io::Error::from_raw_os_error)
 }
 
 #[cfg(test)]

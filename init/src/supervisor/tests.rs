@@ -12,13 +12,14 @@ use crate::exit_status::ExitKind;
 use crate::spec::{AppSpec, Probe};
 use crate::status::Request;
 
+/// Also the fake of the LVS hook's tests (`lvs_tests.rs`).
 #[derive(Default)]
-struct FakeOs {
+pub(super) struct FakeOs {
     next_pid: i32,
-    spawned: Vec<(i32, String)>,
-    signals: Vec<(i32, Signal)>,
-    alive: HashSet<i32>,
-    probes: Vec<(usize, u64)>,
+    pub(super) spawned: Vec<(i32, String)>,
+    pub(super) signals: Vec<(i32, Signal)>,
+    pub(super) alive: HashSet<i32>,
+    pub(super) probes: Vec<(usize, u64)>,
 }
 
 impl Os for FakeOs {
@@ -40,7 +41,7 @@ impl Os for FakeOs {
     }
 }
 
-fn engine(yaml: &str) -> Engine<FakeOs> {
+pub(super) fn engine(yaml: &str) -> Engine<FakeOs> {
     let spec = AppSpec::parse(yaml, Path::new("/app.yaml")).unwrap();
     let cfg = EngineConfig {
         spec,

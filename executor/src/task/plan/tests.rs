@@ -227,6 +227,7 @@ fn a_good_task() {
         "MARATHON_APP_ID=/web",
         "BERTH_MEM_MB=64",
         "BERTH_PORTS=31000,31001",
+        "BERTH_KILL_GRACE_MS=3000",
         "MESOS_TASK_ID=web.1",
     ] {
         assert!(p.env.iter().any(|x| x == e), "{e} in {:?}", p.env);

@@ -1,0 +1,2 @@
+// The version every binary prints: see packaging/version.rs.
+include!("../packaging/version.rs");
