@@ -38,6 +38,7 @@ pub mod subreaper;
 pub mod backoff;
 pub mod cron;
 pub mod ctl;
+pub mod dbauth;
 pub mod health;
 pub mod login;
 pub mod lvs;

@@ -5,6 +5,7 @@
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
 //! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
+//! - [`mariadb`]: a real MariaDB server in a netns on a temp datadir, for dbauth.
 //! - [`lvs_director`]: a strict, recording double of the LVS director's real-server API.
 //! - [`marathon`]: a strict Marathon API double (tasks, SSE events) fed from the Mesos one.
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
@@ -18,6 +19,7 @@ pub mod login;
 pub mod login_ca;
 pub mod lvs_director;
 pub mod marathon;
+pub mod mariadb;
 pub mod mesos;
 pub mod minbase;
 pub mod oci;

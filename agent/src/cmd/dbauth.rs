@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::dbauth::config::{Config, DEFAULT_PATH};
-use crate::dbauth::marathon::HttpTasks;
 use crate::error_chain;
 
 /// Options of `berth-agent dbauth`.
@@ -53,8 +52,9 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let r: Result<(), String> = rt.block_on(async {
-        let tasks = HttpTasks::new(&cfg.marathon_url, cfg.marathon_timeout)
+        let tasks = crate::dbauth::marathon::client(&cfg.marathon_url, cfg.marathon_timeout)
             .map_err(|e| format!("{}: marathon.url: {e}", args.config.display()))?;
+        let events = tasks.events(&["status_update_event"]);
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> ExitCode {
             }
             tracing::info!("stopping");
         };
-        crate::dbauth::run::run(cfg, tasks, listener, shutdown)
+        crate::dbauth::run::run(cfg, tasks.clone(), Some(events), listener, shutdown)
             .await
             .map_err(|e| error_chain(&e))
     });

@@ -1,58 +1,49 @@
-//! [`Tasks`] over HTTP: `GET {marathon}/v2/apps/{id}/tasks` through berth-http.
-//! (Stand-in until `crate::marathon`'s client lands; then this file becomes its impl.)
+//! [`Tasks`] by `crate::marathon`'s client, and the event loop that revokes on task ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use berth_http::client::{Client, Options, Request};
 use berth_http::url::Url;
 
+use super::authority::Authority;
 use super::tasks::{LookupError, Tasks};
 use crate::error_chain;
-use crate::marathon::types::{self, Task};
+use crate::marathon::types::Task;
+use crate::marathon::{Config, Error, EventStream, Item, Marathon};
 
-/// The most a task list may be.
-const LIMIT: usize = 8 << 20;
-
-pub struct HttpTasks {
-    client: Client,
-    base: Url,
+/// A client for `url` with dbauth's timeout.
+pub fn client(url: &str, timeout: Duration) -> Result<Marathon, String> {
+    let url = Url::parse(url).map_err(|e| error_chain(&e))?;
+    let mut cfg = Config::new(vec![url]);
+    cfg.connect_timeout = timeout;
+    cfg.request_timeout = timeout;
+    Marathon::new(cfg).map_err(|e| error_chain(&e))
 }
 
-impl HttpTasks {
-    pub fn new(url: &str, timeout: Duration) -> Result<HttpTasks, LookupError> {
-        let base = Url::parse(url).map_err(|e| LookupError(error_chain(&e)))?;
-        let client = Client::new(Options {
-            connect_timeout: timeout,
-            response_timeout: timeout,
-            ..Options::default()
-        })
-        .map_err(|e| LookupError(error_chain(&e)))?;
-        Ok(HttpTasks { client, base })
+impl Tasks for Marathon {
+    async fn app_tasks(&self, app: &str) -> Result<Vec<Task>, LookupError> {
+        match self.tasks(app).await {
+            Ok(t) => Ok(t),
+            // An app Marathon does not know has no tasks.
+            Err(Error::UnknownApp { .. }) => Ok(Vec::new()),
+            Err(e) => Err(LookupError(error_chain(&e))),
+        }
     }
 }
 
-impl Tasks for HttpTasks {
-    async fn app_tasks(&self, app: &str) -> Result<Vec<Task>, LookupError> {
-        // `app` was validated (names::app_id): only a-z 0-9 - . / reach the path.
-        let url = self.base.with_path(&format!("/v2/apps{app}/tasks"));
-        let resp = self
-            .client
-            .send(Request::get(url).header("accept", "application/json"))
-            .await
-            .map_err(|e| LookupError(error_chain(&e)))?;
-        if resp.status == berth_http::StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
+/// Follows `/v2/events`: a status update ending a task revokes its account; after each
+/// (re)connection, a sweep catches what was missed while disconnected.
+pub async fn follow<T: Tasks>(auth: Arc<Authority<T>>, mut events: EventStream) {
+    loop {
+        match events.next().await {
+            Ok(Item::Event(ev)) => auth.on_event(&ev).await,
+            Ok(Item::Connected { url }) => {
+                tracing::info!(%url, "following Marathon's events");
+                if let Err(e) = auth.sweep().await {
+                    tracing::warn!("sweep after (re)connecting failed: {}", error_chain(&e));
+                }
+            }
+            Err(e) => tracing::warn!("Marathon events: {}", error_chain(&e)),
         }
-        if !resp.status.is_success() {
-            return Err(LookupError(format!(
-                "GET /v2/apps{app}/tasks: HTTP {}",
-                resp.status
-            )));
-        }
-        let body = resp
-            .bytes(LIMIT)
-            .await
-            .map_err(|e| LookupError(error_chain(&e)))?;
-        types::tasks(&body).map_err(|e| LookupError(error_chain(&e)))
     }
 }

@@ -11,7 +11,7 @@
 //! - [`store`]: the durable record of grants (SQLite).
 //! - [`admin`]: the admin connection (mysql_async).
 //! - [`tasks`]: the Marathon question behind a trait, and the matching rules.
-//! - [`marathon`]: that trait over HTTP.
+//! - [`marathon`]: that trait by the Marathon client; the event loop that revokes.
 //! - [`authority`]: grant, revoke, sweep, reconcile; the audit lines.
 //! - [`api`]: the HTTP API.
 //! - [`run`]: the service loop.

@@ -23,6 +23,7 @@ pub enum RunError {
 pub async fn run<T: Tasks>(
     cfg: Config,
     tasks: T,
+    events: Option<crate::marathon::EventStream>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
@@ -49,8 +50,12 @@ pub async fn run<T: Tasks>(
             }
         })
     };
+    let follower = events.map(|ev| tokio::spawn(super::marathon::follow(auth.clone(), ev)));
     let handler = move |req, peer| super::api::handle(auth.clone(), req, peer);
     berth_http::server::serve(listener, None, handler, shutdown).await;
     sweeper.abort();
+    if let Some(f) = follower {
+        f.abort();
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 pub mod caps;
 pub mod command;
+pub mod dbauth;
 pub mod duration;
 pub mod login;
 pub mod lvs;
@@ -116,6 +117,7 @@ struct RawSpec {
     health_port: Option<Port>,
     network: Option<NetworkSpec>,
     login: Option<LoginSpec>,
+    dbauth: Option<dbauth::DbAuthSpec>,
     statsd: Option<statsd::StatsdSpec>,
 }
 
@@ -144,6 +146,8 @@ pub struct AppSpec {
     pub network: Option<NetworkSpec>,
     /// SSH login with CA certificates (`login:`); none: no login machinery at all.
     pub login: Option<LoginSpec>,
+    /// Database credentials before any service starts (`dbauth:`).
+    pub dbauth: Option<dbauth::DbAuthSpec>,
     /// App metrics on a statsd UDP port (`statsd:`); none: no socket, no thread.
     pub statsd: Option<statsd::StatsdSpec>,
 }

@@ -400,6 +400,11 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
             invalid(path, text, &at, msg)
         })?;
     }
+    if let Some(d) = &raw.dbauth {
+        d.check().map_err(|(key, msg)| {
+            invalid(path, text, &["dbauth", key], format!("dbauth.{key}: {msg}"))
+        })?;
+    }
     if let Some(s) = &raw.statsd {
         s.check()
             .map_err(|(key, msg)| invalid(path, text, &["statsd", key], msg))?;
@@ -416,6 +421,7 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         health_port: raw.health_port.map(|p| p.0),
         network: raw.network,
         login: raw.login,
+        dbauth: raw.dbauth,
         statsd: raw.statsd,
     })
 }

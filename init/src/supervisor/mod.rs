@@ -70,6 +70,9 @@ pub enum SupervisorError {
     /// `login.required` and login could not be set up.
     #[error("login")]
     Login(#[from] crate::login::LoginError),
+    /// `dbauth:` could not get database credentials (exit [`crate::dbauth::EXIT_CODE`]).
+    #[error(transparent)]
+    DbAuth(#[from] crate::dbauth::DbAuthError),
     /// The status socket or the health port cannot be set up.
     #[error("cannot set up {what}")]
     Io {
@@ -88,6 +91,7 @@ impl SupervisorError {
             SupervisorError::Spec(_)
             | SupervisorError::Ids(_)
             | SupervisorError::Network(network::NetworkError::Env(_)) => 2,
+            SupervisorError::DbAuth(_) => crate::dbauth::EXIT_CODE,
             _ => 1,
         }
     }
@@ -204,6 +208,21 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
             return Err(e.into());
         }
     };
+    // Database credentials after the address (dbauth knows the caller by it), before
+    // any service: a failure ends init, so the container, fail closed.
+    if let Some(d) = &spec.dbauth {
+        let owner = users::resolve(d.user.as_deref(), None)
+            .map_err(|e| ids_err(e, "dbauth.user"))?
+            .unwrap_or((0, 0));
+        let app = std::env::var("MARATHON_APP_ID").ok();
+        if let Err(e) = crate::dbauth::run(d, app.as_deref(), owner) {
+            let _ = std::fs::remove_file(&opts.socket);
+            if let Some(n) = net {
+                n.stop();
+            }
+            return Err(e.into());
+        }
+    }
     caps::drop_for_children().map_err(SupervisorError::Caps)?;
     let snapshot = match spec.health_port {
         Some(port) => {
