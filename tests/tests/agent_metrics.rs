@@ -1,7 +1,8 @@
 //! `berth-agent serve` collecting a real runc container started by berth-executor through
 //! the Mesos agent double: the memory the task allocates shows in `GET /metrics` (within
 //! 10 %), the exposition passes `promtool check metrics`, and the strict Open-Falcon
-//! double receives valid items for the container's hostname tagged with its app and task.
+//! double receives valid items for the container's hostname tagged with its app and task;
+//! `berth-agent ps` lists the task (table and JSON) and fails on an unreadable state dir.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -134,6 +135,63 @@ fn memory_of_a_real_container_in_prometheus_and_falcon() {
     assert!(
         text.contains("berth_app_state{"),
         "init's status missing:\n{text}"
+    );
+
+    // `ps` shows the task, as a table and as JSON.
+    let ps = |args: &[&str]| {
+        Command::new(binary("berth-agent"))
+            .arg("ps")
+            .args(args)
+            .output()
+            .expect("berth-agent ps")
+    };
+    let state = lab.state.display().to_string();
+    let out = ps(&["--state-dir", &state, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ps --json");
+    let row = &rows[0];
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(row["task"], tid.as_str(), "{row}");
+    assert_eq!(row["app"], "/e2e/app", "{row}");
+    assert_eq!(row["state"], "TASK_RUNNING", "{row}");
+    assert!(
+        row["memory_bytes"].as_f64().unwrap_or(0.0) >= 50.0 * MIB,
+        "{row}"
+    );
+    assert_eq!(
+        row["memory_limit_bytes"].as_f64(),
+        Some(160.0 * MIB),
+        "{row}"
+    );
+    assert!(
+        row["cpu_percent"]
+            .as_f64()
+            .is_some_and(|c| (0.0..=200.0).contains(&c)),
+        "{row}"
+    );
+    assert!(row["uptime_secs"].as_u64().is_some(), "{row}");
+    let out = ps(&["--state-dir", &state]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("TASK") && lines[0].contains("UPTIME"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with(&tid) && lines[1].contains("/e2e/app  TASK_RUNNING"),
+        "{table}"
+    );
+    let missing = lab.dir.path().join("no-such-state");
+    let out = ps(&["--state-dir", &missing.display().to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the state dir") && err.contains("no-such-state"),
+        "{err}"
     );
 
     // promtool accepts the exposition.
