@@ -20,6 +20,8 @@ apt_packages=(
   prometheus
   # passwordless login (init login: section): the real sshd and ssh-keygen/ssh client
   openssh-server openssh-client
+  # database authorization (dbauth tests): a real MariaDB started by the tests
+  mariadb-server mariadb-client
   # the static berth-init (musl target; musl-gcc for C code such as ring, and the
   # musl-linked program of the init_images test)
   musl-tools

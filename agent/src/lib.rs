@@ -21,9 +21,11 @@
 //! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
+//! - [`dbauth`]: database authorization (grants per task, revoked when it ends).
 
 pub mod cmd;
 pub mod config;
+pub mod dbauth;
 pub mod log;
 pub mod lvs;
 pub mod marathon;

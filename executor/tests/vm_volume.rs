@@ -177,7 +177,12 @@ fn vm_volume_step_on_lvm() {
         lvs.contains("berth-home-web-vm-1-") && lvs.contains("berth.owner=web.vm-1"),
         "{lvs}"
     );
-    assert!(lvs.contains("64.00m"), "{lvs}");
+    // 64 MB usable: the LV carries ext4's overhead on top, in whole 4 MiB extents.
+    let lv = berth_lvm::Filesystem::Ext4
+        .device_size(berth_lvm::Bytes::mib(64))
+        .round_up(4 << 20);
+    let want = format!("{:.2}m", lv.0 as f64 / 1048576.0);
+    assert!(lvs.contains(&want), "{want} in {lvs}");
     let line = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -190,6 +195,9 @@ fn vm_volume_step_on_lvm() {
         c.outputs().binds,
         vec![(mp.clone(), "/home".to_string(), false)]
     );
+    let st = nix::sys::statvfs::statvfs(&mp).unwrap();
+    let usable = st.blocks_available() * st.fragment_size();
+    assert!(usable >= 64 << 20, "64 MB asked, {usable} bytes usable");
     std::fs::write(mp.join("f"), b"data").unwrap();
 
     // Teardown: unmounted, LV removed, mount point and state dir gone; again is a no-op.

@@ -31,6 +31,7 @@ pub mod subreaper;
 // - `supervisor`: services as process groups, health checks, hooks, cron, status socket.
 // - `cron`, `backoff`, `health`: the pure schedule, restart-delay and health machines.
 // - `login`: SSH login with CA certificates (`login:`): sshd config, host key, CA/KRL refresh.
+// - `lvs`: LVS registration (`lvs:`): the director API client and its retry machine.
 // - `status`: the status socket's JSON protocol; `ctl`: its client; `sup_cli`: the
 //   supervisor's command line (`--spec`, `--socket`, `ctl`); `sup_log`: its log lines.
 pub mod backoff;
@@ -38,7 +39,9 @@ pub mod cron;
 pub mod ctl;
 pub mod health;
 pub mod login;
+pub mod lvs;
 pub mod spec;
+pub mod statsd;
 pub mod status;
 pub mod sup_cli;
 pub mod sup_log;

@@ -51,6 +51,8 @@ pub enum Stage {
     CloseFds = 9,
     /// `execvp` itself.
     Exec = 10,
+    /// Dropping capabilities (`prctl(PR_CAPBSET_DROP)`, `capset`).
+    Capabilities = 11,
 }
 
 impl Stage {
@@ -66,6 +68,7 @@ impl Stage {
             8 => Self::ParentDeathSignal,
             9 => Self::CloseFds,
             10 => Self::Exec,
+            11 => Self::Capabilities,
             _ => return None,
         })
     }
@@ -82,6 +85,7 @@ impl Stage {
             Self::ParentDeathSignal => "prctl(PR_SET_PDEATHSIG)",
             Self::CloseFds => "close_range",
             Self::Exec => "exec",
+            Self::Capabilities => "dropping capabilities",
         }
     }
 }
@@ -184,6 +188,7 @@ pub struct Spawn {
     stdio: [Option<RawFd>; 3],
     close_other_fds: bool,
     parent_death_signal: Option<i32>,
+    keep_caps: Option<u64>,
 }
 
 fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
@@ -216,6 +221,7 @@ impl Spawn {
             stdio: [None; 3],
             close_other_fds: false,
             parent_death_signal: None,
+            keep_caps: None,
         })
     }
 
@@ -282,6 +288,15 @@ impl Spawn {
     /// so the tini mode leaves this off).
     pub fn close_other_fds(mut self, yes: bool) -> Self {
         self.close_other_fds = yes;
+        self
+    }
+
+    /// Limits the child to the capabilities in `keep` (bit n = capability n): every other
+    /// one leaves its bounding and inheritable sets before exec, so not even a setuid-root
+    /// or file-capability binary gets it back. Fails the spawn when init cannot drop them
+    /// (no CAP_SETPCAP): the child never runs with more than asked.
+    pub fn keep_capabilities(mut self, keep: u64) -> Self {
+        self.keep_caps = Some(keep);
         self
     }
 
@@ -378,6 +393,11 @@ impl Spawn {
                     return (Stage::Chdir, errno());
                 }
             }
+            if let Some(keep) = self.keep_caps {
+                if let Err(e) = limit_capabilities(keep) {
+                    return (Stage::Capabilities, e);
+                }
+            }
             if let Some(c) = &self.credentials {
                 if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
                     return (Stage::Groups, errno());
@@ -405,6 +425,60 @@ impl Spawn {
             (Stage::Exec, errno())
         }
     }
+}
+
+/// Drops every capability outside `keep` from the calling thread's bounding set and
+/// inheritable set (which also empties the ambient set of them). Async-signal-safe: only
+/// prctl/capget/capset on the stack. Returns the errno of the first failure.
+fn limit_capabilities(keep: u64) -> Result<(), i32> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments; affects only the calling thread.
+        let held = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(cap), 0, 0, 0) };
+        if held < 0 {
+            // EINVAL: past the kernel's last capability; nothing more to drop.
+            break;
+        }
+        if held == 1 {
+            // SAFETY: as above.
+            let r =
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+            if r != 0 {
+                return Err(errno());
+            }
+        }
+    }
+    let mut hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget fills two Data structs for version 3; both live on this stack.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) } != 0 {
+        return Err(errno());
+    }
+    data[0].inheritable &= keep as u32;
+    data[1].inheritable &= (keep >> 32) as u32;
+    // SAFETY: capset reads the header and two Data structs on this stack; lowering the
+    // inheritable set is always allowed.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
 }
 
 fn errno() -> i32 {

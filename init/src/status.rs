@@ -85,6 +85,12 @@ pub struct ServiceStatus {
     pub restarts: u32,
     /// null without a health check or before the first counted result.
     pub healthy: Option<bool>,
+    /// LVS registration state; absent without an `lvs` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lvs: Option<serde_json::Value>,
+    /// How long the last finished health check took, microseconds; absent before one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_latency_us: Option<u64>,
 }
 
 /// The answer to `status`.
@@ -103,6 +109,9 @@ pub struct Status {
     /// SSH login state; absent when the spec has no `login` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<serde_json::Value>,
+    /// App metrics (the last statsd step); absent when the spec has no `statsd` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statsd: Option<serde_json::Value>,
 }
 
 /// Any answer: a status, a plain ok, or an error.
@@ -169,10 +178,13 @@ mod tests {
                 pid: Some(7),
                 restarts: 0,
                 healthy: None,
+                lvs: None,
+                check_latency_us: None,
             }],
             require: Some("centos:6.3".into()),
             network: None,
             login: None,
+            statsd: None,
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

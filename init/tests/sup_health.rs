@@ -40,6 +40,11 @@ fn unhealthy_service_is_killed_and_restarted() {
         s["services"][0]["healthy"] == true
     });
     assert_eq!(p.status()["state"], "running");
+    // Each finished check's latency is shown (a shell that tests a file: well under 1 s).
+    let us = p.service("app")["check_latency_us"]
+        .as_u64()
+        .expect("check_latency_us");
+    assert!(us > 0 && us < 1_000_000, "{us}");
 
     // After the first success, failures count: 3 in a row kill it; it restarts.
     std::fs::remove_file(p.path("ok")).unwrap();

@@ -62,11 +62,15 @@ pub enum FsError {
 
 /// The mkfs command for `fs` on `dev`: quiet, forced (the device may hold an old signature
 /// from a crashed create), no discard (slow on thin and loop, and pointless on new space).
+/// ext4's geometry is explicit (4 KiB blocks, one 256-byte inode per 16 KiB, no root
+/// reserve) so that [`Filesystem::device_size`](crate::volume::Filesystem::device_size)
+/// holds whatever the host's mke2fs.conf says.
 pub fn mkfs_cmd(fs: Filesystem, dev: &Path) -> Cmd {
     let dev = dev.display().to_string();
     match fs {
         Filesystem::Ext4 => Cmd::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", "nodiscard,lazy_itable_init=1", "-m", "0"])
+            .args(["-q", "-F", "-b", "4096", "-i", "16384", "-I", "256"])
+            .args(["-E", "nodiscard,lazy_itable_init=1", "-m", "0"])
             .arg(dev),
         Filesystem::Xfs => Cmd::new("mkfs.xfs").args(["-q", "-f", "-K"]).arg(dev),
     }
@@ -287,7 +291,7 @@ mod tests {
     fn commands_are_built_exactly() {
         assert_eq!(
             mkfs_cmd(Filesystem::Ext4, Path::new("/dev/vg/lv")).to_string(),
-            "mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=1 -m 0 /dev/vg/lv"
+            "mkfs.ext4 -q -F -b 4096 -i 16384 -I 256 -E nodiscard,lazy_itable_init=1 -m 0 /dev/vg/lv"
         );
         assert_eq!(
             mkfs_cmd(Filesystem::Xfs, Path::new("/dev/vg/lv")).to_string(),

@@ -23,7 +23,40 @@ impl Filesystem {
         }
     }
 
-    /// Smallest size mkfs accepts (xfs refuses filesystems under 300 MiB).
+    /// The device size that gives at least `usable` bytes free (as `df` shows them) on a new
+    /// filesystem made by [`crate::fs::mkfs_cmd`]: the journal or log, inode tables,
+    /// ext4's reserved clusters and metadata come on top. Measured on loop files from
+    /// 64 MiB to 20 GiB (lvm/tests/loopfile.rs checks it); the waste is under 2 %.
+    pub fn device_size(self, usable: Bytes) -> Bytes {
+        const MIB: f64 = 1048576.0;
+        let u = usable.0 as f64 / MIB;
+        let overhead = |d: f64| match self {
+            Filesystem::Ext4 => {
+                // mkfs.ext4's default journal for a device of d MiB (4 KiB blocks).
+                let journal = match d {
+                    d if d < 128.0 => 4.0,
+                    d if d < 1024.0 => 16.0,
+                    d if d < 2048.0 => 32.0,
+                    d if d < 16384.0 => 64.0,
+                    d if d < 32768.0 => 128.0,
+                    d if d < 65536.0 => 256.0,
+                    d if d < 131072.0 => 512.0,
+                    _ => 1024.0,
+                };
+                // inode tables (one 256-byte inode per 16 KiB), the reserved clusters
+                // (2 %, at most 16 MiB), bitmaps/descriptors, slack.
+                journal + d / 64.0 + (d / 50.0).min(16.0) + d / 200.0 + 4.0
+            }
+            Filesystem::Xfs => 80.0 + d / 40.0,
+        };
+        let mut d = u;
+        for _ in 0..6 {
+            d = u + overhead(d);
+        }
+        Bytes((d * MIB).ceil() as u64)
+    }
+
+    /// Smallest size a volume may be asked for (xfs refuses filesystems under 300 MiB).
     pub fn min_size(self) -> Bytes {
         match self {
             Filesystem::Ext4 => Bytes::mib(8),
@@ -65,6 +98,8 @@ pub enum VolumeState {
 pub struct Volume {
     pub name: VolumeName,
     pub owner: Owner,
+    /// The device's size: what was asked for plus the filesystem's overhead
+    /// ([`Filesystem::device_size`]).
     pub size: Bytes,
     pub fs: Filesystem,
     pub state: VolumeState,

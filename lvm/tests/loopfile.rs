@@ -12,7 +12,10 @@ use berth_lvm::{
     Backend, Bytes, CreateRequest, Filesystem, MountOptions, Owner, Resized, VolumeError,
     VolumeName, VolumeState,
 };
-use common::{assert_root, berth_vol, fs_size, stderr, stdout, unique, wait_no_loops, Scratch};
+use common::{
+    assert_root, berth_vol, device, fs_avail, fs_size, stderr, stdout, unique, wait_no_loops,
+    Scratch,
+};
 
 fn backend(s: &Scratch) -> LoopfileBackend {
     LoopfileBackend::new(&s.path().join("vols"), Box::new(SystemRunner::default())).unwrap()
@@ -40,7 +43,7 @@ fn ext4_create_mount_grow_online_unmount_remove() {
     let r = req(&name, "64M", Filesystem::Ext4, "task-a");
     let v = b.create(&r).unwrap();
     assert_eq!(v.state, VolumeState::Complete);
-    assert_eq!(v.size, Bytes::mib(64));
+    assert_eq!(v.size, device(Filesystem::Ext4, 64));
     let listed = b.list().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].owner.as_str(), "task-a");
@@ -59,7 +62,11 @@ fn ext4_create_mount_grow_online_unmount_remove() {
     assert_eq!(s.mounts().len(), 1);
     std::fs::write(mnt.join("data"), b"hello").unwrap();
     let before = fs_size(&mnt);
-    assert!(before < 64 << 20);
+    assert!(
+        fs_avail(&mnt) >= 64 << 20,
+        "64 MiB asked, {} usable",
+        fs_avail(&mnt)
+    );
 
     assert!(matches!(
         b.remove(&r.name),
@@ -79,8 +86,8 @@ fn ext4_create_mount_grow_online_unmount_remove() {
     assert_eq!(
         b.resize(&r.name, Bytes::mib(128)).unwrap(),
         Resized::Grown {
-            from: Bytes::mib(64),
-            to: Bytes::mib(128)
+            from: device(Filesystem::Ext4, 64),
+            to: device(Filesystem::Ext4, 128)
         }
     );
     assert!(
@@ -137,8 +144,8 @@ fn xfs_grows_online_and_while_unmounted() {
     assert_eq!(
         b.resize(&r.name, Bytes::mib(400)).unwrap(),
         Resized::Grown {
-            from: Bytes::mib(320),
-            to: Bytes::mib(400)
+            from: device(Filesystem::Xfs, 320),
+            to: device(Filesystem::Xfs, 400)
         }
     );
     let online = fs_size(&mnt);
@@ -150,8 +157,8 @@ fn xfs_grows_online_and_while_unmounted() {
     assert_eq!(
         b.resize(&r.name, Bytes::mib(512)).unwrap(),
         Resized::Grown {
-            from: Bytes::mib(400),
-            to: Bytes::mib(512)
+            from: device(Filesystem::Xfs, 400),
+            to: device(Filesystem::Xfs, 512)
         }
     );
     assert!(
@@ -435,4 +442,43 @@ fn gc_keeps_live_and_busy_and_removes_the_rest() {
     assert_eq!(names, vec![live.name.clone()]);
     assert!(device::devices_for(Path::new("/sys/block"), &s.path().join("vols")).is_empty());
     assert!(b.remove(&live.name).unwrap());
+}
+
+#[test]
+fn usable_space_is_at_least_what_was_asked() {
+    // Sparse loop files: a 20 GiB one costs what mkfs writes.
+    assert_root();
+    let s = scratch();
+    let b = backend(&s);
+    let mnt = s.path().join("u");
+    let mut report = Vec::new();
+    for (fs, mib) in [
+        (Filesystem::Ext4, 64),
+        (Filesystem::Ext4, 100),
+        (Filesystem::Ext4, 256),
+        (Filesystem::Ext4, 1024),
+        (Filesystem::Ext4, 4096),
+        (Filesystem::Ext4, 20480),
+        (Filesystem::Xfs, 300),
+        (Filesystem::Xfs, 1024),
+        (Filesystem::Xfs, 20480),
+    ] {
+        let r = req(&unique("u-"), &format!("{mib}M"), fs, "task-u");
+        b.create(&r).unwrap();
+        b.mount(&r.name, &mnt, &MountOptions::default()).unwrap();
+        let avail = fs_avail(&mnt);
+        b.unmount(&mnt).unwrap();
+        b.remove(&r.name).unwrap();
+        let asked = mib << 20;
+        report.push(format!("{fs} {mib} MiB asked: {} MiB usable", avail >> 20));
+        assert!(avail >= asked, "{fs} {mib} MiB asked, {avail} bytes usable");
+        // Not much more than asked either (the device is paid for from the VG or disk).
+        assert!(
+            avail <= asked + asked / 50 + (16 << 20),
+            "{fs} {mib} MiB asked, {} MiB usable: the overhead estimate wastes space",
+            avail >> 20
+        );
+    }
+    println!("{}", report.join("\n"));
+    assert!(wait_no_loops(&s).is_empty());
 }

@@ -13,6 +13,10 @@
 //! create containers; berth then runs it with that hierarchy detached (see the executor's
 //! `task::runc`), and so does the crun anchor (`unshare -m` + `umount -l`).
 //!
+//! For runc also: berth over a TLS agent double (LIBPROCESS_SSL_*, client certificate,
+//! verification on), and, with BERTH_BENCH_OLD_EXECUTOR=<binary>, an older executor
+//! build on the plain double, each printed as a ratio to this build on plain HTTP.
+//!
 //! Run (root): `cargo build --release -p berth-executor -p berth-init --bins && cargo bench -p berth-tests --bench executor`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20;
 //! BERTH_BENCH_LOGS=<dir> keeps each berth task's executor log there, e.g. with
@@ -36,10 +40,17 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// One berth task: (launch->running, kill->killed) in ms; also returns its bundle config
 /// and the app spec generated for the command.
-fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<(Value, Vec<u8>)>) {
+fn berth_once(lab: &RuntimeLab, i: usize, agent: Agent) -> (f64, f64, Option<(Value, Vec<u8>)>) {
     let tid = lab.task_id(&format!("b{i}"));
-    let spec = lab.spec(&tid, Some("exec sleep 1000"));
-    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    let d = match agent {
+        Agent::Plain => AgentDouble::start(&spec.framework_id, &spec.executor_id),
+        Agent::Tls => AgentDouble::start_tls(&spec.framework_id, &spec.executor_id),
+        Agent::OldBinary(ref bin) => {
+            spec.binary = bin.clone();
+            AgentDouble::start(&spec.framework_id, &spec.executor_id)
+        }
+    };
     d.state().ack_delay = Duration::from_millis(0);
     let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
     assert!(d.enforce_registration(&mut exec));
@@ -78,6 +89,16 @@ fn berth_once(lab: &RuntimeLab, i: usize) -> (f64, f64, Option<(Value, Vec<u8>)>
     }
     lab.assert_clean();
     (launch, kill, config)
+}
+
+/// How berth_once reaches the agent: plain HTTP, TLS (LIBPROCESS_SSL_*, a client
+/// certificate, verification on), or plain with another executor binary (an older
+/// build, for before/after figures: BERTH_BENCH_OLD_EXECUTOR).
+#[derive(Clone)]
+enum Agent {
+    Plain,
+    Tls,
+    OldBinary(std::path::PathBuf),
 }
 
 const SCRIPT: &str = r#"set -e
@@ -185,6 +206,11 @@ struct Figures {
     berth_kill: Vec<f64>,
     anchor_launch: Vec<f64>,
     anchor_kill: Vec<f64>,
+    /// runc only: the same over TLS, and with the older binary.
+    tls_launch: Vec<f64>,
+    tls_kill: Vec<f64>,
+    old_launch: Vec<f64>,
+    old_kill: Vec<f64>,
 }
 
 fn main() {
@@ -192,6 +218,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let old = std::env::var_os("BERTH_BENCH_OLD_EXECUTOR").map(std::path::PathBuf::from);
     let runtimes = [TestRuntime::Runc, TestRuntime::Crun];
     let labs: Vec<RuntimeLab> = runtimes
         .iter()
@@ -201,9 +228,19 @@ fn main() {
     let mut anchors: Vec<Option<(std::path::PathBuf, Value)>> = vec![None, None];
     for i in 0..n {
         for (k, lab) in labs.iter().enumerate() {
-            let (l, kl, config) = berth_once(lab, i);
+            let (l, kl, config) = berth_once(lab, i, Agent::Plain);
             figs[k].berth_launch.push(l);
             figs[k].berth_kill.push(kl);
+            if k == 0 {
+                let (l, kl, _) = berth_once(lab, i, Agent::Tls);
+                figs[k].tls_launch.push(l);
+                figs[k].tls_kill.push(kl);
+                if let Some(old) = &old {
+                    let (l, kl, _) = berth_once(lab, i, Agent::OldBinary(old.clone()));
+                    figs[k].old_launch.push(l);
+                    figs[k].old_kill.push(kl);
+                }
+            }
             if anchors[k].is_none() {
                 let config = config.expect("berth's bundle config.json and app spec");
                 anchors[k] = Some(anchor_bundle(lab, config));
@@ -225,6 +262,7 @@ fn main() {
         m
     };
     let mut ratios = Vec::new();
+    let mut extra = Vec::new();
     for (rt, f) in runtimes.iter().zip(figs.iter_mut()) {
         let b = rt.binary();
         let bl = row(
@@ -238,8 +276,38 @@ fn main() {
         let bk = row(format!("berth+{b} KILL -> TASK_KILLED"), &mut f.berth_kill);
         let ak = row(format!("{b} kill -> gone (anchor)"), &mut f.anchor_kill);
         ratios.push((b, bl / al, bk / ak));
+        if !f.tls_launch.is_empty() {
+            let tl = row(
+                format!("berth+{b} over TLS LAUNCH -> RUNNING"),
+                &mut f.tls_launch,
+            );
+            let tk = row(
+                format!("berth+{b} over TLS KILL -> KILLED"),
+                &mut f.tls_kill,
+            );
+            extra.push(format!(
+                "ratio berth+{b} TLS/plain (median): launch {:.2}, kill {:.2}",
+                tl / bl,
+                tk / bk
+            ));
+        }
+        if !f.old_launch.is_empty() {
+            let ol = row(
+                format!("older berth+{b} LAUNCH -> RUNNING"),
+                &mut f.old_launch,
+            );
+            let ok = row(format!("older berth+{b} KILL -> KILLED"), &mut f.old_kill);
+            extra.push(format!(
+                "ratio berth+{b} this/older binary (median): launch {:.2}, kill {:.2}",
+                bl / ol,
+                bk / ok
+            ));
+        }
     }
     for (b, l, k) in ratios {
         println!("ratio berth+{b}/{b} (median): launch {l:.2}, kill {k:.2}");
+    }
+    for e in extra {
+        println!("{e}");
     }
 }

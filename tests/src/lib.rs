@@ -6,6 +6,8 @@
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
 //! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
+//! - [`lvs_director`]: a strict, recording double of the LVS director's real-server API.
+//! - [`marathon`]: a strict Marathon API double (tasks, SSE events) fed from the Mesos one.
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
 //! - [`rootfs`]: a small busybox root filesystem for container tests.
@@ -14,6 +16,9 @@
 pub mod falcon;
 pub mod lab;
 pub mod login;
+pub mod login_ca;
+pub mod lvs_director;
+pub mod marathon;
 pub mod mesos;
 pub mod oci;
 pub mod rootfs;

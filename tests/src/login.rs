@@ -66,7 +66,13 @@ pub const GROUP: &str = "root:x:0:\nwork:x:1000:\nnogroup:x:65534:\n";
 impl Container {
     /// `spec` with `@DIR@` replaced by the container's dir.
     pub fn start(spec: &str) -> Container {
-        Self::start_exec(spec, |d| {
+        Self::start_in(spec, None)
+    }
+
+    /// Like `start`, in the existing netns `ns` (a test's servers already listen there)
+    /// instead of a new one.
+    pub fn start_in(spec: &str, ns: Option<&crate::lab::Ns>) -> Container {
+        Self::start_with(spec, ns, |d| {
             format!(
                 "{} --spec {d}/app.yaml --socket {d}/run/init.sock",
                 binary("berth-init").display()
@@ -77,6 +83,14 @@ impl Container {
     /// Like `start`, but PID 1 is `exec(dir)` (a shell command line; the anchor runs a
     /// hand-configured sshd this way, its host key written to `<dir>/run/login/`).
     pub fn start_exec(spec: &str, exec: impl Fn(&str) -> String) -> Container {
+        Self::start_with(spec, None, exec)
+    }
+
+    fn start_with(
+        spec: &str,
+        ns: Option<&crate::lab::Ns>,
+        exec: impl Fn(&str) -> String,
+    ) -> Container {
         assert_root();
         let dir = tempfile::Builder::new()
             .prefix(&format!("berth-login-{}-", std::process::id()))
@@ -95,16 +109,17 @@ impl Container {
             d = d.display(),
             exec = exec(&d.display().to_string())
         );
-        let unshare = Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--net",
-                "sh",
-                "-c",
-                &script,
-            ])
+        // `ip netns exec` execs unshare in place: the child is still unshare.
+        let mut cmd = match ns {
+            Some(ns) => ns.command(&["unshare", "--pid", "--fork", "--mount-proc"]),
+            None => {
+                let mut c = Command::new("unshare");
+                c.args(["--pid", "--fork", "--mount-proc", "--net"]);
+                c
+            }
+        };
+        let unshare = cmd
+            .args(["sh", "-c", &script])
             .env("MARATHON_APP_ID", "/team/web")
             .env("BERTH_MEM_MB", "256")
             .env("BERTH_EXECUTOR_TOKEN", "s3cret-token")
@@ -148,8 +163,27 @@ impl Container {
     /// ssh into the container as `user` with `key` (and its certificate if signed),
     /// checking the host key; never prompts.
     pub fn ssh(&self, key: &Key, user: &str, cmd: &str, extra: &[&str]) -> Output {
+        self.ssh_known(
+            &format!("127.0.0.1 {}", self.host_key()),
+            key,
+            user,
+            cmd,
+            extra,
+        )
+    }
+
+    /// Like `ssh`, checking the host against the known_hosts line `known` (e.g. an
+    /// `@cert-authority` line).
+    pub fn ssh_known(
+        &self,
+        known: &str,
+        key: &Key,
+        user: &str,
+        cmd: &str,
+        extra: &[&str],
+    ) -> Output {
         let kh = self.dir.path().join("known_hosts");
-        std::fs::write(&kh, format!("127.0.0.1 {}", self.host_key())).unwrap();
+        std::fs::write(&kh, known).unwrap();
         let mut c = Command::new("nsenter");
         c.args(["-t", &self.pid1.to_string(), "-n", "ssh"])
             .args([

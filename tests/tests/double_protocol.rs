@@ -162,6 +162,32 @@ fn an_agent_restart_during_shutdown_does_not_lose_task_killed() {
 }
 
 #[test]
+fn an_agent_refusing_connections_at_start_is_retried_until_it_listens() {
+    let ex = "marathon-cr.1";
+    let d = AgentDouble::start(FW, ex);
+    d.go_away();
+    d.launch_on_subscribe(task("cr.1"));
+    let h = run(
+        env(&d.endpoint, ex, "100ms"),
+        Arc::new(Quick {
+            kill_delay: Duration::ZERO,
+        }),
+        None,
+    );
+    // Refused (nothing listens): the executor keeps trying, within the backoff.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        !h.is_finished(),
+        "the executor gave up on a refused connection"
+    );
+    assert!(d.state().answers.is_empty());
+    d.come_back(Duration::ZERO);
+    d.wait_state("cr.1", "TASK_RUNNING", Duration::from_secs(10));
+    assert_eq!(d.state().subscriptions.len(), 1);
+    finish(&d, "cr.1", h);
+}
+
+#[test]
 fn subscribe_answered_404_is_retried() {
     let ex = "marathon-nf.1";
     let d = AgentDouble::start(FW, ex);
@@ -237,14 +263,13 @@ fn message_and_error_events_leave_the_session_working() {
 }
 
 #[test]
-fn records_split_across_chunks_packed_and_with_split_size_lines_decode() {
+fn records_split_across_chunks_and_packed_decode() {
     let ex = "marathon-chunks.1";
     let d = AgentDouble::start(FW, ex);
     {
         let mut st = d.state();
         st.pieces = 3;
         st.pack = 4;
-        st.split_size_line = true;
         st.framework_capabilities = vec!["TASK_KILLING_STATE".into()];
     }
     d.launch_on_subscribe(task("chunks.1"));

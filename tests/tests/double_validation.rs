@@ -780,3 +780,37 @@ fn launch_carries_the_defaults_the_agent_writes() {
     assert!(launch.contains("\"interval_seconds\":2.0"), "{launch}");
     assert!(launch.contains("\"shell\":false"), "{launch}");
 }
+
+#[test]
+fn states_only_mesos_sends_are_accepted_like_the_agent_but_recorded() {
+    for state in [
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_LOST",
+        "TASK_UNREACHABLE",
+        "TASK_GONE_BY_OPERATOR",
+        "TASK_UNKNOWN",
+    ] {
+        let d = AgentDouble::start(FW, EX);
+        d.launch_on_subscribe(json!({"name":"app","task_id":{"value":"app.1"}}));
+        let (_s, _) = subscribe(&d.endpoint);
+        let mut s = good_status();
+        s["state"] = json!(state);
+        // The agent's validation refuses only TASK_STAGING: 202.
+        assert_eq!(post(&d.endpoint, JSON, &update_body(s)).0, 202, "{state}");
+        let v = d.violations();
+        assert!(
+            v.len() == 1 && v[0].contains(state) && v[0].contains("only Mesos"),
+            "{state}: {v:?}"
+        );
+    }
+    // What an executor ends a task with is no violation.
+    let d = AgentDouble::start(FW, EX);
+    d.launch_on_subscribe(json!({"name":"app","task_id":{"value":"app.1"}}));
+    let (_s, _) = subscribe(&d.endpoint);
+    let mut s = good_status();
+    s["state"] = json!("TASK_KILLED");
+    s["reason"] = json!("REASON_TASK_KILLED_DURING_LAUNCH");
+    assert_eq!(post(&d.endpoint, JSON, &update_body(s)).0, 202);
+    assert!(d.violations().is_empty(), "{:?}", d.violations());
+}

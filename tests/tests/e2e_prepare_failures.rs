@@ -81,6 +81,14 @@ impl Drop for LoopGuard<'_> {
     }
 }
 
+/// What Marathon's UI shows: one line, no ANSI escapes, at most 500 bytes.
+fn assert_plain_line(msg: &str) {
+    assert!(!msg.contains('\x1b'), "ANSI in {msg:?}");
+    assert!(!msg.contains('\n') && !msg.contains('\r'), "{msg:?}");
+    assert!(msg.len() <= 500, "{} bytes: {msg}", msg.len());
+    assert!(!msg.is_empty());
+}
+
 #[test]
 fn a_failure_at_every_step_undoes_everything() {
     lab::require_root();
@@ -113,11 +121,13 @@ fn a_failure_at_every_step_undoes_everything() {
         let u = last_update(&d);
         assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{step}: {u}");
         let msg = u["message"].as_str().unwrap_or("");
-        // The step ran (the task needs every step) and its failure undid it cleanly.
+        // The step ran (the task needs every step) and its failure undid it cleanly;
+        // the message is one plain line, the step and its cause first.
         assert!(
-            msg.contains(&format!("{step}: failure injected")),
+            msg.starts_with(&format!("{step}: failure injected")),
             "{step}: {u}"
         );
+        assert_plain_line(msg);
         assert!(!msg.contains("undo"), "{step}: {u}");
         assert!(!d.state().states(&tid).iter().any(|s| s == "TASK_RUNNING"));
         exec.wait_exit(T)
@@ -159,11 +169,12 @@ fn an_unusable_runtime_setting_fails_the_task_before_anything_is_made() {
     assert_eq!(u["reason"], "REASON_CONTAINER_LAUNCH_FAILED", "{u}");
     let msg = u["message"].as_str().unwrap_or("");
     assert!(
-        msg.starts_with("invalid task: executor setting BERTH_EXECUTOR_RUNTIME: ")
+        msg.starts_with("runtime: executor setting BERTH_EXECUTOR_RUNTIME: ")
             && msg.contains(&*missing.to_string_lossy())
             && msg.contains("is not found"),
         "{u}"
     );
+    assert_plain_line(msg);
     assert_eq!(
         d.state().states(&tid),
         ["TASK_STARTING", "TASK_FAILED"],
@@ -285,4 +296,45 @@ fn an_executor_that_never_subscribes_is_a_violation() {
         exec.wait_exit(Duration::from_secs(1)).is_some(),
         "killed by the double"
     );
+}
+
+/// berth-init exits before the task runs (its app spec, a DHCP lease that does not come):
+/// TASK_FAILED names init and init's own cause first, one plain line; the executor's
+/// log lines (in the same sandbox stderr) stay out of it.
+#[test]
+fn init_failures_are_one_plain_line_with_inits_cause() {
+    let cases = [
+        (
+            "spec",
+            "services:\n  web:\n    command: [\"/bin/sleep\", \"1000\"]\n    bogus_key: 1\n",
+            "bogus_key",
+        ),
+        (
+            "dhcp",
+            "network:\n  dhcp: eth9\n  dhcp_timeout: 1s\nservices:\n  web:\n    command: [\"/bin/sleep\", \"1000\"]\n",
+            "DHCP on eth9",
+        ),
+    ];
+    for (name, yaml, cause) in cases {
+        let lab = Lab::new(&format!("initfail{name}"));
+        let img = lab.images.join("busybox");
+        std::fs::create_dir_all(img.join("etc/berth")).unwrap();
+        std::fs::write(img.join("etc/berth/app.yaml"), yaml).unwrap();
+        let tid = lab.task_id(name);
+        let spec = lab.spec(&tid, None);
+        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(lab.task(&tid));
+        let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        d.wait_state(&tid, "TASK_FAILED", T);
+        let u = last_update(&d);
+        let msg = u["message"].as_str().unwrap_or("");
+        assert!(msg.starts_with("init: "), "{name}: {u}\n{}", exec.log());
+        assert!(msg.contains(cause), "{name}: {u}\n{}", exec.log());
+        assert!(!msg.contains("berth_executor"), "{name}: {u}");
+        assert_plain_line(msg);
+        exec.wait_exit(T)
+            .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+        assert!(d.violations().is_empty(), "{:?}", d.violations());
+        lab.assert_clean();
+    }
 }

@@ -62,10 +62,13 @@ fn home_is_a_sized_ext4_volume_and_goes_with_the_task() {
         .lines()
         .find(|l| l.ends_with("/home") && !l.contains(" ext4 "))
         .unwrap_or_else(|| panic!("no df line: {out}"));
+    // At least the 64 MB asked for is usable (the volume carries ext4's overhead on top),
+    // and not much more.
     let kib: u64 = df.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let avail: u64 = df.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(
-        (40 * 1024..=64 * 1024).contains(&kib),
-        "df says {kib} KiB for a 64 MB home: {df}"
+        avail >= 64 * 1024 && kib <= 72 * 1024,
+        "df says {kib} KiB, {avail} KiB available for a 64 MB home: {df}"
     );
     assert!(out.contains("wrote=hello"), "{out}");
     assert!(out.contains("No space left on device"), "{out}");

@@ -5,7 +5,9 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use berth_tests::lab::Ns;
 use berth_tests::login::{sh, Container, Key};
+use berth_tests::login_ca::{cert_authority_line, describe, CaServer, Signing};
 
 fn spec(dir_ca: &str, extra: &str) -> String {
     format!("services:\n  idle: {{command: [sleep, \"3600\"]}}\nlogin:\n  ca: {dir_ca}\n  refresh: 1s\n  users:\n    work: {{}}\n{extra}")
@@ -57,6 +59,30 @@ fn certificates_only_login() {
     assert!(
         !text.contains("s3cret"),
         "a secret reached the session:\n{text}"
+    );
+
+    // A session with a pty works with sshd's narrow capability set, which is exactly it.
+    let tty = c.ssh(&good, "work", "tty", &["-tt"]);
+    assert!(
+        tty.status.success() && String::from_utf8_lossy(&tty.stdout).contains("/dev/pts/"),
+        "{}{}",
+        String::from_utf8_lossy(&tty.stdout),
+        String::from_utf8_lossy(&tty.stderr)
+    );
+    let sshd = c.sshd_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{sshd}/status")).unwrap();
+    let bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim();
+    // SETUID 7, SETGID 6, SYS_CHROOT 18, NET_BIND_SERVICE 10, CHOWN 0, FOWNER 3, KILL 5,
+    // AUDIT_WRITE 29.
+    let want: u64 = [7, 6, 18, 10, 0, 3, 5, 29].iter().map(|b| 1u64 << b).sum();
+    assert_eq!(
+        u64::from_str_radix(bnd, 16).unwrap(),
+        want,
+        "sshd CapBnd {bnd}"
     );
 
     refused(&c.ssh(&wrong, "work", "true", &[]));
@@ -200,4 +226,119 @@ fn never_starts_with_an_empty_trust_list() {
         "{st}"
     );
     assert!(c.sshd_pid().is_none());
+}
+
+fn ca_netns(tag: &str) -> Ns {
+    let ns = Ns::new(&format!("berth-lca{tag}-{}", std::process::id()));
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns
+}
+
+#[test]
+fn url_sources_and_a_host_certificate() {
+    let keys = tempfile::tempdir().unwrap();
+    let ca1 = Key::new(keys.path(), "ca1");
+    let ca2 = Key::new(keys.path(), "ca2");
+    let host_ca = Key::new(keys.path(), "host-ca");
+    let u1 = Key::new(keys.path(), "u1");
+    ca1.sign(&u1, "team", "+1h");
+    let u2 = Key::new(keys.path(), "u2");
+    ca2.sign(&u2, "team", "+1h");
+    let ns = ca_netns("u");
+    let srv = CaServer::start(&ns, &ca1.public(), &host_ca);
+    let extra = format!("  host_certificate: {}\n", srv.url("/sign"));
+    let c = Container::start_in(&spec(&srv.url("/ca.pub"), &extra), Some(&ns));
+    c.wait_login(&u1);
+
+    // The client pins no host key: it trusts the host CA, strictly, and gets in.
+    let out = c.ssh_known(&cert_authority_line(&host_ca), &u1, "work", "true", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Trusting another host CA, the same client refuses the host (the check is real).
+    let stranger = Key::new(keys.path(), "stranger-ca");
+    let out = c.ssh_known(&cert_authority_line(&stranger), &u1, "work", "true", &[]);
+    let err = refused(&out);
+    assert!(err.contains("Host key verification failed"), "{err}");
+    let cert = describe(&c.login_dir().join("ssh_host_ed25519_key-cert.pub"));
+    assert!(cert.contains("host certificate"), "{cert}");
+    assert_eq!(srv.state.lock().unwrap().signed, 1);
+    let st = c.status();
+    assert_eq!(st["login"]["host_certificate"], "installed", "{st}");
+
+    // The CA keys come from the URL: a rotation is followed, an outage keeps the last good.
+    let settle = || std::thread::sleep(Duration::from_millis(2500));
+    srv.state.lock().unwrap().ca = Some(ca2.public());
+    settle();
+    refused(&c.ssh(&u1, "work", "true", &[]));
+    assert!(c.ssh(&u2, "work", "true", &[]).status.success());
+    srv.state.lock().unwrap().ca = None;
+    settle();
+    assert!(c.ssh(&u2, "work", "true", &[]).status.success());
+    let st = c.status();
+    let last = st["login"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(last.contains("503"), "{st}");
+}
+
+#[test]
+fn a_bad_signing_endpoint_gives_no_certificate() {
+    let keys = tempfile::tempdir().unwrap();
+    let ca = Key::new(keys.path(), "ca");
+    let host_ca = Key::new(keys.path(), "host-ca");
+    let u = Key::new(keys.path(), "u");
+    ca.sign(&u, "team", "+1h");
+    let ns = ca_netns("b");
+    let srv = CaServer::start(&ns, &ca.public(), &host_ca);
+    let extra = format!("  host_certificate: {}\n", srv.url("/sign"));
+    let ca_src = srv.url("/ca.pub");
+
+    for bad in [Signing::User, Signing::Garbage] {
+        srv.state.lock().unwrap().signing = bad;
+        // required: false -> sshd runs with its bare host key, the status says why.
+        let c = Container::start_in(&spec(&ca_src, &extra), Some(&ns));
+        c.wait_login(&u);
+        assert!(!c.login_dir().join("ssh_host_ed25519_key-cert.pub").exists());
+        assert!(!c
+            .login_dir()
+            .join("ssh_host_ed25519_key-cert.pub.new")
+            .exists());
+        let st = c.status();
+        let hc = st["login"]["host_certificate"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let why = if bad == Signing::User {
+            "not a host certificate"
+        } else {
+            "not an ssh-ed25519-cert"
+        };
+        assert!(
+            hc.starts_with("failed: ") && hc.contains(why),
+            "{bad:?}: {st}"
+        );
+        let out = c.ssh_known(&cert_authority_line(&host_ca), &u, "work", "true", &[]);
+        refused(&out);
+    }
+
+    // required: true -> init exits before any service starts, naming the cause.
+    srv.state.lock().unwrap().signing = Signing::Garbage;
+    let mut c = Container::start_in(
+        &spec(&ca_src, &format!("{extra}  required: true\n")),
+        Some(&ns),
+    );
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(s) = c.unshare.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "init did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(1), "{}", c.log());
+    assert!(c.log().contains("no host certificate"), "{}", c.log());
 }

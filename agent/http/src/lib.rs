@@ -21,4 +21,5 @@ pub mod tls;
 pub mod url;
 
 pub use bytes::Bytes;
-pub use hyper::{header, HeaderMap, Method, StatusCode};
+pub use hyper::body::Incoming;
+pub use hyper::{header, HeaderMap, Method, Request, Response, StatusCode};

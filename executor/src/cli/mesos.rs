@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::mesos::env::ExecutorEnv;
+use crate::mesos::http::AgentClient;
 use crate::session::connection::error_chain;
 use crate::session::{Exit, Session};
 use crate::task::config::RunConfig;
@@ -19,12 +20,15 @@ pub fn main(args: Vec<String>) -> ExitCode {
         }
     };
     if let Some(tls) = &env.tls {
-        // Until the agent connection runs on berth-http: a plain connection to a TLS
-        // agent would only be retried until MESOS_RECOVERY_TIMEOUT; say so at once.
-        tracing::error!(
-            verify = tls.verify,
-            "LIBPROCESS_SSL_ENABLED is on but this build's agent connection has no TLS yet"
-        );
+        if !tls.verify {
+            tracing::warn!(
+                "TLS to the agent without verifying its certificate (LIBPROCESS_SSL_VERIFY_CERT is off): encrypted, not authenticated"
+            );
+        }
+    }
+    // TLS files are read now: a bad CA, certificate or key file is a setting error.
+    if let Err(e) = AgentClient::new(&env) {
+        tracing::error!(error = %error_chain(&e), "cannot set up the connection to the agent");
         return ExitCode::from(2);
     }
     // A setting wrong whatever the task: refuse to start (each problem logged, naming its

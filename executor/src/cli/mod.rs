@@ -53,12 +53,16 @@ BERTH_EXECUTOR_VOLUME_*, ...; RUST_LOG for the log filter (logs go to stderr).
 Exit codes: 0 done (every task ended and was acknowledged, or the task finished or was
 killed under `run`); 1 failure; 2 bad usage, bad Mesos environment or bad setting.";
 
+/// Plain lines on stderr; ANSI colour only when stderr is a terminal (under Mesos it is
+/// the sandbox's `stderr` file, which operators read and tasks' messages quote).
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -267,7 +267,6 @@ mod tests {
         v.push(("BERTH_EXECUTOR_STREAM_SILENCE", "2mins"));
         let env = ExecutorEnv::from_vars(v).unwrap();
         assert_eq!(env.link.keepalive_idle, Duration::from_secs(3));
-        assert_eq!(env.link.keepalive_interval, Duration::from_secs(1));
         assert_eq!(env.link.response_timeout, Duration::from_millis(500));
         assert_eq!(env.link.stream_silence, Duration::from_secs(120));
         assert!(!env.task_vars().contains_key("BERTH_EXECUTOR_AGENT_TIMEOUT"));

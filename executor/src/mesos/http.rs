@@ -1,281 +1,120 @@
-//! A small HTTP/1.1 client: one POST per connection, and a response body read as a
-//! stream (chunked, Content-Length or until close). The executor API needs no more than
-//! this, and a hand-written client keeps the executor's dependencies small.
+//! The executor's connection to the agent, on the workspace's HTTP stack (berth-http:
+//! hyper + rustls): every call is a `POST /api/v1/executor` on a connection of its own,
+//! over TLS when the agent's `LIBPROCESS_SSL_*` settings say so ([`super::ssl`]).
+//! SUBSCRIBE's answer is read as a stream ([`Response::chunk`]), the others whole.
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use berth_http::client::{Client, Error, Request, Response};
+use berth_http::tls::ClientTls;
+use berth_http::url::Url;
+use berth_http::Method;
 
-use super::env::Secret;
-use super::link::Link;
+use super::env::{ExecutorEnv, Secret};
+use super::ssl::AgentTls;
 
-const MAX_HEADER: usize = 64 << 10;
-/// The largest chunk accepted: a whole record at most, plus its length line.
-pub const MAX_CHUNK: usize = super::recordio::MAX_RECORD + 32;
+pub const PATH: &str = "/api/v1/executor";
 
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("cannot connect to {endpoint}")]
-    Connect {
+pub enum AgentClientError {
+    #[error("MESOS_AGENT_ENDPOINT {endpoint:?} is not a host:port")]
+    Endpoint {
         endpoint: String,
         #[source]
-        err: std::io::Error,
+        err: berth_http::url::UrlError,
     },
-    #[error("I/O error talking to the agent")]
-    Io(#[from] std::io::Error),
-    #[error("malformed HTTP response: {what}")]
-    Malformed { what: String },
-    #[error("no answer from {endpoint} within {after:?}")]
-    Timeout {
-        endpoint: String,
-        after: std::time::Duration,
-    },
-    #[error("cannot set TCP keepalive on the connection to the agent")]
-    Keepalive(#[source] nix::Error),
+    #[error("TLS settings for the agent (LIBPROCESS_SSL_*)")]
+    Tls(#[source] Error),
 }
 
-fn malformed(what: impl Into<String>) -> HttpError {
-    HttpError::Malformed { what: what.into() }
+/// A cheap-to-clone client for the agent's executor API.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    client: Client,
+    url: Url,
+    token: Option<Secret>,
 }
 
-#[derive(Debug)]
-enum Framing {
-    Chunked { done: bool },
-    Length { left: usize },
-    UntilClose { done: bool },
-}
-
-/// A response whose body has not been read yet.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    reader: BufReader<TcpStream>,
-    framing: Framing,
-    /// For reading a whole (non-stream) body.
-    timeout: std::time::Duration,
-}
-
-/// One request: `POST path` with a JSON body.
-pub struct Request<'a> {
-    pub endpoint: &'a str,
-    pub path: &'a str,
-    pub body: &'a [u8],
-    pub token: Option<&'a Secret>,
-    /// Keepalive and the response timeout (see [`Link`]).
-    pub link: Link,
-}
-
-impl Request<'_> {
-    /// The bytes sent on the wire (the token only in the Authorization header).
-    fn head(&self) -> String {
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.path,
-            self.endpoint,
-            self.body.len()
-        );
-        if let Some(t) = self.token {
-            head.push_str(&format!("Authorization: Bearer {}\r\n", t.expose()));
-        }
-        head.push_str("\r\n");
-        head
+fn client_tls(t: &AgentTls) -> ClientTls {
+    ClientTls {
+        ca_file: t.ca_file.clone(),
+        ca_dir: t.ca_dir.clone(),
+        verify: t.verify,
+        cert_file: Some(t.cert_file.clone()),
+        key_file: Some(t.key_file.clone()),
     }
+}
 
-    /// Sends the request and reads the status line and headers, all within the link's
-    /// response timeout; the connection has TCP keepalive on.
-    pub async fn send(&self) -> Result<Response, HttpError> {
-        let after = self.link.response_timeout;
-        tokio::time::timeout(after, self.exchange())
-            .await
-            .map_err(|_| HttpError::Timeout {
-                endpoint: self.endpoint.to_string(),
-                after,
-            })?
-    }
-
-    async fn exchange(&self) -> Result<Response, HttpError> {
-        let mut stream =
-            TcpStream::connect(self.endpoint)
-                .await
-                .map_err(|err| HttpError::Connect {
-                    endpoint: self.endpoint.to_string(),
+impl AgentClient {
+    /// The client for `env`'s agent. TLS files are read now: a missing or empty CA or
+    /// key file is an error at start, not at the first call.
+    pub fn new(env: &ExecutorEnv) -> Result<AgentClient, AgentClientError> {
+        let scheme = if env.tls.is_some() { "https" } else { "http" };
+        let url =
+            Url::parse(&format!("{scheme}://{}{PATH}", env.agent_endpoint)).map_err(|err| {
+                AgentClientError::Endpoint {
+                    endpoint: env.agent_endpoint.clone(),
                     err,
-                })?;
-        stream.set_nodelay(true)?;
-        self.link.apply(&stream).map_err(HttpError::Keepalive)?;
-        let mut msg = self.head().into_bytes();
-        msg.extend_from_slice(self.body);
-        stream.write_all(&msg).await?;
-        stream.flush().await?;
-        let mut resp = read_head(BufReader::new(stream)).await?;
-        resp.timeout = self.link.response_timeout;
-        Ok(resp)
+                }
+            })?;
+        let opts = env.link.options(env.tls.as_ref().map(client_tls));
+        let client = Client::new(opts).map_err(AgentClientError::Tls)?;
+        Ok(AgentClient {
+            client,
+            url,
+            token: env.auth_token.clone(),
+        })
     }
-}
 
-async fn read_line(r: &mut BufReader<TcpStream>, budget: &mut usize) -> Result<String, HttpError> {
-    let mut line = Vec::new();
-    let n = r.read_until(b'\n', &mut line).await?;
-    if n == 0 {
-        return Err(malformed("connection closed in the header"));
+    /// `host:port` of the agent.
+    pub fn endpoint(&self) -> String {
+        self.url.authority()
     }
-    *budget = budget
-        .checked_sub(n)
-        .ok_or_else(|| malformed("header too long"))?;
-    while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-        line.pop();
-    }
-    String::from_utf8(line).map_err(|_| malformed("header is not UTF-8"))
-}
 
-async fn read_head(mut reader: BufReader<TcpStream>) -> Result<Response, HttpError> {
-    let mut budget = MAX_HEADER;
-    let status_line = read_line(&mut reader, &mut budget).await?;
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(malformed(format!("status line {status_line:?}")));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| malformed(format!("status line {status_line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(&mut reader, &mut budget).await?;
-        if line.is_empty() {
-            break;
-        }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| malformed(format!("header line {line:?}")))?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let framing =
-        if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-            Framing::Chunked { done: false }
-        } else if let Some(len) = get("content-length") {
-            Framing::Length {
-                left: len.parse().map_err(|_| malformed("bad content-length"))?,
-            }
-        } else {
-            Framing::UntilClose { done: false }
+    /// Posts one call (JSON); returns once the answer's head has arrived.
+    pub async fn post(&self, body: Vec<u8>) -> Result<Response, Error> {
+        let mut req = Request {
+            method: Method::POST,
+            url: self.url.clone(),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("accept", "application/json".into()),
+            ],
+            body: body.into(),
         };
-    Ok(Response {
-        status,
-        headers,
-        reader,
-        framing,
-        timeout: std::time::Duration::from_secs(30),
-    })
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {}", t.expose()));
+        }
+        self.client.send(req).await
+    }
 }
 
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The next piece of the body, `None` at its end.
-    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
-        match &mut self.framing {
-            Framing::Chunked { done } => {
-                if *done {
-                    return Ok(None);
-                }
-                let mut budget = MAX_HEADER;
-                let line = read_line(&mut self.reader, &mut budget).await?;
-                let size_text = line.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size_text, 16)
-                    .map_err(|_| malformed(format!("chunk size {line:?}")))?;
-                // A size from the network: refuse what no record needs before allocating
-                // (the session resubscribes on the error).
-                if size > MAX_CHUNK {
-                    return Err(malformed(format!(
-                        "chunk of {size} bytes is larger than {MAX_CHUNK}"
-                    )));
-                }
-                if size == 0 {
-                    // Trailers, then the empty line.
-                    while !read_line(&mut self.reader, &mut budget).await?.is_empty() {}
-                    *done = true;
-                    return Ok(None);
-                }
-                let mut data = vec![0; size];
-                self.reader.read_exact(&mut data).await?;
-                let end = read_line(&mut self.reader, &mut budget).await?;
-                if !end.is_empty() {
-                    return Err(malformed("chunk not followed by CRLF"));
-                }
-                Ok(Some(data))
-            }
-            Framing::Length { left } => {
-                if *left == 0 {
-                    return Ok(None);
-                }
-                let mut data = vec![0; (*left).min(64 << 10)];
-                let n = self.reader.read(&mut data).await?;
-                if n == 0 {
-                    return Err(malformed("body shorter than content-length"));
-                }
-                data.truncate(n);
-                *left -= n;
-                Ok(Some(data))
-            }
-            Framing::UntilClose { done } => {
-                if *done {
-                    return Ok(None);
-                }
-                let mut data = vec![0; 64 << 10];
-                let n = self.reader.read(&mut data).await?;
-                if n == 0 {
-                    *done = true;
-                    return Ok(None);
-                }
-                data.truncate(n);
-                Ok(Some(data))
-            }
-        }
-    }
-
-    /// The whole body (at most `limit` bytes are kept).
-    pub async fn body(mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
-        let after = self.timeout;
-        tokio::time::timeout(after, self.read_body(limit))
-            .await
-            .map_err(|_| HttpError::Timeout {
-                endpoint: "the agent".into(),
-                after,
-            })?
-    }
-
-    async fn read_body(&mut self, limit: usize) -> Result<Vec<u8>, HttpError> {
-        let mut out = Vec::new();
-        while let Some(c) = self.chunk().await? {
-            if out.len() < limit {
-                out.extend_from_slice(&c[..c.len().min(limit - out.len())]);
-            }
-        }
-        Ok(out)
-    }
+/// An error no retry can cure: the TLS handshake failed on the certificate or the
+/// protocol (an untrusted CA, a name mismatch, a peer that does not speak TLS). A
+/// connection reset during the handshake (an agent restarting) is not one.
+pub fn is_permanent(e: &Error) -> bool {
+    matches!(e, Error::Handshake { err, .. } if err.kind() == std::io::ErrorKind::InvalidData)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    async fn serve_once(reply: &'static [u8]) -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    fn env(endpoint: &str, extra: &[(&str, &str)]) -> ExecutorEnv {
+        let mut v = vec![
+            ("MESOS_FRAMEWORK_ID", "fw"),
+            ("MESOS_EXECUTOR_ID", "ex"),
+            ("MESOS_AGENT_ENDPOINT", endpoint),
+            ("MESOS_DIRECTORY", "/tmp"),
+            ("MESOS_CHECKPOINT", "1"),
+            ("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "tok"),
+        ];
+        v.extend_from_slice(extra);
+        ExecutorEnv::from_vars(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn posts_json_with_the_token_and_streams_the_answer() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let h = tokio::spawn(async move {
@@ -283,128 +122,82 @@ mod tests {
             let mut req = vec![0; 4096];
             let n = s.read(&mut req).await.unwrap();
             req.truncate(n);
-            // Write the reply in awkward pieces.
-            for piece in reply.chunks(3) {
-                s.write_all(piece).await.unwrap();
-                s.flush().await.unwrap();
-            }
-            req
+            s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            String::from_utf8(req).unwrap()
         });
-        (addr, h)
-    }
-
-    #[tokio::test]
-    async fn chunked_stream_is_decoded() {
-        let (addr, h) = serve_once(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
-              5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-        )
-        .await;
-        let token = Secret::new("tok".into());
-        let req = Request {
-            endpoint: &addr,
-            path: "/api/v1/executor",
-            body: b"{}",
-            token: Some(&token),
-            link: Link::default(),
-        };
-        let resp = req.send().await.unwrap();
+        let c = AgentClient::new(&env(&addr, &[])).unwrap();
+        let mut resp = c.post(b"{}".to_vec()).await.unwrap();
         assert_eq!(resp.status, 200);
-        assert_eq!(resp.header("Content-Type"), Some("application/json"));
-        assert_eq!(resp.body(1 << 20).await.unwrap(), b"hello world");
-        let sent = String::from_utf8(h.await.unwrap()).unwrap();
-        assert!(sent.starts_with("POST /api/v1/executor HTTP/1.1\r\n"));
-        assert!(sent.contains("Authorization: Bearer tok\r\n"));
-        assert!(sent.contains("Content-Type: application/json\r\n"));
-        assert!(sent.contains("Accept: application/json\r\n"));
+        let mut body = Vec::new();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            body.extend_from_slice(&c);
+        }
+        assert_eq!(body, b"hello world");
+        let sent = h.await.unwrap().to_ascii_lowercase();
+        assert!(
+            sent.starts_with("post /api/v1/executor http/1.1\r\n"),
+            "{sent}"
+        );
+        assert!(sent.contains("authorization: bearer tok\r\n"));
+        assert!(sent.contains("content-type: application/json\r\n"));
+        assert!(sent.contains("accept: application/json\r\n"));
         assert!(sent.ends_with("\r\n\r\n{}"));
     }
 
     #[tokio::test]
-    async fn a_huge_chunk_size_is_an_error_not_an_allocation() {
-        let (addr, _h) =
-            serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nx")
-                .await;
-        let req = Request {
-            endpoint: &addr,
-            path: "/",
-            body: b"",
-            token: None,
-            link: Link::default(),
-        };
-        let mut resp = req.send().await.unwrap();
-        let err = resp.chunk().await.unwrap_err();
-        assert!(err.to_string().contains("larger than"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn content_length_body() {
-        let (addr, _h) =
-            serve_once(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nbad uuid").await;
-        let req = Request {
-            endpoint: &addr,
-            path: "/",
-            body: b"",
-            token: None,
-            link: Link::default(),
-        };
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status, 400);
-        assert_eq!(resp.body(100).await.unwrap(), b"bad uui");
-    }
-
-    #[tokio::test]
-    async fn garbage_is_an_error() {
-        let (addr, _h) = serve_once(b"SSH-2.0-x\r\n\r\n").await;
-        let req = Request {
-            endpoint: &addr,
-            path: "/",
-            body: b"",
-            token: None,
-            link: Link::default(),
-        };
-        assert!(matches!(req.send().await, Err(HttpError::Malformed { .. })));
-    }
-
-    #[tokio::test]
-    async fn refused_connection_names_the_endpoint() {
+    async fn refused_connection_names_the_endpoint_and_is_retried() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let req = Request {
-            endpoint: &addr,
-            path: "/",
-            body: b"",
-            token: None,
-            link: Link::default(),
-        };
-        let err = req.send().await.unwrap_err();
-        assert!(err.to_string().contains(&addr));
+        let c = AgentClient::new(&env(&addr, &[])).unwrap();
+        let err = c.post(Vec::new()).await.unwrap_err();
+        assert!(err.to_string().contains(&addr), "{err}");
+        assert!(!is_permanent(&err));
     }
 
     #[tokio::test]
-    async fn an_agent_that_accepts_and_never_answers_times_out() {
+    async fn tls_to_a_plain_agent_is_a_permanent_error() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let _hold = tokio::spawn(async move {
-            let (s, _) = l.accept().await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-            drop(s);
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
         });
-        let link = Link {
-            response_timeout: std::time::Duration::from_millis(200),
-            ..Link::default()
-        };
-        let req = Request {
-            endpoint: &addr,
-            path: "/",
-            body: b"{}",
-            token: None,
-            link,
-        };
-        let t = std::time::Instant::now();
-        let err = req.send().await.unwrap_err();
-        assert!(matches!(err, HttpError::Timeout { .. }), "{err}");
-        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let ck = rcgen::generate_simple_self_signed(vec!["executor".into()]).unwrap();
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        let tls = [
+            ("LIBPROCESS_SSL_ENABLED", "1"),
+            ("LIBPROCESS_SSL_CERT_FILE", cert.to_str().unwrap()),
+            ("LIBPROCESS_SSL_KEY_FILE", key.to_str().unwrap()),
+        ];
+        let c = AgentClient::new(&env(&addr, &tls)).unwrap();
+        let err = c.post(Vec::new()).await.unwrap_err();
+        assert!(is_permanent(&err), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_ca_file_fails_at_start() {
+        let tls = [
+            ("LIBPROCESS_SSL_ENABLED", "1"),
+            ("LIBPROCESS_SSL_VERIFY_CERT", "1"),
+            ("LIBPROCESS_SSL_CA_FILE", "/nonexistent/ca.pem"),
+            ("LIBPROCESS_SSL_CERT_FILE", "/nonexistent/c.pem"),
+            ("LIBPROCESS_SSL_KEY_FILE", "/nonexistent/k.pem"),
+        ];
+        let err = AgentClient::new(&env("127.0.0.1:1", &tls)).unwrap_err();
+        let text = crate::session::connection::error_chain(&err);
+        assert!(text.contains("/nonexistent/"), "{text}");
     }
 }

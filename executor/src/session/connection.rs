@@ -4,20 +4,18 @@
 
 use tokio::sync::mpsc;
 
-use crate::mesos::env::Secret;
 use crate::mesos::event::Event;
-use crate::mesos::http::Request;
+use crate::mesos::http::{is_permanent, AgentClient};
 use crate::mesos::link::Link;
 use crate::mesos::recordio::Decoder;
-
-pub const PATH: &str = "/api/v1/executor";
 
 #[derive(Debug)]
 pub enum ConnMsg {
     Event(u64, Event),
     /// The stream ended or broke.
     Closed(u64, String),
-    /// SUBSCRIBE failed: `retry` for connection errors, 503 and 404.
+    /// SUBSCRIBE failed: `retry` for connection errors, 503 and 404; not for a TLS
+    /// handshake that failed on the certificate or protocol (no retry can cure it).
     Failed {
         gen: u64,
         retry: bool,
@@ -27,33 +25,25 @@ pub enum ConnMsg {
 
 pub async fn subscribe(
     gen: u64,
-    endpoint: String,
-    token: Option<Secret>,
+    agent: AgentClient,
     link: Link,
     body: Vec<u8>,
     tx: mpsc::UnboundedSender<ConnMsg>,
 ) {
-    let req = Request {
-        endpoint: &endpoint,
-        path: PATH,
-        body: &body,
-        token: token.as_ref(),
-        link,
-    };
-    let mut resp = match req.send().await {
+    let mut resp = match agent.post(body).await {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.send(ConnMsg::Failed {
                 gen,
-                retry: true,
+                retry: !is_permanent(&e),
                 why: error_chain(&e),
             });
             return;
         }
     };
     if resp.status != 200 {
-        let status = resp.status;
-        let body = resp.body(4096).await.unwrap_or_default();
+        let status = resp.status.as_u16();
+        let body = resp.bytes(4096).await.unwrap_or_default();
         let _ = tx.send(ConnMsg::Failed {
             gen,
             retry: matches!(status, 503 | 404),
@@ -113,23 +103,11 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Posts one non-SUBSCRIBE call; returns the status code.
-pub async fn post(
-    endpoint: &str,
-    token: Option<&Secret>,
-    link: Link,
-    body: &[u8],
-) -> Result<u16, String> {
-    let req = Request {
-        endpoint,
-        path: PATH,
-        body,
-        token,
-        link,
-    };
-    let resp = req.send().await.map_err(|e| error_chain(&e))?;
-    let status = resp.status;
+pub async fn post(agent: &AgentClient, body: Vec<u8>) -> Result<u16, String> {
+    let resp = agent.post(body).await.map_err(|e| error_chain(&e))?;
+    let status = resp.status.as_u16();
     if status != 202 {
-        let body = resp.body(4096).await.unwrap_or_default();
+        let body = resp.bytes(4096).await.unwrap_or_default();
         return Err(format!(
             "answered {status}: {}",
             String::from_utf8_lossy(&body).trim()

@@ -19,6 +19,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::mesos::call::{Call, Subscribe, Update};
 use crate::mesos::env::ExecutorEnv;
 use crate::mesos::event::{Event, Subscribed};
+use crate::mesos::http::{AgentClient, AgentClientError};
 use crate::mesos::kill;
 use crate::mesos::types::{
     ContainerStatus, FrameworkInfo, Id, IpAddress, KillPolicy, NetworkInfo, Reason, TaskInfo,
@@ -67,6 +68,8 @@ pub enum SessionError {
         #[source]
         err: std::io::Error,
     },
+    #[error("cannot set up the connection to the agent")]
+    Agent(#[source] AgentClientError),
 }
 
 struct Live {
@@ -78,6 +81,7 @@ struct Live {
 /// The session's state.
 pub struct Session {
     env: ExecutorEnv,
+    agent: AgentClient,
     executor_id: Id,
     framework_id: Id,
     launcher: Arc<dyn Launcher>,
@@ -146,19 +150,15 @@ impl Session {
         let (task_tx, mut task_rx) = mpsc::unbounded_channel();
         let (send_tx, send_rx) = mpsc::unbounded_channel();
         let live_gen = Arc::new(AtomicU64::new(0));
-        tokio::spawn(sender(
-            env.agent_endpoint.clone(),
-            env.auth_token.clone(),
-            env.link,
-            send_rx,
-            live_gen.clone(),
-        ));
+        let agent = AgentClient::new(&env).map_err(SessionError::Agent)?;
+        tokio::spawn(sender(agent.clone(), send_rx, live_gen.clone()));
         let store = checkpoint
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| serde_json::from_slice::<UpdateStore>(&b).ok())
             .unwrap_or_default();
         let mut s = Session {
+            agent,
             executor_id: Id::new(env.executor_id.clone()),
             framework_id: Id::new(env.framework_id.clone()),
             env,
@@ -281,8 +281,7 @@ impl Session {
         tracing::debug!(gen = self.gen, "subscribing");
         tokio::spawn(connection::subscribe(
             self.gen,
-            self.env.agent_endpoint.clone(),
-            self.env.auth_token.clone(),
+            self.agent.clone(),
             self.env.link,
             body,
             self.conn_tx.clone(),
@@ -387,7 +386,7 @@ impl Session {
             tracing::debug!(%why, "subscription attempt failed");
         }
         if !retry {
-            tracing::error!(%why, "the agent refused the subscription");
+            tracing::error!(%why, "cannot subscribe to the agent; giving up");
             if !self.live.is_empty() {
                 // E.g. a new executor with the checkpoint of one that died: the agent
                 // already failed its tasks and will never take them back.
@@ -658,9 +657,7 @@ pub const UPDATE_RETRY: Duration = Duration::from_secs(10);
 /// update stays in the store and goes out again on the session's retry timer
 /// ([`UPDATE_RETRY`]) or with the next SUBSCRIBE.
 async fn sender(
-    endpoint: String,
-    token: Option<crate::mesos::env::Secret>,
-    link: crate::mesos::link::Link,
+    agent: AgentClient,
     mut rx: mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
     live_gen: Arc<AtomicU64>,
 ) {
@@ -669,7 +666,7 @@ async fn sender(
             tracing::debug!("UPDATE of a lost connection dropped; resubscription resends it");
             continue;
         }
-        if let Err(why) = connection::post(&endpoint, token.as_ref(), link, &body).await {
+        if let Err(why) = connection::post(&agent, body).await {
             tracing::warn!(%why, "UPDATE not accepted; it will be resent on resubscription");
         }
     }

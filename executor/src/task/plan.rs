@@ -386,6 +386,13 @@ impl Plan {
             ("BERTH_BANDWIDTH_MBIT", format!("{bandwidth_mbit}")),
             ("BERTH_PORTS", ports_text.join(",")),
             ("BERTH_RUN_DIR", "/run/berth".to_string()),
+            // init bounds its LVS deregistration at stop by it (init/src/supervisor/lvs.rs).
+            (
+                "BERTH_KILL_GRACE_MS",
+                crate::mesos::kill::grace(None, task.kill_policy.as_ref())
+                    .as_millis()
+                    .to_string(),
+            ),
         ];
         for (k, v) in berth {
             env.insert(k.to_string(), v);

@@ -30,6 +30,7 @@ impl Launcher for ContainerLauncher {
     }
 }
 
+pub mod failure;
 mod supervise;
 mod watch;
 
@@ -99,7 +100,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                 &req,
                 TaskEvent::new(&id, TaskState::TaskFailed)
                     .reason(Reason::ReasonContainerLaunchFailed)
-                    .message(format!("invalid task: {e}")),
+                    .message(failure::bounded(&format!("invalid task: {e}"))),
             );
             return;
         }
@@ -182,9 +183,9 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                 &req,
                 TaskEvent::new(&id, TaskState::TaskFailed)
                     .reason(Reason::ReasonContainerLaunchFailed)
-                    .message(format!(
-                        "invalid task: executor setting {RUNTIME_SETTING}: {e}"
-                    )),
+                    .message(failure::bounded(&format!(
+                        "runtime: executor setting {RUNTIME_SETTING}: {e}"
+                    ))),
             );
             return;
         }
@@ -200,10 +201,7 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReque
                     &req,
                     TaskEvent::new(&id, TaskState::TaskFailed)
                         .reason(Reason::ReasonContainerLaunchFailed)
-                        .message(format!(
-                            "container preparation failed: {}",
-                            join_errors(&errs)
-                        )),
+                        .message(failure::preparation(&errs)),
                 );
                 return;
             }

@@ -60,6 +60,8 @@ pub struct HealthState {
     pub failures: u32,
     /// None until the first counted result.
     pub healthy: Option<bool>,
+    /// How long the last finished check took.
+    pub last_latency: Option<Duration>,
 }
 
 impl HealthState {
@@ -73,6 +75,7 @@ impl HealthState {
             ever_ok: false,
             failures: 0,
             healthy: None,
+            last_latency: None,
         }
     }
 
@@ -108,7 +111,9 @@ impl HealthState {
 
     /// The check in flight ended with `ok` at `now`.
     pub fn result(&mut self, ok: bool, now: Instant) -> HealthEvent {
-        self.in_flight = None;
+        if let Some(t) = self.in_flight.take() {
+            self.last_latency = Some(now.saturating_duration_since(t));
+        }
         if ok {
             self.failures = 0;
             self.ever_ok = true;

@@ -63,6 +63,8 @@ pub fn session_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(Str
 
 /// File names inside the login dir.
 pub const HOST_KEY: &str = "ssh_host_ed25519_key";
+/// Its certificate from the host CA, when the spec names a signing endpoint.
+pub const HOST_CERT: &str = "ssh_host_ed25519_key-cert.pub";
 /// The trust list sshd reads (`TrustedUserCAKeys`).
 pub const CA_KEYS: &str = "user_ca_keys";
 /// The revocation list (`RevokedKeys`); an empty key list when none is configured.
@@ -84,7 +86,7 @@ pub fn render(c: &ConfigInput) -> String {
     s.push_str(&format!("Port {}\n", c.port));
     s.push_str(&format!("HostKey {d}/{HOST_KEY}\n"));
     if c.host_cert {
-        s.push_str(&format!("HostCertificate {d}/{HOST_KEY}-cert.pub\n"));
+        s.push_str(&format!("HostCertificate {d}/{HOST_CERT}\n"));
     }
     s.push_str(&format!("PidFile {d}/{PID_FILE}\n"));
     s.push_str(&format!("TrustedUserCAKeys {d}/{CA_KEYS}\n"));

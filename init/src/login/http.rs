@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use berth_http::client::{Client, Options, Request};
 use berth_http::url::Url;
+use berth_http::{Bytes, Method};
 
 use super::store::Fetch;
 use crate::log::chain;
@@ -18,28 +19,40 @@ pub struct HttpFetch;
 impl Fetch for HttpFetch {
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
         let parsed = Url::parse(url).map_err(|e| e.to_string())?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("{url}: cannot start the fetch: {e}"))?;
-        rt.block_on(async {
-            let client = Client::new(Options {
-                response_timeout: Duration::from_secs(15),
-                ..Options::default()
-            })
-            .map_err(|e| chain(&e))?;
-            let resp = client
-                .send(Request::get(parsed))
-                .await
-                .map_err(|e| format!("{url}: {}", chain(&e)))?;
-            if !resp.status.is_success() {
-                return Err(format!("{url}: HTTP {}", resp.status));
-            }
-            let body = resp
-                .bytes(LIMIT)
-                .await
-                .map_err(|e| format!("{url}: {}", chain(&e)))?;
-            Ok(body.to_vec())
-        })
+        send(url, Request::get(parsed))
     }
+
+    fn post(&self, url: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        let parsed = Url::parse(url).map_err(|e| e.to_string())?;
+        let mut req = Request::get(parsed).header("content-type", "text/plain");
+        req.method = Method::POST;
+        req.body = Bytes::copy_from_slice(body);
+        send(url, req)
+    }
+}
+
+fn send(url: &str, req: Request) -> Result<Vec<u8>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("{url}: cannot start the fetch: {e}"))?;
+    rt.block_on(async {
+        let client = Client::new(Options {
+            response_timeout: Duration::from_secs(15),
+            ..Options::default()
+        })
+        .map_err(|e| chain(&e))?;
+        let resp = client
+            .send(req)
+            .await
+            .map_err(|e| format!("{url}: {}", chain(&e)))?;
+        if !resp.status.is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status));
+        }
+        let body = resp
+            .bytes(LIMIT)
+            .await
+            .map_err(|e| format!("{url}: {}", chain(&e)))?;
+        Ok(body.to_vec())
+    })
 }

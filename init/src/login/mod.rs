@@ -8,10 +8,12 @@
 //!   atomically, keep the last good copy.
 //! - [`http`]: the URL fetcher (berth-http) for sources that are URLs.
 //! - [`config`]: the certificates-only sshd config and the sessions' environment.
+//! - [`hostcert`]: the optional host certificate from the host CA's signing endpoint.
 //! - [`setup`]: start-up (host key, principals files, first fetch, `sshd -t`, the service).
 //! - [`refresh`]: the refresh thread and the `login` object of the status.
 
 pub mod config;
+pub mod hostcert;
 pub mod http;
 pub mod keys;
 pub mod principals;
@@ -56,6 +58,9 @@ pub enum LoginError {
         /// Its status and stderr.
         detail: String,
     },
+    /// The host CA's signing endpoint gave no usable certificate (`required: true`).
+    #[error("no host certificate: {0}")]
+    HostCert(String),
     /// A bug.
     #[error("internal: {0}")]
     Internal(String),

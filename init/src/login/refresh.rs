@@ -24,6 +24,10 @@ pub struct LoginStatus {
     pub refreshes: u64,
     /// The last refresh problem (the last good copy stayed), if the last refresh had one.
     pub last_error: Option<String>,
+    /// `installed`, or why the host certificate could not be had; absent when the spec
+    /// names no signing endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_certificate: Option<String>,
 }
 
 impl LoginStatus {

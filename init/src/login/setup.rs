@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Proc;
 
-use crate::spec::login::LoginSpec;
+use crate::spec::login::{LoginSpec, Source};
 use crate::spec::ServiceSpec;
 
 use super::config::{self, ConfigInput};
 use super::store::{Fetch, Refreshed, Store};
-use super::{principals, LoginError};
+use super::{hostcert, principals, LoginError};
 
 /// What start-up produced: the service to supervise and the lists to keep fresh.
 pub struct Prepared {
@@ -21,6 +21,8 @@ pub struct Prepared {
     pub revoked: Option<Store>,
     /// Number of CA keys installed.
     pub ca_keys: usize,
+    /// The host certificate: `None` when none was asked for, else installed or why not.
+    pub host_cert: Option<Result<(), String>>,
 }
 
 fn run(what: &str, cmd: &mut Proc) -> Result<(), LoginError> {
@@ -87,7 +89,25 @@ pub fn prepare(
     if !privsep.is_dir() {
         std::fs::create_dir_all(privsep).map_err(io(privsep))?;
     }
-    host_key(dir)?;
+    let key = host_key(dir)?;
+    let host_cert = match &spec.host_certificate {
+        Some(Source::Url(url)) => match hostcert::obtain(url, &key, dir, http) {
+            Ok(_) => Some(Ok(())),
+            Err(e) if spec.required => return Err(LoginError::HostCert(e)),
+            Err(e) => {
+                tracing::warn!("login: no host certificate, sshd presents its bare host key: {e}");
+                Some(Err(e))
+            }
+        },
+        // The spec check refuses a file (nothing to sign with).
+        Some(Source::File(p)) => {
+            return Err(LoginError::HostCert(format!(
+                "{} is not a signing endpoint",
+                p.display()
+            )))
+        }
+        None => None,
+    };
 
     let defaults = match app_id {
         Some(id) if !id.is_empty() => Some(principals::from_app_id(id)),
@@ -131,7 +151,7 @@ pub fn prepare(
         dir,
         port: spec.port(),
         users: spec.users.keys().map(String::as_str).collect(),
-        host_cert: false,
+        host_cert: matches!(host_cert, Some(Ok(()))),
         env: config::session_env(env),
     });
     super::store::install(&cfg_path, text.as_bytes()).map_err(io(&cfg_path))?;
@@ -146,8 +166,24 @@ pub fn prepare(
         ca,
         revoked,
         ca_keys,
+        host_cert,
     })
 }
+
+/// All sshd may hold: switching to the user (SETUID, SETGID), its privilege-separation
+/// chroot (SYS_CHROOT), a port below 1024, the session's pty (CHOWN, FOWNER), signalling
+/// its own children (KILL), login records (AUDIT_WRITE). Nothing else, not even
+/// DAC_OVERRIDE: init writes every file sshd reads as root.
+pub const SSHD_CAPS: [&str; 8] = [
+    "SETUID",
+    "SETGID",
+    "SYS_CHROOT",
+    "NET_BIND_SERVICE",
+    "CHOWN",
+    "FOWNER",
+    "KILL",
+    "AUDIT_WRITE",
+];
 
 /// The name of the sshd service in the status and the logs.
 pub const SERVICE: &str = "login-sshd";
@@ -157,6 +193,7 @@ fn service(spec: &LoginSpec, sshd: &Path, cfg: &Path) -> Result<ServiceSpec, Log
         "command": [sshd.display().to_string(), "-D", "-e", "-f", cfg.display().to_string()],
         "restart": "always",
         "required": spec.required,
+        "capabilities": SSHD_CAPS,
         "health": {"tcp": {"port": spec.port()}, "interval": "10s", "grace_period": "5s"},
     });
     let mut s: ServiceSpec =

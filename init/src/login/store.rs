@@ -13,6 +13,12 @@ use super::keys;
 pub trait Fetch {
     /// The body of `url`, or why not.
     fn get(&self, url: &str) -> Result<Vec<u8>, String>;
+    /// The body of the answer to POSTing `body` (`text/plain`) to `url`, or why not: the
+    /// host-certificate request.
+    fn post(&self, url: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+        let _ = body;
+        Err(format!("{url}: POST is not available in this build"))
+    }
 }
 
 /// No URL support: every URL source fails (with a message saying so).

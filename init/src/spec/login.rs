@@ -9,6 +9,8 @@
 //!   port: 22                            # default 22
 //!   required: false                     # no sshd / no CA keys -> fail the task? (default no)
 //!   sshd: /usr/sbin/sshd                # default
+//!   host_certificate: https://ca.example.com/sign-host  # optional: the host CA's signing
+//!                                       # endpoint (init POSTs its fresh host public key)
 //!   users:
 //!     work: {}                          # principals default to the app id's prefixes
 //!     admin: {principals: [ops]}
@@ -118,6 +120,9 @@ pub struct LoginSpec {
     pub required: bool,
     /// The image's sshd.
     pub sshd: Option<PathBuf>,
+    /// The host CA's signing endpoint: init POSTs its host public key and installs the
+    /// certificate it answers, so clients trusting the host CA need no TOFU prompt.
+    pub host_certificate: Option<Source>,
     /// Users and their principals.
     pub users: BTreeMap<String, LoginUser>,
 }
@@ -163,6 +168,12 @@ impl LoginSpec {
             return Err((
                 vec!["refresh".into()],
                 "login.refresh: below 1s; valid intervals are 1s or more".into(),
+            ));
+        }
+        if let Some(Source::File(p)) = &self.host_certificate {
+            return Err((
+                vec!["host_certificate".into()],
+                format!("login.host_certificate: {} is a file; it must be the http:// or https:// URL of the host CA's signing endpoint", p.display()),
             ));
         }
         if let Some(p) = &self.sshd {
@@ -224,6 +235,15 @@ mod tests {
             serde_yaml::from_str("ca: /ca.pub\nusers: {work: {principals: [\"a,b\"]}}\n").unwrap();
         assert!(bad.check().unwrap_err().1.contains("principals"));
         assert!(serde_yaml::from_str::<LoginSpec>("ca: /c\nusers: {}\npasswd: yes\n").is_err());
+        let file: LoginSpec =
+            serde_yaml::from_str("ca: /ca.pub\nusers: {work: {}}\nhost_certificate: /sign\n")
+                .unwrap();
+        assert!(file.check().unwrap_err().1.contains("signing endpoint"));
+        let url: LoginSpec = serde_yaml::from_str(
+            "ca: /ca.pub\nusers: {work: {}}\nhost_certificate: https://ca/sign\n",
+        )
+        .unwrap();
+        assert!(url.check().is_ok());
     }
 }
 

@@ -5,12 +5,14 @@
 //! `entry` lines become services named `entry-1`, `entry-2`, ..., each depending on the
 //! one before, restarted on failure. Every error names the file, line, column and key.
 
+pub mod caps;
 pub mod command;
 pub mod duration;
 pub mod login;
 pub mod lvs;
 pub mod network;
 pub mod service;
+pub mod statsd;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -114,6 +116,7 @@ struct RawSpec {
     health_port: Option<Port>,
     network: Option<NetworkSpec>,
     login: Option<LoginSpec>,
+    statsd: Option<statsd::StatsdSpec>,
 }
 
 /// The validated app spec.
@@ -141,6 +144,8 @@ pub struct AppSpec {
     pub network: Option<NetworkSpec>,
     /// SSH login with CA certificates (`login:`); none: no login machinery at all.
     pub login: Option<LoginSpec>,
+    /// App metrics on a statsd UDP port (`statsd:`); none: no socket, no thread.
+    pub statsd: Option<statsd::StatsdSpec>,
 }
 
 impl AppSpec {

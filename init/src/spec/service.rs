@@ -347,6 +347,8 @@ pub struct ServiceSpec {
     pub log: LogSpec,
     /// LVS registration (see [`super::lvs`]).
     pub lvs: Option<super::lvs::LvsSpec>,
+    /// The only capabilities the service may hold (see [`super::caps`]).
+    pub capabilities: Option<super::caps::CapSet>,
 }
 
 fn yes() -> bool {
@@ -375,6 +377,7 @@ impl ServiceSpec {
             hooks: HooksSpec::default(),
             log: LogSpec::Inherit,
             lvs: None,
+            capabilities: None,
         }
     }
 

@@ -400,6 +400,10 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
             invalid(path, text, &at, msg)
         })?;
     }
+    if let Some(s) = &raw.statsd {
+        s.check()
+            .map_err(|(key, msg)| invalid(path, text, &["statsd", key], msg))?;
+    }
     Ok(AppSpec {
         path: path.into(),
         require: raw.require,
@@ -412,5 +416,6 @@ pub(super) fn build(raw: RawSpec, text: &str, path: &Path) -> Result<AppSpec, Sp
         health_port: raw.health_port.map(|p| p.0),
         network: raw.network,
         login: raw.login,
+        statsd: raw.statsd,
     })
 }

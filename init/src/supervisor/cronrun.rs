@@ -31,6 +31,7 @@ impl<O: Os> Engine<O> {
                         ids: c.ids,
                         log: LogSpec::Inherit,
                         label: format!("cron {}", c.spec.name),
+                        keep_caps: None,
                     };
                     info!(job = %c.spec.name, "cron run starting");
                     if let Some(pid) = self.spawn_owned(&launch, Owner::Cron(j)) {

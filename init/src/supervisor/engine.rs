@@ -91,6 +91,10 @@ pub struct Engine<O: Os> {
     pub(super) network: Option<Box<dyn Fn() -> serde_json::Value>>,
     /// The `login` part of the status, when the spec has a `login` section.
     pub(super) login: Option<Box<dyn Fn() -> serde_json::Value>>,
+    /// LVS registration, when a service has an `lvs` section.
+    pub(super) lvs: Option<super::lvs::LvsHook>,
+    /// The `statsd` part of the status, when the spec has a `statsd` section.
+    pub(super) statsd: Option<Box<dyn Fn() -> serde_json::Value>>,
 }
 
 /// Everything the engine needs to start.
@@ -176,6 +180,8 @@ impl<O: Os> Engine<O> {
             first_failure: None,
             network: None,
             login: None,
+            lvs: None,
+            statsd: None,
         }
     }
 
@@ -213,6 +219,7 @@ impl<O: Os> Engine<O> {
             ids: s.ids,
             log: s.spec.log.clone(),
             label,
+            keep_caps: s.spec.capabilities.map(|c| c.0),
         }
     }
 
@@ -332,6 +339,9 @@ impl<O: Os> Engine<O> {
         if let Some(d) = self.hard_deadline {
             at(d)
         }
+        if let Some(d) = self.lvs_deadline() {
+            at(d)
+        }
         best
     }
 
@@ -353,6 +363,7 @@ impl<O: Os> Engine<O> {
             self.start_ready(now);
         }
         self.tick_health(now);
+        self.tick_lvs(now);
         if !self.shutting_down {
             self.tick_cron(wall_now);
         } else {
@@ -390,17 +401,25 @@ impl<O: Os> Engine<O> {
             services: self
                 .services
                 .iter()
-                .map(|s| ServiceStatus {
+                .enumerate()
+                .map(|(i, s)| ServiceStatus {
                     name: s.spec.name.clone(),
                     state: s.phase.name().to_string(),
                     pid: s.pid(),
                     restarts: s.restarts,
                     healthy: s.health.as_ref().and_then(|h| h.healthy),
+                    lvs: self.lvs_json(i),
+                    check_latency_us: s
+                        .health
+                        .as_ref()
+                        .and_then(|h| h.last_latency)
+                        .map(|d| d.as_micros().min(u128::from(u64::MAX)) as u64),
                 })
                 .collect(),
             require: self.require.clone(),
             network: self.network.as_ref().map(|f| f()),
             login: self.login.as_ref().map(|f| f()),
+            statsd: self.statsd.as_ref().map(|f| f()),
         }
     }
 
@@ -412,6 +431,11 @@ impl<O: Os> Engine<O> {
     /// Where the status's `login` object comes from (called at every `status`).
     pub fn set_login_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
         self.login = Some(Box::new(f));
+    }
+
+    /// Where the status's `statsd` object comes from (called at every `status`).
+    pub fn set_statsd_status(&mut self, f: impl Fn() -> serde_json::Value + 'static) {
+        self.statsd = Some(Box::new(f));
     }
 
     /// Whether every service that has a health check is healthy (for `GET /health`).
@@ -429,7 +453,8 @@ impl<O: Os> Engine<O> {
         }
         let quiet = self.services.iter().all(|s| s.phase.is_terminal())
             && self.hooks.is_empty()
-            && self.crons.iter().all(|c| c.pid.is_none());
+            && self.crons.iter().all(|c| c.pid.is_none())
+            && self.lvs_settled(Instant::now());
         let hard_over = self.hard_deadline.is_some_and(|d| Instant::now() >= d);
         if quiet || hard_over {
             Some(

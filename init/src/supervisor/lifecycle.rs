@@ -215,8 +215,8 @@ impl<O: Os> Engine<O> {
                 };
                 self.services[i].health = None;
                 self.services[i].probe_gen += 1;
-                if !self.start_hook(i, HookKind::PreStop, now) {
-                    self.send_stop_signal(i, now);
+                if !self.lvs_drain(i, now) {
+                    self.stop_after_drain(i, now);
                 }
             }
             Phase::PreStart => {
@@ -231,6 +231,13 @@ impl<O: Os> Engine<O> {
                 self.finish_stop(i, now);
             }
             Phase::Stopping { .. } | Phase::PostStop | Phase::Stopped => {}
+        }
+    }
+
+    /// The `pre_stop` hook if there is one, else the stop signal.
+    pub(super) fn stop_after_drain(&mut self, i: usize, now: Instant) {
+        if !self.start_hook(i, HookKind::PreStop, now) {
+            self.send_stop_signal(i, now);
         }
     }
 

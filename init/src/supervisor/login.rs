@@ -39,6 +39,10 @@ pub(super) fn prepare(spec: &mut AppSpec, socket: &Path) -> Result<Option<Login>
                 state: "ready".into(),
                 port: ls.port(),
                 ca_keys: p.ca_keys,
+                host_certificate: p.host_cert.clone().map(|r| match r {
+                    Ok(()) => "installed".to_string(),
+                    Err(e) => format!("failed: {e}"),
+                }),
                 ..Default::default()
             };
             (st, Some(p))

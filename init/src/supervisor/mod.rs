@@ -13,6 +13,7 @@ mod health_http;
 mod lifecycle;
 mod logfile;
 mod login;
+mod lvs;
 pub mod network;
 pub mod os;
 mod requests;
@@ -105,6 +106,13 @@ pub fn load(opts: &Options) -> Result<AppSpec, SupervisorError> {
 /// Runs the app until shutdown; returns the exit code.
 pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
     let mut login = login::prepare(&mut spec, &opts.socket)?;
+    let statsd = match &spec.statsd {
+        Some(s) => Some(crate::statsd::bind(s).map_err(|err| SupervisorError::Io {
+            what: format!("statsd: UDP 127.0.0.1:{}", s.port()),
+            err,
+        })?),
+        None => None,
+    };
     let ids_err = |e: users::UnknownId, whose: &str| {
         SupervisorError::Ids(format!("{}: {whose}: {e}", opts.spec.display()))
     };
@@ -135,6 +143,18 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
             err,
         })?;
     }
+
+    let statsd_status = match statsd {
+        Some(s) => {
+            let st = s.status.clone();
+            s.start().map_err(|err| SupervisorError::Io {
+                what: "the statsd thread".into(),
+                err,
+            })?;
+            Some(st)
+        }
+        None => None,
+    };
 
     add::run_all(&spec.adds)?;
     let io = |what: String| move |err| SupervisorError::Io { what, err };
@@ -207,7 +227,31 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
         cron_ids,
     };
     let os = sys::SysOs::new(inherited, waker.clone());
+    let lvs_hook = lvs::LvsHook::new(
+        &cfg.spec,
+        lvs::LvsHook::grace_from_env(std::env::var("BERTH_KILL_GRACE_MS").ok().as_deref()),
+        std::time::Instant::now(),
+    );
     let mut engine = Engine::new(cfg, os, runloop::wall_now());
+    if let Some(hook) = lvs_hook {
+        let lease = net.as_ref().map(|n| n.watch());
+        let w = waker.clone();
+        hook.worker(
+            Box::new(move || w.send(wake::Msg::Lvs)),
+            Box::new(move || {
+                let l = lease.as_ref()?;
+                let ip = l
+                    .borrow()
+                    .lease
+                    .as_ref()
+                    .map(|l| std::net::IpAddr::V4(l.address));
+                ip
+            }),
+        )
+        .spawn()
+        .map_err(io("the LVS thread".into()))?;
+        engine.set_lvs(hook);
+    }
     if let Some(n) = &net {
         let rx = n.watch();
         engine.set_network_status(move || {
@@ -216,6 +260,9 @@ pub fn run(opts: &Options, mut spec: AppSpec) -> Result<i32, SupervisorError> {
     }
     if let Some(l) = login {
         engine.set_login_status(move || l.json());
+    }
+    if let Some(st) = statsd_status {
+        engine.set_statsd_status(move || crate::statsd::json(&st));
     }
     let code = runloop::Loop {
         engine,

@@ -25,6 +25,9 @@ pub struct Launch {
     pub log: LogSpec,
     /// Label for logs (`web`, `web pre_start`, `cron cleanup`).
     pub label: String,
+    /// The only capabilities it may hold (bit n = capability n); `None`: what init's
+    /// children get anyway.
+    pub keep_caps: Option<u64>,
 }
 
 /// The system calls the engine makes.

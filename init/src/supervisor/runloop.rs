@@ -149,7 +149,7 @@ impl<O: Os> Loop<O> {
                             .engine
                             .on_probe(service, generation, ok, Instant::now()),
                         // The next tick publishes the new lease (GET /health).
-                        Msg::Network => {}
+                        Msg::Network | Msg::Lvs => {}
                     }
                 }
             }

@@ -47,6 +47,9 @@ impl Os for SysOs {
                 groups: vec![gid],
             });
         }
+        if let Some(keep) = launch.keep_caps {
+            cmd = cmd.keep_capabilities(keep);
+        }
         // The write end must stay open until spawn returns; it drops after.
         let log_fd = match &launch.log {
             LogSpec::Inherit => None,

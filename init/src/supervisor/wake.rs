@@ -24,6 +24,8 @@ pub enum Msg {
     },
     /// The DHCP lease changed (acquired, renewed, lost): refresh what is published.
     Network,
+    /// An LVS director call ended: refresh the status, maybe finish shutdown.
+    Lvs,
 }
 
 /// The sending side, cloned into threads.

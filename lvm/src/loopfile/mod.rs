@@ -124,10 +124,11 @@ impl LoopfileBackend {
 
 impl Backend for LoopfileBackend {
     fn create(&self, req: &CreateRequest) -> Result<Volume, VolumeError> {
-        let size = req.size.round_up(ALIGN);
-        if size < req.fs.min_size() {
+        // The request is what the task may use; the file carries the filesystem's overhead.
+        let size = req.fs.device_size(req.size).round_up(ALIGN);
+        if req.size < req.fs.min_size() {
             return Err(VolumeError::TooSmall {
-                size,
+                size: req.size,
                 min: req.fs.min_size(),
                 fs: req.fs,
             });
@@ -185,10 +186,10 @@ impl Backend for LoopfileBackend {
     }
 
     fn resize(&self, name: &VolumeName, size: Bytes) -> Result<Resized, VolumeError> {
-        let size = size.round_up(ALIGN);
         let _lock = self.lock(name)?;
         let mpath = self.meta_path(name);
         let mut m = meta::read(&mpath)?.ok_or_else(|| VolumeError::NotFound(name.clone()))?;
+        let size = m.fs()?.device_size(size).round_up(ALIGN);
         let state = m.state()?;
         if state == VolumeState::Incomplete {
             return Err(VolumeError::NotFound(name.clone()));

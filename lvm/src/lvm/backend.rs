@@ -130,6 +130,8 @@ pub(crate) enum Reuse {
 
 impl Backend for LvmBackend {
     fn create(&self, req: &CreateRequest) -> Result<Volume, VolumeError> {
+        // The request is what the task may use; the LV carries the filesystem's overhead.
+        let device = req.fs.device_size(req.size);
         if req.size < req.fs.min_size() {
             return Err(VolumeError::TooSmall {
                 size: req.size,
@@ -142,7 +144,7 @@ impl Backend for LvmBackend {
             Reuse::Existing(v) => return Ok(v),
             Reuse::Absent(vg) => vg,
         };
-        let size = req.size.round_up(vg.extent_size.0);
+        let size = device.round_up(vg.extent_size.0);
         let c = match self.cfg.home_layout {
             Layout::Linear => {
                 self.check_linear_floor(&vg, &req.name, size)?;
@@ -188,7 +190,8 @@ impl Backend for LvmBackend {
         if v.state == VolumeState::Incomplete {
             return Err(VolumeError::NotFound(name.clone()));
         }
-        let size = size.round_up(vg.extent_size.0);
+        let fs = v.fs;
+        let size = fs.device_size(size).round_up(vg.extent_size.0);
         if size < v.size {
             return Err(VolumeError::Shrink {
                 name: name.clone(),

@@ -109,6 +109,17 @@ pub fn fs_size(p: &Path) -> u64 {
     st.blocks() * st.fragment_size()
 }
 
+/// Space available to a user on the filesystem mounted at `p` (what `df` shows).
+pub fn fs_avail(p: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(p).unwrap();
+    st.blocks_available() * st.fragment_size()
+}
+
+/// The loop file's size for a request of `mib` MiB usable on `fs`.
+pub fn device(fs: berth_lvm::Filesystem, mib: u64) -> berth_lvm::Bytes {
+    fs.device_size(berth_lvm::Bytes::mib(mib)).round_up(1 << 20)
+}
+
 /// Waits (up to 5 s) until no loop device is backed by a file under `s`: the kernel clears an
 /// autoclear loop device shortly after its last user goes, not always before umount returns.
 pub fn wait_no_loops(s: &Scratch) -> Vec<PathBuf> {

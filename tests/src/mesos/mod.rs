@@ -13,7 +13,8 @@
 //! - `schema`: Apache Mesos' v1 protos (tests/proto): every Call must fit them (unknown
 //!   fields are violations), every Event the double builds is checked against them.
 //! - `validate`: the agent's request checks, pure functions.
-//! - `http`: the server side of HTTP/1.1 (requests, responses, chunked streams).
+//! - `tls`: certificates (rcgen) for a TLS double ([`AgentDouble::start_tls`]).
+//! - `http`: the HTTP side on berth-http's server (requests, answers, RecordIO chunks).
 //! - `state`: what the double records and checks across calls.
 //! - `server`: the accept loop, the event stream, acknowledgements.
 //! - `process`: starting the executor the way the agent and Marathon do.
@@ -26,6 +27,7 @@ pub mod proto;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod validate;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -45,11 +47,24 @@ pub struct AgentDouble {
     cmds: mpsc::UnboundedSender<Command>,
     pub endpoint: String,
     runtime: Option<std::thread::JoinHandle<()>>,
+    /// The certificates of a TLS double.
+    pub pki: Option<tls::Pki>,
 }
 
 impl AgentDouble {
     /// Starts a double on 127.0.0.1 with a free port, for one framework and executor.
     pub fn start(framework_id: &str, executor_id: &str) -> AgentDouble {
+        AgentDouble::start_with(framework_id, executor_id, None)
+    }
+
+    /// A double serving TLS only (certificates from [`tls::Pki`]), requiring a client
+    /// certificate. [`AgentDouble::spawn_executor`] gives the executor the agent's
+    /// `LIBPROCESS_SSL_*` environment unless the spec sets `LIBPROCESS_SSL_ENABLED`.
+    pub fn start_tls(framework_id: &str, executor_id: &str) -> AgentDouble {
+        AgentDouble::start_with(framework_id, executor_id, Some(tls::Pki::new()))
+    }
+
+    fn start_with(framework_id: &str, executor_id: &str, pki: Option<tls::Pki>) -> AgentDouble {
         let view = AgentView {
             recovering: false,
             subscribed: false,
@@ -68,6 +83,7 @@ impl AgentDouble {
         let endpoint = std_listener.local_addr().expect("addr").to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         let sh = shared.clone();
+        let server_tls = pki.as_ref().map(tls::Pki::server_config);
         let runtime = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -75,7 +91,7 @@ impl AgentDouble {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                server::serve(listener, sh, rx).await;
+                server::serve(listener, server_tls, sh, rx).await;
             });
         });
         AgentDouble {
@@ -83,6 +99,7 @@ impl AgentDouble {
             cmds: tx,
             endpoint,
             runtime: Some(runtime),
+            pki,
         }
     }
 
@@ -280,6 +297,12 @@ impl AgentDouble {
                 true
             }
         };
+        let mut spec = spec.clone();
+        if let Some(pki) = &self.pki {
+            if !spec.env.iter().any(|(k, _)| k == "LIBPROCESS_SSL_ENABLED") {
+                spec.env.extend(pki.executor_env(&pki.ca));
+            }
+        }
         let exec = spec.spawn(&self.endpoint, &self.state().agent_id.clone());
         if launched {
             self.state().executor_pid = Some(exec.pid());

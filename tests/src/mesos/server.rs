@@ -1,18 +1,21 @@
-//! The double's server loop: accepts connections while "up", checks each request
-//! (validate.rs), streams events to the subscribed executor and acknowledges updates.
+//! The double's server loop: serves HTTP (berth-http, plain or TLS) while "up", checks
+//! each request (validate.rs), streams events to the subscribed executor and
+//! acknowledges updates.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use berth_http::server::Body;
 use serde_json::{json, Value};
-use tokio::io::BufReader;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 
-use super::http::{read_request, respond, start_stream, write_records};
+use super::http::{read_request, record_chunks, respond, stream};
 use super::schema;
+pub use super::state::Outgoing;
 use super::state::{Answer, State};
-use super::validate::check;
+use super::validate::{check, MESOS_ONLY_STATES};
 
 pub type Shared = Arc<(Mutex<State>, Condvar)>;
 
@@ -23,53 +26,60 @@ pub enum Command {
     ComeBack,
 }
 
+/// Serves until the command channel closes. `GoAway` stops accepting (connection
+/// refused) and ends the event stream; `ComeBack` listens on the same address again.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shared: Shared,
     mut cmds: mpsc::UnboundedReceiver<Command>,
 ) {
     let addr = listener.local_addr().expect("local addr");
     let mut listener = Some(listener);
-    let mut conns: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    // The accept loop and its stop (dropping the sender stops it).
+    let mut running: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)> = None;
     loop {
-        let accept = async {
-            match &listener {
-                Some(l) => l.accept().await.ok(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            c = accept => {
-                if let Some((sock, _)) = c {
-                    conns.retain(|h| !h.is_finished());
-                    conns.push(tokio::spawn(connection(sock, shared.clone())));
+        if let Some(l) = listener.take() {
+            let (tx, rx) = oneshot::channel::<()>();
+            let sh = shared.clone();
+            let handler = move |req, _peer: SocketAddr| handle(req, sh.clone());
+            let task = tokio::spawn(berth_http::server::serve(l, tls.clone(), handler, async {
+                let _ = rx.await;
+            }));
+            running = Some((tx, task));
+        }
+        match cmds.recv().await {
+            None => return,
+            Some(Command::GoAway) => {
+                if let Some((stop, task)) = running.take() {
+                    drop(stop);
+                    // The listener is closed once the loop has returned.
+                    let _ = task.await;
                 }
+                let (m, cv) = &*shared;
+                let mut st = m.lock().unwrap();
+                st.up = false;
+                // Dropping the stream's sender ends the executor's event stream.
+                st.stream = None;
+                st.view.subscribed = false;
+                cv.notify_all();
             }
-            cmd = cmds.recv() => match cmd {
-                None => return,
-                Some(Command::GoAway) => {
-                    listener = None;
-                    for h in conns.drain(..) { h.abort(); }
-                    let (m, cv) = &*shared;
-                    let mut st = m.lock().unwrap();
-                    st.up = false;
-                    st.stream = None;
-                    st.view.subscribed = false;
-                    cv.notify_all();
-                }
-                Some(Command::ComeBack) => {
-                    // The port was ours a moment ago; retry briefly in case it lingers.
-                    for _ in 0..50 {
-                        match TcpListener::bind(addr).await {
-                            Ok(l) => { listener = Some(l); break; }
-                            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Some(Command::ComeBack) if running.is_some() => {}
+            Some(Command::ComeBack) => {
+                // The port was ours a moment ago; retry briefly in case it lingers.
+                for _ in 0..50 {
+                    match TcpListener::bind(addr).await {
+                        Ok(l) => {
+                            listener = Some(l);
+                            break;
                         }
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                     }
-                    let (m, cv) = &*shared;
-                    let mut st = m.lock().unwrap();
-                    st.up = listener.is_some();
-                    cv.notify_all();
                 }
+                let (m, cv) = &*shared;
+                let mut st = m.lock().unwrap();
+                st.up = listener.is_some();
+                cv.notify_all();
             }
         }
     }
@@ -88,115 +98,103 @@ fn answer(shared: &Shared, kind: &str, status: u16, message: &str) {
     cv.notify_all();
 }
 
-async fn connection(sock: TcpStream, shared: Shared) {
-    let mut reader = BufReader::new(sock);
-    loop {
-        let req = match read_request(&mut reader).await {
-            Ok(Some(r)) => r,
-            _ => return,
-        };
-        let view = {
-            let (m, _) = &*shared;
-            let mut st = m.lock().unwrap();
-            if st.recovering_until.is_some_and(|t| Instant::now() >= t) {
-                st.recovering_until = None;
-            }
-            st.reregistration_expired(Instant::now());
-            if st.registration_expired(Instant::now()) {
-                if let Some(pid) = st.executor_pid {
-                    // SAFETY: kill(2) of the executor the double launched.
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                    }
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    shared: Shared,
+) -> hyper::Response<Body> {
+    let req = match read_request(req).await {
+        Ok(r) => r,
+        Err((status, why)) => return respond(status, &why),
+    };
+    let view = {
+        let (m, _) = &*shared;
+        let mut st = m.lock().unwrap();
+        if st.recovering_until.is_some_and(|t| Instant::now() >= t) {
+            st.recovering_until = None;
+        }
+        st.reregistration_expired(Instant::now());
+        if st.registration_expired(Instant::now()) {
+            if let Some(pid) = st.executor_pid {
+                // SAFETY: kill(2) of the executor the double launched.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
                 }
             }
-            if st.view.forgot_framework && req.body.windows(9).any(|w| w == b"SUBSCRIBE") {
-                st.violation(
-                    "an executor of a non-checkpointing framework tried to resubscribe after an agent restart (the agent does not recover it)",
-                );
-            }
-            let mut v = st.view.clone();
-            v.recovering = st.recovering_until.is_some();
-            v
-        };
-        let sock = reader.get_mut();
-        if req.path != "/api/v1/executor" {
-            answer(&shared, "?", 404, &req.path);
-            let _ = respond(sock, 404, "Not Found").await;
-            return;
         }
-        let is_subscribe = req.body.windows(9).any(|w| w == b"SUBSCRIBE");
-        let not_found = {
-            let (m, _) = &*shared;
-            let st = m.lock().unwrap();
-            st.not_found_until.is_some_and(|t| Instant::now() < t)
-        };
-        if is_subscribe && not_found && !view.recovering {
-            // Not a violation: the executor is told to retry.
-            {
-                let (m, cv) = &*shared;
-                let mut st = m.lock().unwrap();
-                st.answers.push(Answer::new("SUBSCRIBE", 404, "Not Found"));
-                cv.notify_all();
-            }
-            let _ = respond(sock, 404, "Not Found").await;
-            return;
+        if st.view.forgot_framework && req.body.windows(9).any(|w| w == b"SUBSCRIBE") {
+            st.violation(
+                "an executor of a non-checkpointing framework tried to resubscribe after an agent restart (the agent does not recover it)",
+            );
         }
-        let call = match check(&req, &view) {
-            Ok(c) => c,
-            Err(r) => {
-                let kind = serde_json::from_slice::<Value>(&req.body)
-                    .ok()
-                    .and_then(|v| v["type"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "?".into());
-                answer(&shared, &kind, r.status, &r.message);
-                let _ = respond(sock, r.status, &r.message).await;
-                continue;
-            }
-        };
-        if !call.dropped.is_empty() {
-            let (m, _) = &*shared;
+        let mut v = st.view.clone();
+        v.recovering = st.recovering_until.is_some();
+        v
+    };
+    if req.path != "/api/v1/executor" {
+        answer(&shared, "?", 404, &req.path);
+        return respond(404, "Not Found");
+    }
+    let is_subscribe = req.body.windows(9).any(|w| w == b"SUBSCRIBE");
+    let not_found = {
+        let (m, _) = &*shared;
+        let st = m.lock().unwrap();
+        st.not_found_until.is_some_and(|t| Instant::now() < t)
+    };
+    if is_subscribe && not_found && !view.recovering {
+        // Not a violation: the executor is told to retry.
+        let (m, cv) = &*shared;
+        let mut st = m.lock().unwrap();
+        st.answers.push(Answer::new("SUBSCRIBE", 404, "Not Found"));
+        cv.notify_all();
+        return respond(404, "Not Found");
+    }
+    let call = match check(&req, &view) {
+        Ok(c) => c,
+        Err(r) => {
+            let kind = serde_json::from_slice::<Value>(&req.body)
+                .ok()
+                .and_then(|v| v["type"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "?".into());
+            answer(&shared, &kind, r.status, &r.message);
+            return respond(r.status, &r.message);
+        }
+    };
+    if !call.dropped.is_empty() {
+        let (m, _) = &*shared;
+        let mut st = m.lock().unwrap();
+        for d in &call.dropped {
+            st.violation(format!(
+                "{} accepted, but the agent's parse dropped {d}",
+                call.kind
+            ));
+        }
+    }
+    match call.kind.as_str() {
+        "SUBSCRIBE" => subscribe(call.call, shared),
+        "UPDATE" => {
+            answer(&shared, "UPDATE", 202, "");
+            update(&call.call["update"]["status"], &shared);
+            respond(202, "")
+        }
+        kind => {
+            answer(&shared, kind, 202, "");
+            let (m, cv) = &*shared;
             let mut st = m.lock().unwrap();
-            for d in &call.dropped {
-                st.violation(format!(
-                    "{} accepted, but the agent's parse dropped {d}",
-                    call.kind
-                ));
+            if kind == "HEARTBEAT" {
+                st.heartbeats += 1;
+            } else {
+                st.messages.push(call.call["message"].clone());
             }
-        }
-        match call.kind.as_str() {
-            "SUBSCRIBE" => {
-                let sock = reader.into_inner();
-                subscribe(sock, call.call, shared.clone()).await;
-                return;
-            }
-            "UPDATE" => {
-                answer(&shared, "UPDATE", 202, "");
-                update(&call.call["update"]["status"], &shared);
-                let _ = respond(sock, 202, "").await;
-            }
-            kind => {
-                answer(&shared, kind, 202, "");
-                {
-                    let (m, cv) = &*shared;
-                    let mut st = m.lock().unwrap();
-                    if kind == "HEARTBEAT" {
-                        st.heartbeats += 1;
-                    } else {
-                        st.messages.push(call.call["message"].clone());
-                    }
-                    cv.notify_all();
-                }
-                let _ = respond(sock, 202, "").await;
-            }
+            cv.notify_all();
+            respond(202, "")
         }
     }
 }
 
 /// The stream: SUBSCRIBED first, then whatever the test sends.
-async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-    let (pieces, first, resend) = {
+fn subscribe(call: Value, shared: Shared) -> hyper::Response<Body> {
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (pieces, resend, stream_id) = {
         let (m, cv) = &*shared;
         let mut st = m.lock().unwrap();
         st.check_subscribe(&call);
@@ -224,25 +222,30 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
             }
         }
         cv.notify_all();
-        (st.pieces, first, resend)
+        (st.pieces, resend, id)
     };
-    let _ = first;
+    drop(tx);
     for status in resend {
         update(&status, &shared);
     }
-    if start_stream(&mut sock).await.is_err() {
-        return;
-    }
-    let stream_id = {
-        let (m, _) = &*shared;
-        let st = m.lock().unwrap();
-        st.stream.as_ref().map(|s| s.0)
-    };
+    let (body_tx, body) = berth_http::server::channel(1);
+    tokio::spawn(pump(rx, body_tx, pieces, stream_id, shared));
+    stream(body)
+}
+
+/// Writes queued events into the stream's body until the stream is replaced or dropped
+/// (the double's sender goes) or the executor's connection closes (the body goes).
+async fn pump(
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    body: mpsc::Sender<berth_http::Bytes>,
+    pieces: usize,
+    stream_id: u64,
+    shared: Shared,
+) {
     while let Some(first) = rx.recv().await {
-        let (pack, split) = {
+        let pack = {
             let (m, _) = &*shared;
-            let st = m.lock().unwrap();
-            (st.pack.max(1), st.split_size_line)
+            m.lock().unwrap().pack.max(1)
         };
         // Several queued events in one chunk when asked to (`pack`).
         let mut batch = vec![first];
@@ -253,22 +256,29 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
             }
         }
         let records: Vec<&[u8]> = batch.iter().map(|(r, _)| r.as_slice()).collect();
-        let written = write_records(&mut sock, &records, pieces, split).await;
+        let mut written = true;
+        for chunk in record_chunks(&records, pieces) {
+            if body.send(chunk).await.is_err() {
+                written = false;
+                break;
+            }
+        }
         let (m, cv) = &*shared;
         let mut st = m.lock().unwrap();
-        if written.is_err() {
+        if !written {
             // The agent notices the broken connection: no stream to this executor any
             // more (it still accepts its calls, as the agent does until it resubscribes).
-            if st.stream.as_ref().map(|s| s.0) == stream_id {
+            if st.stream.as_ref().map(|s| s.0) == Some(stream_id) {
                 st.stream = None;
             }
             cv.notify_all();
-            break;
+            return;
         }
         if batch.len() > 1 {
             st.packed_writes += 1;
         }
-        // An acknowledgement counts once it is on the wire, not when it was queued.
+        // An acknowledgement counts once it is handed to the connection, not when it
+        // was queued.
         for (_, acked) in batch {
             if let Some(uuid) = acked {
                 st.uuids.insert(uuid, true);
@@ -277,9 +287,6 @@ async fn subscribe(mut sock: TcpStream, call: Value, shared: Shared) {
         cv.notify_all();
     }
 }
-
-/// One event on the stream, with the uuid it acknowledges (marked once written).
-pub type Outgoing = (Vec<u8>, Option<String>);
 
 pub fn subscribed_event(st: &State) -> Vec<u8> {
     let caps: Vec<Value> = st
@@ -423,6 +430,14 @@ fn update(status: &Value, shared: &Shared) {
             st.violation(format!("UPDATE names a foreign agent_id {a}"));
             return;
         }
+    }
+    if let Some(state) = status["state"]
+        .as_str()
+        .filter(|s| MESOS_ONLY_STATES.contains(s))
+    {
+        st.violation(format!(
+            "the executor sent {state}, a state only Mesos sends (see validate::MESOS_ONLY_STATES)"
+        ));
     }
     let uuid = status["uuid"].as_str().unwrap_or("").to_string();
     let task_id = status["task_id"].clone();

@@ -10,6 +10,9 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::validate::{AgentView, TERMINAL_STATES};
 
+/// One event on the stream, with the uuid it acknowledges (marked once written).
+pub type Outgoing = (Vec<u8>, Option<String>);
+
 /// 16 random bytes shaped as an RFC-4122 version 4 UUID.
 fn random_uuid() -> [u8; 16] {
     use std::io::Read as _;
@@ -59,7 +62,7 @@ pub struct State {
     /// Answer 503 until then.
     pub recovering_until: Option<Instant>,
     /// The open event stream: its number and sender.
-    pub stream: Option<(u64, UnboundedSender<super::server::Outgoing>)>,
+    pub stream: Option<(u64, UnboundedSender<Outgoing>)>,
     pub next_stream: u64,
     /// SUBSCRIBE calls received (whole bodies).
     pub subscriptions: Vec<Value>,
@@ -116,8 +119,6 @@ pub struct State {
     pub pack: usize,
     /// Chunks written that carried more than one record.
     pub packed_writes: usize,
-    /// Write each chunk-size line in two TCP writes (a pause between them).
-    pub split_size_line: bool,
     /// NOT what an agent does: a later `spawn_executor` with the same executor id after
     /// the executor died is accepted as if the agent had launched it again (no
     /// TASK_FAILED at its death). Only for tests of the executor's re-attach code.
@@ -160,7 +161,6 @@ impl State {
             not_found_until: None,
             pack: 1,
             packed_writes: 0,
-            split_size_line: false,
             accept_relaunch_after_death: false,
         }
     }

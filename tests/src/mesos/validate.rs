@@ -324,6 +324,26 @@ pub const KNOWN_STATES: &[&str] = &[
     "TASK_UNKNOWN",
 ];
 
+/// States only Mesos itself sends (mesos.proto `TaskState`), never an executor; the
+/// agent's validation lets them through (it refuses only TASK_STAGING), so the double
+/// records an executor that sends one as a violation:
+/// - TASK_DROPPED: "the task's executor never started running" -- an executor that got
+///   the LAUNCH is running; a task it never started because a KILL or SHUTDOWN came first
+///   ends TASK_KILLED (REASON_TASK_KILLED_DURING_LAUNCH), as the agent's own does.
+/// - TASK_GONE: the agent was terminated with its tasks, or an agent/containerizer error;
+///   a task whose resources vanished under the executor (its volume, its container) is
+///   TASK_FAILED with the cause in the message.
+/// - TASK_LOST, TASK_UNREACHABLE, TASK_GONE_BY_OPERATOR, TASK_UNKNOWN: the master's view
+///   of partitioned or forgotten agents.
+pub const MESOS_ONLY_STATES: &[&str] = &[
+    "TASK_DROPPED",
+    "TASK_GONE",
+    "TASK_LOST",
+    "TASK_UNREACHABLE",
+    "TASK_GONE_BY_OPERATOR",
+    "TASK_UNKNOWN",
+];
+
 pub const TERMINAL_STATES: &[&str] = &[
     "TASK_FINISHED",
     "TASK_FAILED",

@@ -249,10 +249,7 @@ pub(super) async fn supervise(
     } else if !end.running_seen {
         TaskEvent::new(&id, TaskState::TaskFailed)
             .reason(Reason::ReasonContainerLaunchFailed)
-            .message(format!(
-                "container failed to start ({describe}): {}",
-                stderr_tail(&ctx.sandbox)
-            ))
+            .message(super::failure::init_failed(&ctx.sandbox, &describe))
     } else {
         TaskEvent::new(&id, TaskState::TaskFailed).message(format!("container {describe}"))
     };

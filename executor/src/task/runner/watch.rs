@@ -69,12 +69,6 @@ pub(super) fn read_exit(path: &PathBuf) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-pub(super) fn stderr_tail(sandbox: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(3).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
-}
-
 /// How soon the runner tries init's socket again while it does not answer: often while
 /// the container starts (init binds it some 20-50 ms after the runtime started), then
 /// every [`POLL`].
