@@ -16,6 +16,8 @@ apt_packages=(
   ipvsadm
   # process tools the tests and benchmarks use
   procps psmisc hyperfine python3 python3-pip
+  # berth-agent: promtool validates the /metrics exposition (the agent_metrics test)
+  prometheus
   # passwordless login (init login: section): the real sshd and ssh-keygen/ssh client
   openssh-server openssh-client
   # database authorization (dbauth tests): a real MariaDB started by the tests

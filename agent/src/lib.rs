@@ -18,6 +18,7 @@
 //! - [`serve`]: the service loop: systemd notify/watchdog, SIGHUP reload, SIGTERM stop.
 //! - [`metrics`]: per-container metrics (cgroups, netns counters, /home, berth-init) for
 //!   Prometheus (`GET /metrics`) and Open-Falcon (push).
+//! - [`ps`]: the rows and table of `berth-agent ps`.
 //! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
@@ -31,6 +32,7 @@ pub mod log;
 pub mod lvs;
 pub mod marathon;
 pub mod metrics;
+pub mod ps;
 pub mod resources;
 pub mod serve;
 

@@ -2,6 +2,7 @@
 //! benchmarks.
 //!
 //! # Layout
+//! - [`falcon`]: a strict Open-Falcon agent double (transfer's validation rules).
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
 //! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
@@ -14,6 +15,7 @@
 //! - [`minbase`]: the cached Debian minbase root (debootstrap) that tests copy.
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
+pub mod falcon;
 pub mod lab;
 pub mod login;
 pub mod login_ca;

@@ -36,7 +36,11 @@ fn signal(child: &Child, sig: i32) {
 fn serve_notifies_reloads_and_stops_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agent.toml");
-    std::fs::write(&cfg, "[serve]\nstep_secs = 1\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[serve]\nstep_secs = 1\n[metrics]\nlisten = \"127.0.0.1:0\"\n[falcon]\nurl = \"\"\n",
+    )
+    .unwrap();
     let sock = dir.path().join("notify");
     let rx = UnixDatagram::bind(&sock).unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -219,4 +219,66 @@ mod tests {
         assert_eq!(q.counters().buffered, 0);
         assert!(q.peek().is_none());
     }
+
+    #[test]
+    fn a_failed_push_is_retried_after_a_backoff_with_the_same_items() {
+        use berth_http::client::Options;
+        use berth_http::StatusCode;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let hits = Arc::new(Mutex::new(Vec::<(u16, Vec<i64>)>::new()));
+            let h = hits.clone();
+            let handler = move |req, _| {
+                let h = h.clone();
+                async move {
+                    let body = berth_http::server::read_body(req, 1 << 20).await.unwrap();
+                    let items: Vec<Item> = serde_json::from_slice(&body).unwrap();
+                    let mut g = h.lock().unwrap();
+                    // The first push fails (Falcon's agent restarting), the next succeed.
+                    let status = if g.is_empty() {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    };
+                    g.push((status.as_u16(), items.iter().map(|i| i.timestamp).collect()));
+                    berth_http::server::respond(status, "text/plain", "success")
+                }
+            };
+            tokio::spawn(berth_http::server::serve(
+                l,
+                None,
+                handler,
+                std::future::pending::<()>(),
+            ));
+            let url = Url::parse(&format!("http://{addr}/v1/push")).unwrap();
+            let q = Queue::new(10, Some(url));
+            q.offer((0..3).map(item).collect());
+            let pusher = tokio::spawn(run(q.clone(), Client::new(Options::default()).unwrap()));
+            for _ in 0..100 {
+                if q.counters().pushed == 3 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            pusher.abort();
+            assert_eq!(
+                *hits.lock().unwrap(),
+                [(500, vec![0, 1, 2]), (200, vec![0, 1, 2])]
+            );
+            assert_eq!(
+                q.counters(),
+                Counters {
+                    buffered: 0,
+                    dropped: 0,
+                    pushed: 3,
+                    failures: 1
+                }
+            );
+        });
+    }
 }

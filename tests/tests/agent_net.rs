@@ -1,0 +1,152 @@
+//! The network counters `berth-agent serve` exports for a networked task (macvlan eth0
+//! with a DHCP address from the lab's dnsmasq), read in the task's netns over netlink:
+//! the container sends 10 MiB to the LAN and its transmit counter grows by that, within
+//! 5 % (the TCP/IP headers).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::lab::{self, Ns};
+use berth_tests::mesos::harness::volumes::runc_exec;
+use berth_tests::mesos::harness::{binary, Lab};
+use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
+use berth_tests::mesos::AgentDouble;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+const SENT: f64 = 10.0 * 1048576.0;
+
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the double and the executor inside `ns` (the "host" netns of the lab).
+fn start_in(ns: &Ns, spec: ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file = std::fs::File::open(&path).expect("open the netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
+            // thread's netns.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+            d.launch_on_subscribe(task);
+            let exec = d.spawn_executor(&spec, Duration::from_secs(10));
+            (d, exec)
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
+fn scrape(port: u16) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn value(text: &str, name: &str, task: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(&format!("{name}{{")) && l.contains(&format!("task_id=\"{task}\""))
+        })
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn ten_mib_sent_by_a_networked_task_show_in_its_transmit_counter() {
+    lab::require_root();
+    let net = lab::Lab::new();
+    let lab = Lab::new("agent-net");
+    let tid = lab.task_id("net");
+    let sink = lab.dir.path().join("received");
+    let _rx = net.lan.spawn(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:5001,reuseaddr",
+        &format!("CREATE:{}", sink.display()),
+    ]);
+    let mut spec = lab.spec(
+        &tid,
+        Some("while [ ! -e /tmp/go ]; do sleep 0.1; done; dd if=/dev/zero bs=1M count=10 2>/dev/null | nc 10.77.0.1 5001; exec sleep 1000"),
+    );
+    spec.env
+        .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
+    let (d, mut exec) = start_in(&net.host, spec, lab.task(&tid));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let cfg = lab.dir.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[serve]\nstate_dir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[falcon]\nurl = \"\"\n",
+            lab.state.display()
+        ),
+    )
+    .unwrap();
+    let _svc = Service(
+        Command::new(binary("berth-agent"))
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("berth-agent serve"),
+    );
+    let end = Instant::now() + T;
+    let before = loop {
+        if let Some(v) = value(&scrape(port), "berth_network_transmit_bytes_total", &tid) {
+            break v;
+        }
+        assert!(
+            Instant::now() < end,
+            "no network metric for {tid}: {}",
+            scrape(port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (_, err) = runc_exec(&lab, "touch /tmp/go");
+    assert!(err.is_empty(), "{err}");
+    while std::fs::metadata(&sink).map_or(0, |m| m.len()) < SENT as u64 {
+        assert!(
+            Instant::now() < end,
+            "the LAN received {:?} bytes; stderr {}",
+            std::fs::metadata(&sink).map(|m| m.len()),
+            lab.sandbox_file(&tid, "stderr")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = scrape(port);
+    let after = value(&text, "berth_network_transmit_bytes_total", &tid).expect("tx counter");
+    let sent = after - before;
+    eprintln!(
+        "eth0 tx grew by {sent} bytes for {SENT} bytes of payload ({:+.2} %)",
+        (sent / SENT - 1.0) * 100.0
+    );
+    assert!(
+        (sent / SENT - 1.0).abs() <= 0.05,
+        "tx grew {sent}, not {SENT} within 5 %"
+    );
+    assert!(
+        value(&text, "berth_network_receive_packets_total", &tid).unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+
+    d.kill(&tid, Some(Duration::from_secs(1)));
+    d.wait_state(&tid, "TASK_KILLED", T);
+    exec.wait_exit(T)
+        .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
+    lab.assert_clean();
+}
