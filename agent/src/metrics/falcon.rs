@@ -188,6 +188,14 @@ fn container_items(
                 &t,
             );
             push("berth.service.restarts", v.restarts as f64, false, &t);
+            if let Some(us) = v.check_latency_us {
+                push(
+                    "berth.service.check_latency_ms",
+                    us as f64 / 1000.0,
+                    false,
+                    &t,
+                );
+            }
             if let Some(h) = v.healthy {
                 push(
                     "berth.service.healthy",

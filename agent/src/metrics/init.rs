@@ -26,6 +26,9 @@ pub struct Service {
     pub restarts: u64,
     /// `None` without a health check or before its first counted result.
     pub healthy: Option<bool>,
+    /// How long the last health check took (microseconds); `None` before the first one.
+    #[serde(default)]
+    pub check_latency_us: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -110,6 +110,8 @@ const FAMILIES: &[Per] = &[
         get: |s| services(s, |v| Some((vec![("state", v.state.clone())], 1.0))) },
     Per { name: "berth_service_restarts_total", help: "Times berth-init restarted the service.", kind: Kind::Counter,
         get: |s| services(s, |v| Some((Vec::new(), v.restarts as f64))) },
+    Per { name: "berth_service_check_latency_seconds", help: "How long the service's last health check took (absent before the first one).", kind: Kind::Gauge,
+        get: |s| services(s, |v| v.check_latency_us.map(|us| (Vec::new(), us as f64 / 1e6))) },
     Per { name: "berth_service_healthy", help: "1 when the service's last counted health check passed, 0 when it failed (absent without a check or result).", kind: Kind::Gauge,
         get: |s| services(s, |v| v.healthy.map(|h| (Vec::new(), if h { 1.0 } else { 0.0 }))) },
 ];

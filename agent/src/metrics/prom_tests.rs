@@ -51,6 +51,7 @@ pub(super) fn snapshot(at_secs: u64, cpu_ns: u64) -> Snapshot {
                     state: "running".into(),
                     restarts: 2,
                     healthy: Some(true),
+                    check_latency_us: Some(1500),
                 }],
             }),
         }],
@@ -75,6 +76,7 @@ fn families_have_help_type_base_units_and_the_task_labels() {
         &format!("berth_service_state{{{labels},service=\"web\",state=\"running\"}} 1"),
         &format!("berth_cpu_mode_seconds_total{{{labels},mode=\"user\"}} 1"),
         "berth_agent_collect_errors{part=\"init\"} 1",
+        &format!("berth_service_check_latency_seconds{{{labels},service=\"web\"}} 0.0015"),
         "# TYPE berth_agent_falcon_dropped_items_total counter",
     ] {
         assert!(
