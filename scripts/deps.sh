@@ -15,7 +15,7 @@ apt_packages=(
   # LVS: ipvsadm only cross-checks the IPVS table berth writes over netlink (VM tier)
   ipvsadm
   # process tools the tests and benchmarks use
-  procps psmisc hyperfine python3 python3-pip
+  procps psmisc hyperfine python3 python3-pip curl
   # berth-agent: promtool validates the /metrics exposition (the agent_metrics test)
   prometheus
   # passwordless login (init login: section): the real sshd and ssh-keygen/ssh client
