@@ -69,6 +69,7 @@ impl<O: Os> Loop<O> {
                 if !self.engine.was_hard_killed() {
                     self.sweep(SWEEP_GRACE);
                 }
+                socket::flush(Duration::from_millis(500));
                 return code;
             }
             let timeout = self

@@ -37,6 +37,19 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
+/// Requests read but not yet answered on their connection (their threads still run).
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits (at most `within`) until every request that was read has its answer written:
+/// called just before init exits, so a `wait` answered by the shutdown reaches its client
+/// instead of dying with the process.
+pub fn flush(within: Duration) {
+    let t0 = std::time::Instant::now();
+    while IN_FLIGHT.load(std::sync::atomic::Ordering::SeqCst) > 0 && t0.elapsed() < within {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Accepts every pending connection and serves each on a thread.
 pub fn accept_all(listener: &UnixListener, waker: &Waker) {
     while let Ok((stream, _)) = listener.accept() {
@@ -60,14 +73,24 @@ fn serve(stream: UnixStream, waker: &Waker) {
                 "bad request ({e}); valid: {{\"cmd\":\"status\"}}, {{\"cmd\":\"restart\"|\"stop\"|\"start\",\"service\":\"NAME\"}}, {{\"cmd\":\"wait\",\"state\":\"STATE\",\"timeout_ms\":N}}"
             )),
             Ok(req) => {
+                IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (tx, rx) = mpsc::channel();
                 let within = req.answer_within();
                 waker.send(Msg::Ctl(req, tx));
-                rx.recv_timeout(within).unwrap_or_else(|_| error_line("init did not answer in time"))
+                let answer = rx
+                    .recv_timeout(within)
+                    .unwrap_or_else(|_| error_line("init did not answer in time"));
+                write_answer(&stream, &answer);
+                IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                return;
             }
         },
     };
-    let mut w = &stream;
+    write_answer(&stream, &answer);
+}
+
+fn write_answer(stream: &UnixStream, answer: &str) {
+    let mut w = stream;
     let _ = w
         .write_all(answer.as_bytes())
         .and_then(|_| w.write_all(b"\n"));
