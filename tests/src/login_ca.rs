@@ -70,14 +70,14 @@ impl CaServer {
             signing: Signing::Host,
             signed: 0,
         }));
-        let ns_file = std::fs::File::open(ns.path()).unwrap();
+        let ns_path = ns.path();
         let (tx, rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
         let host_ca: PathBuf = host_ca.0.clone();
         let thread = std::thread::spawn(move || {
             // This thread alone enters the netns: the listener is made there.
-            enter_netns(&ns_file);
+            crate::lab::enter_netns(&ns_path);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -146,13 +146,6 @@ impl CaServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
-}
-
-fn enter_netns(f: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns with an open netns file descriptor; affects only the calling thread.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
 }
 
 impl Drop for CaServer {

@@ -6,11 +6,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::lab::{self, Ns};
+use berth_tests::lab;
+use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::volumes::runc_exec;
 use berth_tests::mesos::harness::{binary, Lab};
-use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
-use berth_tests::mesos::AgentDouble;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
@@ -23,27 +22,6 @@ impl Drop for Service {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts the double and the executor inside `ns` (the "host" netns of the lab).
-fn start_in(ns: &Ns, spec: ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("open the netns");
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
-            // thread's netns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-            d.launch_on_subscribe(task);
-            let exec = d.spawn_executor(&spec, Duration::from_secs(10));
-            (d, exec)
-        })
-        .join()
-        .expect("netns thread")
-    })
 }
 
 fn scrape(port: u16) -> String {

@@ -227,24 +227,6 @@ fn cap_mask(line: &str) -> u64 {
     u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("not hex: {line}"))
 }
 
-/// Runs `f` on a thread that has joined `ns`.
-fn in_netns<R: Send>(ns: &lab::Ns, f: impl FnOnce() -> R + Send) -> R {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("open the netns");
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
-            // thread's netns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
-}
-
 /// Deletes the task's netns on drop, in case a failed test left it.
 struct NetnsGuard(String);
 
@@ -275,7 +257,7 @@ fn a_health_check_runs_without_init_s_network_capabilities() {
     task["health_check"] = json!({"type": "COMMAND",
         "command": {"value": "grep -E '^Cap(Eff|Bnd):' /proc/self/status > /mnt/mesos/sandbox/check-caps"},
         "delay_seconds": 0.0, "interval_seconds": 1.0, "grace_period_seconds": 10.0, "timeout_seconds": 5.0});
-    let (d, mut exec) = in_netns(&net.host, || {
+    let (d, mut exec) = net.host.run_in(|| {
         let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
         d.launch_on_subscribe(task);
         let exec = d.spawn_executor(&spec, Duration::from_secs(10));

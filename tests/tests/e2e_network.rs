@@ -16,41 +16,12 @@ use std::time::Duration;
 
 use berth_netcfg::names::NetnsName;
 use berth_tests::lab::{self, Ns};
+use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::Lab as ExecLab;
-use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
 use berth_tests::mesos::AgentDouble;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
-
-/// Runs `f` on a thread that has joined `ns`: sockets it opens (the double's listener)
-/// and processes it starts (the executor) live in that netns.
-fn in_netns<R: Send>(ns: &Ns, f: impl FnOnce() -> R + Send) -> R {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("open the netns");
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
-            // thread's netns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
-}
-
-/// Starts the double and the executor inside `ns`, with the task launched on subscribe.
-fn start_in(ns: &Ns, spec: ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
-    in_netns(ns, move || {
-        let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-        d.launch_on_subscribe(task);
-        let exec = d.spawn_executor(&spec, Duration::from_secs(10));
-        (d, exec)
-    })
-}
 
 /// Deletes the task's netns on drop, in case a failed test left it.
 struct NetnsGuard(String);
@@ -442,9 +413,9 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
         netns_path(&guard.0).exists(),
         "the network outlives its executor"
     );
-    let mut exec2 = in_netns(&net.host, || {
-        d.spawn_executor(&spec, Duration::from_secs(10))
-    });
+    let mut exec2 = net
+        .host
+        .run_in(|| d.spawn_executor(&spec, Duration::from_secs(10)));
     assert!(d.enforce_registration(&mut exec2), "{}", exec2.log());
     // Re-attached: RUNNING again, with the same address.
     assert!(
@@ -512,7 +483,7 @@ fn run_with_net_parent_prints_the_dhcp_address() {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    let mut child = KillOnDrop(in_netns(&net.host, move || cmd.spawn().expect("spawn run")));
+    let mut child = KillOnDrop(net.host.run_in(move || cmd.spawn().expect("spawn run")));
     let lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     let mut states = Vec::new();
     let mut ip = None;

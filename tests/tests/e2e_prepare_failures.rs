@@ -12,38 +12,16 @@ use std::time::Duration;
 
 use berth_executor::task::runner::STEP_ORDER;
 use berth_netcfg::names::NetnsName;
-use berth_tests::lab::{self, Ns};
+use berth_tests::lab;
+use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::Lab;
-use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
 use berth_tests::mesos::AgentDouble;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 
 fn last_update(d: &AgentDouble) -> serde_json::Value {
     d.state().updates.last().cloned().unwrap_or_default()
-}
-
-/// Starts the double and the executor on a thread that joined `ns` (the lab's "host"
-/// netns, where the macvlan parent `nic0` is), with the task launched on subscribe.
-fn start_in(ns: &Ns, spec: ExecutorSpec, task: Value) -> (AgentDouble, ExecutorProcess) {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(&path).expect("open the netns");
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns(2) on a valid netns fd; it only changes this (new, scoped)
-            // thread's netns.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
-            d.launch_on_subscribe(task);
-            let exec = d.spawn_executor(&spec, Duration::from_secs(10));
-            (d, exec)
-        })
-        .join()
-        .expect("netns thread")
-    })
 }
 
 /// Deletes the task's netns on drop, in case a failed run left it.

@@ -3,7 +3,6 @@
 //! status socket; malformed lines are counted, never fatal.
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use berth_tests::login::Container;
@@ -11,15 +10,9 @@ use berth_tests::login::Container;
 /// A UDP socket made inside `pid`'s netns (the setns happens on a short-lived thread; the
 /// socket stays in that netns).
 fn socket_in(pid: i32) -> UdpSocket {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
-    std::thread::spawn(move || {
-        // SAFETY: setns with an open netns fd; only this thread changes namespace.
-        let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0);
+    berth_tests::lab::in_netns(std::path::Path::new(&format!("/proc/{pid}/ns/net")), || {
         UdpSocket::bind("127.0.0.1:0").unwrap()
     })
-    .join()
-    .unwrap()
 }
 
 fn wait_step(c: &Container, steps: u64) -> serde_json::Value {

@@ -4,6 +4,29 @@ use std::process::{Command, Output, Stdio};
 
 use super::proc::{run, ChildGuard};
 
+/// Moves the calling thread into the netns pinned at `path` (a `/run/netns/<name>` file or
+/// `/proc/<pid>/ns/net`); other threads keep theirs. Sockets made afterwards stay there.
+pub fn enter_netns(path: &std::path::Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)
+        .unwrap_or_else(|e| panic!("lab: open the netns {}: {e}", path.display()));
+    // SAFETY: setns(2) on a valid netns fd; it only changes the calling thread's netns.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+}
+
+/// Runs `f` on a new thread that has joined the netns at `path`.
+pub fn in_netns<R: Send>(path: &std::path::Path, f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            enter_netns(path);
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    })
+}
+
 /// A named netns under /run/netns, deleted on drop.
 pub struct Ns {
     name: String,
@@ -26,6 +49,11 @@ impl Ns {
     /// Its pin path (`/run/netns/<name>`).
     pub fn path(&self) -> std::path::PathBuf {
         std::path::Path::new("/run/netns").join(&self.name)
+    }
+
+    /// Runs `f` on a new thread inside this netns.
+    pub fn run_in<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        in_netns(&self.path(), f)
     }
 
     /// `ip -n <ns> <args>`, panicking on failure.

@@ -605,6 +605,21 @@ impl Lab {
 }
 
 /// Scaffolding shared by the volume tests (e2e_volume: `/home`; e2e_disk: the scratch volume).
+/// Starts the double and the executor on a thread inside `ns` (the lab's "host" netns,
+/// where the macvlan parent is), with `task` launched on subscribe.
+pub fn start_in(
+    ns: &crate::lab::Ns,
+    spec: ExecutorSpec,
+    task: Value,
+) -> (super::AgentDouble, super::process::ExecutorProcess) {
+    ns.run_in(move || {
+        let d = super::AgentDouble::start(&spec.framework_id, &spec.executor_id);
+        d.launch_on_subscribe(task);
+        let exec = d.spawn_executor(&spec, Duration::from_secs(10));
+        (d, exec)
+    })
+}
+
 pub mod volumes {
     use std::ops::Deref;
     use std::process::Command;
