@@ -15,6 +15,7 @@
 //! - [`minbase`]: the cached Debian minbase root (debootstrap) that tests copy.
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
+pub mod agent;
 pub mod falcon;
 pub mod lab;
 pub mod login;

@@ -4,9 +4,10 @@
 //! double receives valid items for the container's hostname tagged with its app and task;
 //! `berth-agent ps` lists the task (table and JSON) and fails on an unreadable state dir.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_tests::agent::{value, AgentServe};
 use berth_tests::falcon::FalconDouble;
 use berth_tests::mesos::harness::volumes::runc_exec;
 use berth_tests::mesos::harness::{binary, Lab};
@@ -15,39 +16,6 @@ use serde_json::json;
 
 const T: Duration = Duration::from_secs(30);
 const MIB: f64 = 1048576.0;
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn scrape(port: u16) -> String {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The value of the sample line starting with `prefix` (name and labels).
-fn value(text: &str, name: &str, task: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| {
-            l.starts_with(&format!("{name}{{")) && l.contains(&format!("task_id=\"{task}\""))
-        })
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 #[test]
 fn memory_of_a_real_container_in_prometheus_and_falcon() {
@@ -68,44 +36,16 @@ fn memory_of_a_real_container_in_prometheus_and_falcon() {
     d.wait_state(&tid, "TASK_RUNNING", T);
 
     let falcon = FalconDouble::start();
-    let port = free_port();
-    let cfg = lab.dir.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[serve]\nstep_secs = 1\nstate_dir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[falcon]\nurl = \"{}\"\n",
-            lab.state.display(),
-            falcon.url()
-        ),
-    )
-    .unwrap();
-    let _svc = Service(
-        Command::new(binary("berth-agent"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("berth-agent serve"),
-    );
+    let agent = AgentServe::start(lab.dir.path(), &lab.state, "step_secs = 1\n", &falcon.url());
+    let before = agent.wait_value("berth_memory_rss_bytes", &tid, T);
     let end = Instant::now() + T;
-    let before = loop {
-        if let Some(v) = value(&scrape(port), "berth_memory_rss_bytes", &tid) {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "no memory metric for {tid}: {}",
-            scrape(port)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let (_, err) = runc_exec(&lab, "touch /tmp/go");
     assert!(err.is_empty(), "{err}");
     let mut text = String::new();
     let mut after = before;
     while Instant::now() < end && after - before < 45.0 * MIB {
         std::thread::sleep(Duration::from_millis(100));
-        text = scrape(port);
+        text = agent.scrape();
         after = value(&text, "berth_memory_rss_bytes", &tid).unwrap_or(before);
     }
     let grown = (after - before) / MIB;

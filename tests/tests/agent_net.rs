@@ -3,42 +3,18 @@
 //! the container sends 10 MiB to the LAN and its transmit counter grows by that plus the
 //! TCP/IP headers (within 10 %), and equals the kernel's own counter (within 1 %).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_tests::agent::{value, AgentServe};
 use berth_tests::lab;
 use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::volumes::runc_exec;
-use berth_tests::mesos::harness::{binary, Lab};
+use berth_tests::mesos::harness::Lab;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(30);
 const SENT: f64 = 10.0 * 1048576.0;
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn scrape(port: u16) -> String {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://127.0.0.1:{port}/metrics")])
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn value(text: &str, name: &str, task: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| {
-            l.starts_with(&format!("{name}{{")) && l.contains(&format!("task_id=\"{task}\""))
-        })
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-}
 
 #[test]
 fn ten_mib_sent_by_a_networked_task_show_in_its_transmit_counter() {
@@ -62,39 +38,9 @@ fn ten_mib_sent_by_a_networked_task_show_in_its_transmit_counter() {
     let (d, mut exec) = start_in(&net.host, spec, lab.task(&tid));
     d.wait_state(&tid, "TASK_RUNNING", T);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let cfg = lab.dir.path().join("agent.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[serve]\nstate_dir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[falcon]\nurl = \"\"\n",
-            lab.state.display()
-        ),
-    )
-    .unwrap();
-    let _svc = Service(
-        Command::new(binary("berth-agent"))
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("berth-agent serve"),
-    );
+    let agent = AgentServe::start(lab.dir.path(), &lab.state, "", "");
+    let before = agent.wait_value("berth_network_transmit_bytes_total", &tid, T);
     let end = Instant::now() + T;
-    let before = loop {
-        if let Some(v) = value(&scrape(port), "berth_network_transmit_bytes_total", &tid) {
-            break v;
-        }
-        assert!(
-            Instant::now() < end,
-            "no network metric for {tid}: {}",
-            scrape(port)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
     let (_, err) = runc_exec(&lab, "touch /tmp/go");
     assert!(err.is_empty(), "{err}");
     while std::fs::metadata(&sink).map_or(0, |m| m.len()) < SENT as u64 {
@@ -106,7 +52,7 @@ fn ten_mib_sent_by_a_networked_task_show_in_its_transmit_counter() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let text = scrape(port);
+    let text = agent.scrape();
     let after = value(&text, "berth_network_transmit_bytes_total", &tid).expect("tx counter");
     let sent = after - before;
     eprintln!(
