@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -123,21 +124,7 @@ impl<T: Tasks> Authority<T> {
         let grants = self.cfg.grants_for(&req.app, &req.databases).map_err(|d| {
             Denied::Forbidden(format!("app {} is not granted database {d}", req.app))
         })?;
-        let list = self
-            .tasks
-            .app_tasks(&req.app)
-            .await
-            .map_err(|e| Denied::Unavailable(e.to_string()))?;
-        let task = tasks::find(&list, &req.app, peer, &self.cfg.task_states)
-            .ok_or_else(|| {
-                Denied::Forbidden(format!(
-                    "Marathon lists no task of app {} in state {} with address {peer}",
-                    req.app,
-                    self.cfg.task_states.join("/")
-                ))
-            })?
-            .id
-            .clone();
+        let task = self.await_task(peer, &req.app).await?;
         let _one = self.serial.lock().await;
         let unavailable = |e: &dyn std::error::Error| Denied::Unavailable(error_chain(e));
         let account = names::account(&task);
@@ -164,6 +151,32 @@ impl<T: Tasks> Authority<T> {
             port: self.cfg.database.client_port,
             databases: req.databases.clone(),
         })
+    }
+
+    /// The id of the live task of `app` at `peer`, asking Marathon again (for up to
+    /// `task_wait`) while it lists none: init asks as soon as it holds its lease, and
+    /// Marathon learns the address from the TASK_STARTING that follows.
+    async fn await_task(&self, peer: IpAddr, app: &str) -> Result<String, Denied> {
+        let end = tokio::time::Instant::now() + self.cfg.task_wait;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let list = self
+                .tasks
+                .app_tasks(app)
+                .await
+                .map_err(|e| Denied::Unavailable(e.to_string()))?;
+            if let Some(t) = tasks::find(&list, app, peer, &self.cfg.task_states) {
+                return Ok(t.id.clone());
+            }
+            if tokio::time::Instant::now() + pause > end {
+                return Err(Denied::Forbidden(format!(
+                    "Marathon lists no task of app {app} in state {} with address {peer}",
+                    self.cfg.task_states.join("/")
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// Drops the account of `task_id` if dbauth made one; `why` goes to the audit line.

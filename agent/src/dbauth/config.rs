@@ -42,6 +42,8 @@ struct Raw {
     sweep_secs: u64,
     #[serde(default = "default_states")]
     task_states: Vec<String>,
+    #[serde(default = "default_task_wait")]
+    task_wait_secs: u64,
     marathon: RawMarathon,
     database: RawDatabase,
     #[serde(default)]
@@ -86,7 +88,10 @@ fn default_port() -> u16 {
     3306
 }
 fn default_states() -> Vec<String> {
-    vec!["TASK_RUNNING".into()]
+    vec!["TASK_STARTING".into(), "TASK_RUNNING".into()]
+}
+fn default_task_wait() -> u64 {
+    10
 }
 
 const STATES: &[&str] = &["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"];
@@ -123,6 +128,9 @@ pub struct Config {
     pub sweep: Duration,
     /// Marathon task states that count as "a live task of the app".
     pub task_states: Vec<String>,
+    /// How long a request waits for Marathon to list the caller's task (Marathon learns
+    /// a task's address from its TASK_STARTING, a moment after init got its lease).
+    pub task_wait: Duration,
     pub marathon_url: String,
     pub marathon_timeout: Duration,
     pub database: Database,
@@ -209,6 +217,7 @@ impl Config {
             state: raw.state,
             sweep: Duration::from_secs(raw.sweep_secs),
             task_states: raw.task_states,
+            task_wait: Duration::from_secs(raw.task_wait_secs),
             marathon_url: raw.marathon.url.trim_end_matches('/').to_string(),
             marathon_timeout: Duration::from_secs(raw.marathon.timeout_secs),
             database: Database {
@@ -269,7 +278,8 @@ privileges = ["select", "INSERT", "SELECT"]
         let c = parse(GOOD).unwrap();
         assert_eq!(c.marathon_url, "http://marathon:8080");
         assert_eq!((c.database.port, c.database.client_port), (3306, 3306));
-        assert_eq!(c.task_states, ["TASK_RUNNING"]);
+        assert_eq!(c.task_states, ["TASK_STARTING", "TASK_RUNNING"]);
+        assert_eq!(c.task_wait, Duration::from_secs(10));
         let g = c.grants_for("/shop/web", &["shop".into()]).unwrap();
         assert_eq!(g[0].privileges, ["SELECT", "INSERT"]);
         assert_eq!(
