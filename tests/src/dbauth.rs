@@ -1,10 +1,13 @@
 //! Scaffolding of the dbauth tests and benchmark: the admin account and databases on a
 //! real [`MariaDb`], `berth-agent dbauth` started in a netns with a config written here,
 //! HTTP requests made from inside a netns (berth-http's client, in-process), a MariaDB
-//! client run from inside a netns, and the accounts dbauth made.
+//! client run from inside a netns (or copied into a container's root), the accounts
+//! dbauth made, and the Marathon double fed from agent doubles as tasks start and end.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth_http::client::{Client, Options, Request};
@@ -13,8 +16,11 @@ use berth_http::Method;
 use serde_json::Value;
 
 use crate::lab::{unique, ChildGuard, Ns};
+use crate::marathon::bridge::Bridge;
+use crate::marathon::MarathonDouble;
 use crate::mariadb::MariaDb;
 use crate::mesos::harness::binary;
+use crate::mesos::AgentDouble;
 
 /// The admin account's password (the account is `admin`@`127.0.0.1`).
 pub const ADMIN_PASSWORD: &str = "adminpw";
@@ -221,5 +227,69 @@ pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
             "timed out waiting: {what}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies the host's MariaDB client (`/usr/bin/mariadb`) and its shared libraries into
+/// the root filesystem `root`, at the same paths: a real MySQL client inside the container.
+pub fn add_mariadb_client(root: &Path) {
+    let client = Path::new("/usr/bin/mariadb");
+    let mut files = crate::rootfs::shared_libraries(client).expect("ldd mariadb");
+    files.push(client.to_path_buf());
+    for f in files {
+        let to = root.join(f.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        if !to.exists() {
+            std::fs::copy(&f, &to).unwrap_or_else(|e| panic!("copy {}: {e}", f.display()));
+        }
+    }
+}
+
+/// Feeds the Marathon double from agent doubles (one [`Bridge`] per task, its app
+/// given) every 2 ms on a thread of its own, as Marathon learns of status updates
+/// through Mesos; stopped on drop.
+type Feeds = Arc<Mutex<Vec<(Arc<AgentDouble>, Bridge)>>>;
+
+pub struct Feed {
+    feeds: Feeds,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feed {
+    pub fn start(m: Arc<MarathonDouble>) -> Feed {
+        let feeds: Feeds = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (feeds.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                for (d, b) in f.lock().expect("feeds").iter_mut() {
+                    b.pump(d, &m);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Feed {
+            feeds,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Feeds the tasks of `d` into `app`.
+    pub fn add(&self, d: Arc<AgentDouble>, app: &str) {
+        self.feeds
+            .lock()
+            .expect("feeds")
+            .push((d, Bridge::new(app, &[])));
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
