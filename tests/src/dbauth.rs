@@ -248,13 +248,13 @@ pub fn add_mariadb_client(root: &Path) {
 /// Feeds the Marathon double from agent doubles (one [`Bridge`] per task, its app
 /// given) every 2 ms on a thread of its own, as Marathon learns of status updates
 /// through Mesos; stopped on drop.
-type Feeds = Arc<Mutex<Vec<(Arc<AgentDouble>, Bridge)>>>;
-
 pub struct Feed {
     feeds: Feeds,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+type Feeds = Arc<Mutex<Vec<(Arc<AgentDouble>, Bridge)>>>;
 
 impl Feed {
     pub fn start(m: Arc<MarathonDouble>) -> Feed {
