@@ -283,6 +283,14 @@ impl Feed {
             .expect("feeds")
             .push((d, Bridge::new(app, &[])));
     }
+
+    /// Stops feeding the tasks of `d`.
+    pub fn remove(&self, d: &Arc<AgentDouble>) {
+        self.feeds
+            .lock()
+            .expect("feeds")
+            .retain(|(x, _)| !Arc::ptr_eq(x, d));
+    }
 }
 
 impl Drop for Feed {

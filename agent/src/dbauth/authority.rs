@@ -67,6 +67,9 @@ pub const ENDED: &[&str] = &[
     "TASK_GONE_BY_OPERATOR",
 ];
 
+/// How often a request waiting for its task asks Marathon again without an event.
+pub const ASK_AGAIN: Duration = Duration::from_millis(250);
+
 pub struct Authority<T> {
     cfg: Config,
     tasks: T,
@@ -74,6 +77,9 @@ pub struct Authority<T> {
     store: Mutex<Store>,
     /// One decision at a time: a grant and a revoke of the same task never interleave.
     serial: tokio::sync::Mutex<()>,
+    /// Woken at every status update from Marathon's event stream: requests waiting for
+    /// their task to be listed ask again at once.
+    news: tokio::sync::Notify,
 }
 
 fn now_ms() -> u64 {
@@ -90,6 +96,7 @@ impl<T: Tasks> Authority<T> {
             tasks,
             store: Mutex::new(store),
             serial: tokio::sync::Mutex::new(()),
+            news: tokio::sync::Notify::new(),
         }
     }
 
@@ -155,11 +162,15 @@ impl<T: Tasks> Authority<T> {
 
     /// The id of the live task of `app` at `peer`, asking Marathon again (for up to
     /// `task_wait`) while it lists none: init asks as soon as it holds its lease, and
-    /// Marathon learns the address from the TASK_STARTING that follows.
+    /// Marathon learns the address from the TASK_STARTING that follows. Asked again at
+    /// each status update event, and every [`ASK_AGAIN`] without one.
     async fn await_task(&self, peer: IpAddr, app: &str) -> Result<String, Denied> {
         let end = tokio::time::Instant::now() + self.cfg.task_wait;
-        let mut pause = Duration::from_millis(20);
         loop {
+            // Registered before the lookup: an event during it is not missed.
+            let news = self.news.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
             let list = self
                 .tasks
                 .app_tasks(app)
@@ -168,14 +179,17 @@ impl<T: Tasks> Authority<T> {
             if let Some(t) = tasks::find(&list, app, peer, &self.cfg.task_states) {
                 return Ok(t.id.clone());
             }
-            if tokio::time::Instant::now() + pause > end {
+            let now = tokio::time::Instant::now();
+            if now >= end {
                 return Err(Denied::Forbidden(format!(
                     "Marathon lists no task of app {app} in state {} with address {peer}",
                     self.cfg.task_states.join("/")
                 )));
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+            tokio::select! {
+                _ = news => {}
+                _ = tokio::time::sleep_until(end.min(now + ASK_AGAIN)) => {}
+            }
         }
     }
 
@@ -196,9 +210,11 @@ impl<T: Tasks> Authority<T> {
         Ok(true)
     }
 
-    /// A Marathon event: a status update that ends a task revokes its account.
+    /// A Marathon event: any status update wakes the requests waiting for their task; one
+    /// that ends a task revokes its account.
     pub async fn on_event(&self, ev: &Event) {
         if let Event::StatusUpdate(s) = ev {
+            self.news.notify_waiters();
             if ENDED.contains(&s.task_status.as_str()) {
                 let why = format!("Marathon event {}", s.task_status);
                 if let Err(e) = self.revoke(&s.task_id, &why).await {
