@@ -18,6 +18,50 @@ pub struct Config {
     pub metrics: Metrics,
     pub falcon: Falcon,
     pub resources: Resources,
+    pub gc: Gc,
+}
+
+/// `[gc]`: garbage collection of what dead tasks left (`berth-agent gc`, and `serve` every
+/// `interval_secs`). The paths are the executor's settings of the same meaning.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gc {
+    /// Seconds between two GC runs inside `serve`; 0: no periodic GC.
+    pub interval_secs: u64,
+    /// A leftover is collected only once its newest file is older than this many seconds.
+    pub grace_secs: u64,
+    /// The OCI runtime binary (`BERTH_EXECUTOR_RUNTIME`).
+    pub runtime: PathBuf,
+    /// The runtime's state root (`BERTH_EXECUTOR_RUNTIME_ROOT`).
+    pub runtime_root: PathBuf,
+    /// The tasks' run dirs (`BERTH_EXECUTOR_RUN_DIR`).
+    pub run_dir: PathBuf,
+    /// Where task network namespaces are pinned.
+    pub netns_dir: PathBuf,
+    /// berth's host run dir (VLAN sub-interface users).
+    pub berth_run_dir: PathBuf,
+    /// Keep the /home volume of a dead task that had started (`BERTH_EXECUTOR_VOLUME_RETAIN`
+    /// = always); false: removed with the rest.
+    pub retain_home: bool,
+    /// Also remove berth-named things no state dir claims (runtime containers, run dirs,
+    /// netns, volumes). Turn off when other berth state dirs share this host.
+    pub sweep_unowned: bool,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Gc {
+            interval_secs: 300,
+            grace_secs: 60,
+            runtime: PathBuf::from("runc"),
+            runtime_root: PathBuf::from("/run/berth/runc"),
+            run_dir: PathBuf::from("/run/berth/tasks"),
+            netns_dir: PathBuf::from("/run/netns"),
+            berth_run_dir: PathBuf::from("/run/berth"),
+            retain_home: false,
+            sweep_unowned: true,
+        }
+    }
 }
 
 /// `[serve]`: the service loop.
@@ -276,6 +320,20 @@ impl Config {
                 format!("{:?} is not an interface name", r.net.parent),
             ));
         }
+        let g = &self.gc;
+        if g.interval_secs > 86400 {
+            return Err(("gc.interval_secs", "must be at most 86400 (0: off)".into()));
+        }
+        for (key, p) in [
+            ("gc.runtime_root", &g.runtime_root),
+            ("gc.run_dir", &g.run_dir),
+            ("gc.netns_dir", &g.netns_dir),
+            ("gc.berth_run_dir", &g.berth_run_dir),
+        ] {
+            if !p.is_absolute() {
+                return Err((key, format!("{} is not an absolute path", p.display())));
+            }
+        }
         crate::resources::parse_ranges(&r.ports, 1, 65535)
             .map_err(|why| ("resources.ports", why))?;
         crate::resources::parse_ranges(&r.net.vlans, 1, 4094)
@@ -331,6 +389,8 @@ mod tests {
             ("[metrics]\ninterface = \"\"", "metrics.interface"),
             ("[falcon]\nurl = \"ftp://x\"", "falcon.url"),
             ("[falcon]\nbuffer_items = 0", "falcon.buffer_items"),
+            ("[gc]\nrun_dir = \"tasks\"", "gc.run_dir"),
+            ("[gc]\ninterval_secs = 100000", "gc.interval_secs"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");
