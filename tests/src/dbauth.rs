@@ -49,6 +49,55 @@ pub struct Settings {
     pub client_host: String,
     /// (app, database, privileges as a TOML list).
     pub grants: Vec<(String, String, String)>,
+    /// The API's TLS: a [`Pki`] whose certificate names `127.0.0.1` and the addresses
+    /// callers use.
+    pub tls: Option<Pki>,
+}
+
+/// A CA and a server certificate signed by it (PEM files in `dir`), and another CA.
+#[derive(Debug, Clone)]
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub wrong_ca: PathBuf,
+}
+
+impl Pki {
+    /// Files in `dir`; the certificate is for `ips` (and 127.0.0.1).
+    pub fn new(dir: &Path, ips: &[&str]) -> Pki {
+        let ca_params = |name: &str| {
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca.distinguished_name
+                .push(rcgen::DnType::CommonName, name.to_string());
+            ca
+        };
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca = ca_params("dbauth test CA")
+            .self_signed(&ca_key)
+            .expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut names: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
+        names.push("127.0.0.1".into());
+        let cert = rcgen::CertificateParams::new(names)
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("sign");
+        let other_key = rcgen::KeyPair::generate().expect("key");
+        let other = ca_params("another CA").self_signed(&other_key).expect("ca");
+        let w = |name: &str, pem: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, pem).expect("write pem");
+            p
+        };
+        Pki {
+            ca: w("dbauth-ca.pem", ca.pem()),
+            cert: w("dbauth.pem", cert.pem()),
+            key: w("dbauth-key.pem", key.serialize_pem()),
+            wrong_ca: w("other-ca.pem", other.pem()),
+        }
+    }
 }
 
 impl Settings {
@@ -64,6 +113,7 @@ impl Settings {
                 ("/shop/web".into(), "shop".into(), "[\"SELECT\"]".into()),
                 ("/other".into(), "other".into(), "[\"SELECT\"]".into()),
             ],
+            tls: None,
         }
     }
 }
@@ -100,6 +150,13 @@ pub fn start(ns: &Ns, dir: &Path, s: &Settings) -> Service {
         pw = pw.display(),
         client = s.client_host,
     );
+    if let Some(p) = &s.tls {
+        text.push_str(&format!(
+            "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            p.cert.display(),
+            p.key.display()
+        ));
+    }
     for (app, db, privs) in &s.grants {
         text.push_str(&format!(
             "[[grant]]\napp = \"{app}\"\ndatabase = \"{db}\"\nprivileges = {privs}\n"
@@ -118,9 +175,11 @@ pub fn start(ns: &Ns, dir: &Path, s: &Settings) -> Service {
         .stderr(std::fs::File::create(&log).expect("log file"));
     let proc = ChildGuard::spawn(c, "berth-agent dbauth");
     let port = s.listen.rsplit(':').next().unwrap_or("9380");
-    let health = format!("http://127.0.0.1:{port}/v1/health");
+    let scheme = if s.tls.is_some() { "https" } else { "http" };
+    let health = format!("{scheme}://127.0.0.1:{port}/v1/health");
+    let ca = s.tls.as_ref().map(|p| p.ca.as_path());
     let start = Instant::now();
-    while http(ns, Method::GET, &health, None).0 != 200 {
+    while request(ns, Method::GET, &health, None, ca).0 != 200 {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "dbauth did not come up: {}",
@@ -133,6 +192,21 @@ pub fn start(ns: &Ns, dir: &Path, s: &Settings) -> Service {
 
 /// (HTTP status, body) of a request made from inside `ns` (status 0: no answer).
 pub fn http(ns: &Ns, method: Method, url: &str, body: Option<&str>) -> (u16, String) {
+    request(ns, method, url, body, None)
+}
+
+/// [`http`], an `https://` URL verified against `ca` when given.
+pub fn request(
+    ns: &Ns,
+    method: Method,
+    url: &str,
+    body: Option<&str>,
+    ca: Option<&Path>,
+) -> (u16, String) {
+    let tls = ca.map(|c| berth_http::tls::ClientTls {
+        ca_file: Some(c.to_path_buf()),
+        ..berth_http::tls::ClientTls::system()
+    });
     let url = Url::parse(url).expect("URL");
     let req = match body {
         Some(b) => {
@@ -152,6 +226,7 @@ pub fn http(ns: &Ns, method: Method, url: &str, body: Option<&str>) -> (u16, Str
             .expect("runtime");
         rt.block_on(async move {
             let client = Client::new(Options {
+                tls,
                 connect_timeout: Duration::from_secs(2),
                 response_timeout: Duration::from_secs(20),
                 ..Options::default()

@@ -166,7 +166,7 @@ fn grants_refusals_revocation_and_reconcile() {
         ),
     )
     .unwrap();
-    let init = |ns: &Ns, app: &str| {
+    let init_with = |ns: &Ns, app: &str, spec: &std::path::Path| {
         let mut c = ns.command(&[
             binary("berth-init").to_str().unwrap(),
             "--spec",
@@ -180,6 +180,7 @@ fn grants_refusals_revocation_and_reconcile() {
         c.env("MARATHON_APP_ID", app).stdin(Stdio::null());
         c.output().unwrap()
     };
+    let init = |ns: &Ns, app: &str| init_with(ns, app, &spec);
     let o = init(&n.cli_a, "/shop/web");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "42");
@@ -261,4 +262,57 @@ fn grants_refusals_revocation_and_reconcile() {
         d.log()
             .contains("reason=\"sweep: Marathon no longer lists the task as live\"")
     });
+
+    // TLS on the API: init verifies dbauth against the CA its spec names; a plain-HTTP
+    // request and an init trusting another CA get nothing.
+    drop(d);
+    let pki = dbauth::Pki::new(dir.path(), &["10.99.1.1", "10.99.2.1"]);
+    let with_tls = Settings {
+        tls: Some(pki.clone()),
+        ..fast
+    };
+    let _d = dbauth::start(&n.srv, dir.path(), &with_tls);
+    m.add_task("/shop/web", "shop_web.4", ip("10.99.1.2"), &[]);
+    let tls_spec = |ca: &std::path::Path, name: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "dbauth:\n  url: https://10.99.1.1:9380\n  ca_file: {ca}\n  databases: [shop]\n  credentials: {cnf}\n  deadline: 2s\nservices:\n  main:\n    command: [/bin/sh, -c, \"mariadb --defaults-extra-file={cnf} -N -B -e 'SELECT x FROM shop.t' > {out}\"]\n    restart: never\n",
+                ca = ca.display(),
+                cnf = cnf.display(),
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let o = init_with(&n.cli_a, "/shop/web", &tls_spec(&pki.ca, "tls.yaml"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), "42");
+    assert!(accounts(&db).contains("@10.99.1.2"), "{}", accounts(&db));
+    let (code, _) = access(
+        &n.cli_a,
+        SERVICE,
+        r#"{"app":"/shop/web","databases":["shop"]}"#,
+    );
+    assert_eq!(code, 0, "plain HTTP answered on the TLS port");
+    std::fs::remove_file(&out).unwrap();
+    let o = init_with(
+        &n.cli_a,
+        "/shop/web",
+        &tls_spec(&pki.wrong_ca, "wrong.yaml"),
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(77), "{err}");
+    assert!(
+        err.lines().last().is_some_and(
+            |l| l.contains("unreachable until the deadline") && l.contains("certificate")
+        ),
+        "{err}"
+    );
+    assert!(
+        !out.exists(),
+        "a service started without verified credentials"
+    );
 }

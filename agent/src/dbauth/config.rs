@@ -46,6 +46,7 @@ struct Raw {
     task_wait_secs: u64,
     marathon: RawMarathon,
     database: RawDatabase,
+    tls: Option<RawTls>,
     #[serde(default)]
     grant: Vec<RawGrant>,
 }
@@ -68,6 +69,14 @@ struct RawDatabase {
     admin_password_file: PathBuf,
     client_host: Option<String>,
     client_port: Option<u16>,
+}
+
+/// The API's TLS (absent: plain HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +143,8 @@ pub struct Config {
     pub marathon_url: String,
     pub marathon_timeout: Duration,
     pub database: Database,
+    /// The API's certificate and key (PEM); None: plain HTTP.
+    pub tls: Option<berth_http::tls::ServerTls>,
     /// App id -> database -> privileges.
     pub grants: BTreeMap<String, BTreeMap<String, Vec<&'static str>>>,
 }
@@ -228,6 +239,11 @@ impl Config {
                 admin_user: db.admin_user,
                 admin_password: db.admin_password_file.to_string_lossy().into_owned(),
             },
+            tls: raw.tls.map(|t| berth_http::tls::ServerTls {
+                cert_file: t.cert_file,
+                key_file: t.key_file,
+                client_ca_file: None,
+            }),
             grants,
         })
     }
@@ -288,6 +304,15 @@ privileges = ["select", "INSERT", "SELECT"]
         );
         assert_eq!(c.grants_for("/other", &["shop".into()]), Err("shop".into()));
         assert!(!format!("{:?}", c.database).contains("password"));
+        assert!(c.tls.is_none());
+        let t = parse(&format!(
+            "{GOOD}[tls]\ncert_file = \"/etc/berth/dbauth.pem\"\nkey_file = \"/etc/berth/dbauth.key\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            t.tls.map(|t| t.cert_file),
+            Some(PathBuf::from("/etc/berth/dbauth.pem"))
+        );
     }
 
     #[test]
