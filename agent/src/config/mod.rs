@@ -170,6 +170,9 @@ pub struct Home {
     pub free_floor_percent: f64,
     /// The executor's LVM config file (JSON, berth-lvm's `LvmConfig`; backend `lvm`).
     pub lvm_config: PathBuf,
+    /// The filesystem of /home volumes (the executor's `BERTH_EXECUTOR_VOLUME_FS`): the
+    /// `home` offered leaves room for its overhead.
+    pub fs: String,
 }
 
 impl Default for Home {
@@ -179,6 +182,7 @@ impl Default for Home {
             loopfile_dir: PathBuf::from("/var/lib/berth/volumes"),
             free_floor_percent: 5.0,
             lvm_config: PathBuf::from("/etc/berth/lvm.json"),
+            fs: "ext4".into(),
         }
     }
 }
@@ -296,6 +300,12 @@ impl Config {
                 ),
             ));
         }
+        if !matches!(r.home.fs.as_str(), "ext4" | "xfs") {
+            return Err((
+                "resources.home.fs",
+                format!("{:?} is not a filesystem: use ext4 or xfs", r.home.fs),
+            ));
+        }
         let floor = r.home.free_floor_percent;
         if !(0.0..100.0).contains(&floor) {
             return Err((
@@ -390,6 +400,7 @@ mod tests {
             ("[falcon]\nurl = \"ftp://x\"", "falcon.url"),
             ("[falcon]\nbuffer_items = 0", "falcon.buffer_items"),
             ("[gc]\nrun_dir = \"tasks\"", "gc.run_dir"),
+            ("[resources.home]\nfs = \"zfs\"", "resources.home.fs"),
             ("[gc]\ninterval_secs = 100000", "gc.interval_secs"),
         ] {
             let e = parse(text).unwrap_err().to_string();
