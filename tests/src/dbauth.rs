@@ -325,6 +325,7 @@ pub fn add_mariadb_client(root: &Path) {
 /// through Mesos; stopped on drop.
 pub struct Feed {
     feeds: Feeds,
+    marathon: Arc<MarathonDouble>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -335,7 +336,7 @@ impl Feed {
     pub fn start(m: Arc<MarathonDouble>) -> Feed {
         let feeds: Feeds = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, s) = (feeds.clone(), stop.clone());
+        let (f, s, marathon) = (feeds.clone(), stop.clone(), m.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 for (d, b) in f.lock().expect("feeds").iter_mut() {
@@ -346,6 +347,7 @@ impl Feed {
         });
         Feed {
             feeds,
+            marathon,
             stop,
             thread: Some(thread),
         }
@@ -359,12 +361,13 @@ impl Feed {
             .push((d, Bridge::new(app, &[])));
     }
 
-    /// Stops feeding the tasks of `d`.
+    /// Stops feeding the tasks of `d`, after feeding what it has so far.
     pub fn remove(&self, d: &Arc<AgentDouble>) {
-        self.feeds
-            .lock()
-            .expect("feeds")
-            .retain(|(x, _)| !Arc::ptr_eq(x, d));
+        let mut feeds = self.feeds.lock().expect("feeds");
+        for (x, b) in feeds.iter_mut().filter(|(x, _)| Arc::ptr_eq(x, d)) {
+            b.pump(x, &self.marathon);
+        }
+        feeds.retain(|(x, _)| !Arc::ptr_eq(x, d));
     }
 }
 
