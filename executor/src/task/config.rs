@@ -41,6 +41,9 @@ pub struct RunConfig {
     pub cgroup_parent: String,
     /// Test hook: make the preparation step of this name fail (see README).
     pub fail_step: Option<String>,
+    /// Test hook: SIGKILL the executor right after the step of this name ran, before its
+    /// checkpoint says done (what `kill -9` in the middle of a launch leaves; GC tests).
+    pub crash_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
     pub net: Option<NetConfig>,
     /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
@@ -90,6 +93,7 @@ pub const AGENT_KEEPALIVE: &str = "BERTH_EXECUTOR_AGENT_KEEPALIVE";
 pub const AGENT_TIMEOUT: &str = "BERTH_EXECUTOR_AGENT_TIMEOUT";
 pub const STREAM_SILENCE: &str = "BERTH_EXECUTOR_STREAM_SILENCE";
 pub const FAIL_STEP: &str = "BERTH_EXECUTOR_FAIL_STEP";
+pub const CRASH_STEP: &str = "BERTH_EXECUTOR_CRASH_STEP";
 
 /// The macvlan modes `BERTH_EXECUTOR_NET_MODE` takes.
 pub const NET_MODES: [&str; 4] = ["bridge", "private", "vepa", "passthru"];
@@ -223,6 +227,12 @@ pub const SETTINGS: &[Setting] = &[
         hook: true,
     },
     Setting {
+        name: CRASH_STEP,
+        default: None,
+        meaning: "TEST HOOK: SIGKILL the executor right after this preparation step ran",
+        hook: true,
+    },
+    Setting {
         name: volume::ENV_CRASH_AT,
         default: None,
         meaning: "TEST HOOK: abort the executor at this berth-lvm crash point",
@@ -274,6 +284,7 @@ impl RunConfig {
             run_dir: path(RUN_DIR, "/run/berth/tasks"),
             cgroup_parent: var(CGROUP_PARENT).unwrap_or_else(|| "berth".into()),
             fail_step: var(FAIL_STEP),
+            crash_step: var(CRASH_STEP),
             net: var(NET_PARENT).map(|parent| NetConfig {
                 parent,
                 mode: var(NET_MODE).unwrap_or_else(|| "bridge".into()),

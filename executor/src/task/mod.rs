@@ -5,7 +5,7 @@
 //! it (`layers.rs` checks there is no import circle):
 //!
 //! 1. Leaves (import nothing of `task`): `error` (the [`PlanError`](error::PlanError) every
-//!    layer may fail with), `names` (container ids and hostnames from task ids), `seccomp`,
+//!    layer may fail with), `lock` (the task lock GC respects), `names` (container ids and hostnames from task ids), `seccomp`,
 //!    `runc` (the runtime commands), `init_client` (berth-init's status socket), `health`
 //!    (health checks and their Mesos rules).
 //! 2. Validated input, the executor's settings: `config` (`BERTH_EXECUTOR_*`), with
@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod init_client;
+pub mod lock;
 pub mod names;
 pub mod network;
 pub mod plan;
