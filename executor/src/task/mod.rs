@@ -46,6 +46,9 @@ pub mod appspec;
 // would make rustdoc resolve the module's own doc links in this scope.
 pub mod scratch;
 
+// `rootsnap`: thin snapshot roots (BERTH_EXECUTOR_VOLUME_ROOT=snapshot), for the `rootfs` step.
+pub mod rootsnap;
+
 /// `taskvol`: what the volume and scratch steps share (a task volume of a kind: create,
 /// mount, undo, the step for unusable settings).
 pub mod taskvol;
