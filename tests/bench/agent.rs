@@ -13,7 +13,7 @@
 //! <= 20 MiB). Nothing is asserted but that both delivered items for all 50 containers.
 //!
 //! Run (root, cgroup v1 hybrid or v2 host with runc):
-//! `cargo build --release -p berth-agent && BERTH_BENCH_AGENT=target/release/berth-agent cargo bench -p berth-tests --bench agent --profile dev`
+//! `cargo build --release -p berth-agent && BERTH_BENCH_AGENT=$PWD/target/release/berth-agent cargo bench -p berth-tests --bench agent --profile dev`
 //! (without BERTH_BENCH_AGENT the agent next to the bench's deps dir is measured;
 //! BERTH_BENCH_CONTAINERS and BERTH_BENCH_STEPS override 50 and 6).
 

@@ -122,7 +122,8 @@ async fn teardown(dir: &Path, name: &NetnsName) -> Result<(), String> {
 }
 
 /// Volumes through berth-lvm's GC. Owners that count as live: whatever a container of the
-/// state dir claims (read afresh at each question), image volumes (shared by tasks), and
+/// state dir claims (read afresh at each question), image bases (berth-lvm's
+/// [`image_bases`](berth_lvm::gc::image_bases): shared by tasks, kept for reuse), and
 /// with `retain_home` every complete /home volume (kept for the task's next run).
 fn volumes(s: &Settings, b: &dyn Backend, dry: bool, r: &mut Report) {
     let listed = match b.list() {
@@ -136,7 +137,8 @@ fn volumes(s: &Settings, b: &dyn Backend, dry: bool, r: &mut Report) {
         .iter()
         .filter(|v| {
             let n = v.name.as_str();
-            n.starts_with(&format!("berth-{}-", VolumeKind::Image.as_str()))
+            v.layout == "image"
+                || berth_lvm::gc::is_image_owner(&v.owner)
                 || (s.retain_home
                     && v.state == VolumeState::Complete
                     && n.starts_with(&format!("berth-{}-", VolumeKind::Home.as_str())))
