@@ -44,7 +44,13 @@ pub fn collect(
         // Re-check under the lock: a creator may have rebuilt it since the listing.
         match backend.get(&v.name) {
             Ok(Some(now)) if now.state == VolumeState::Incomplete || !is_live(&now.owner) => {}
-            Ok(_) => continue,
+            // Removed meanwhile by its owner, whose lock file went with it: this one, made
+            // by the lock just taken, goes too (a waiter follows the path to a new file).
+            Ok(None) => {
+                lock.retire();
+                continue;
+            }
+            Ok(Some(_)) => continue,
             Err(e) => {
                 report.errors.push((v.name, e));
                 continue;

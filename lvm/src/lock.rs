@@ -63,6 +63,30 @@ impl FileLock {
         }
     }
 
+    /// Whether another process holds the lock on `path` now; a missing file is not held
+    /// (and is not created: unlike [`FileLock::try_lock`], a question leaves no file).
+    pub fn is_held(path: &Path) -> std::io::Result<bool> {
+        let file = match OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        loop {
+            // SAFETY: flock on a descriptor we own; closing it (at the end of this
+            // function) drops the lock if we took it.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if r == 0 {
+                return Ok(false);
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => return Ok(true),
+                Some(libc::EINTR) => continue,
+                _ => return Err(err),
+            }
+        }
+    }
+
     /// One attempt: the lock, or `None` when the file locked is no longer at the path.
     fn take(path: &Path, how: libc::c_int) -> std::io::Result<Option<FileLock>> {
         let file = OpenOptions::new()
@@ -163,6 +187,23 @@ pub fn try_lock(dir: &Path, name: &VolumeName) -> Result<Option<VolumeLock>, Loc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_held_asks_without_taking_or_creating() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.lock");
+        assert!(!FileLock::is_held(&p).unwrap());
+        assert!(!p.exists(), "a question made the file");
+        let held = FileLock::lock(&p).unwrap();
+        assert!(FileLock::is_held(&p).unwrap());
+        assert!(FileLock::is_held(&p).unwrap(), "the question took the lock");
+        drop(held);
+        assert!(!FileLock::is_held(&p).unwrap());
+        assert!(
+            FileLock::try_lock(&p).unwrap().is_some(),
+            "the question kept the lock"
+        );
+    }
 
     #[test]
     fn second_holder_is_refused_until_release() {

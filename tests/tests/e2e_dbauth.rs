@@ -127,6 +127,12 @@ fn running_ip(t: &Task) -> String {
             .any(|u| u["state"] == "TASK_STARTING" && ip_of(u).as_deref() == Some(ip.as_str())),
         "no TASK_STARTING with {ip} before RUNNING: {ups:#?}"
     );
+    // Exactly one: Marathon ignores a repeated state, and with it the address it carries.
+    let starting = ups
+        .iter()
+        .filter(|u| u["task_id"]["value"] == t.id.as_str() && u["state"] == "TASK_STARTING")
+        .count();
+    assert_eq!(starting, 1, "{ups:#?}");
     ip
 }
 

@@ -136,6 +136,28 @@ impl Claims {
             }
             c.ids.insert(f.container_id);
         }
+        // A held lock claims its container too: the executor removes the state dir during
+        // its teardown and holds the lock until that is done, so the parts it has still to
+        // remove are nobody's leftovers. (A lock file nobody holds claims nothing.)
+        for e in std::fs::read_dir(state_dir).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if !berth_lvm::lock::FileLock::is_held(&e.path()).unwrap_or(true) {
+                continue;
+            }
+            let task_id = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let task_id = task_id.trim();
+            if !task_id.is_empty() {
+                c.owners.extend(names_of(task_id));
+                c.owners.insert(task_id.to_string());
+                if let Ok(n) = NetnsName::for_task(task_id) {
+                    c.netns.insert(n.as_str().to_string());
+                }
+            }
+            c.ids.insert(id.to_string());
+        }
         Ok(c)
     }
 }

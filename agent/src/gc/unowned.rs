@@ -18,6 +18,8 @@ use super::scan::{age_of, Claims};
 use super::Settings;
 
 const WHY: &str = "no container of the state dir claims it";
+/// How long an empty task lock file is spared (see the lock-file sweep).
+const EMPTY_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
@@ -47,6 +49,10 @@ pub async fn sweep(s: &Settings, backend: Option<&dyn Backend>, dry: bool, r: &m
     ] {
         for (name, path) in entries(dir) {
             if !is_berths(&name) || claims(s).is_none_or(|c| c.ids.contains(&name)) {
+                continue;
+            }
+            // Gone since the listing: its owner's teardown finished in between.
+            if path.symlink_metadata().is_err() {
                 continue;
             }
             if age_of(std::slice::from_ref(&path)) < s.grace {
@@ -89,8 +95,14 @@ pub async fn sweep(s: &Settings, backend: Option<&dyn Backend>, dry: bool, r: &m
         let Some(id) = name.strip_suffix(".lock") else {
             continue;
         };
+        let age = age_of(std::slice::from_ref(&path));
+        // An empty lock file is an executor between creating it and writing its task id
+        // under the lock (or one killed in that instant): spared for a while whatever the
+        // grace, so that GC never races a launch for it.
+        let empty = path.metadata().is_ok_and(|m| m.len() == 0);
         if s.state_dir.join(id).symlink_metadata().is_ok()
-            || age_of(std::slice::from_ref(&path)) < s.grace
+            || age < s.grace
+            || (empty && age < EMPTY_LOCK_GRACE)
         {
             continue;
         }

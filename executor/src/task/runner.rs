@@ -105,13 +105,28 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, mut req: LaunchR
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let session = std::mem::replace(&mut req.events, tx);
+    let recover = req.recover;
     let runner = tokio::spawn(run_locked(cfg, executor_cmd, req));
     let mut lock = Some(lock);
     let release = |l| {
         let (s, c) = (state.clone(), cid.clone());
         blocking(move || super::lock::release(l, &s, &c))
     };
+    // Every task's first update is TASK_STARTING, exactly once (not after a re-attach).
+    // A networked task's waits for its address (see `run_locked`): Marathon ignores a
+    // repeated state, so the address must come with the first. Whatever comes before the
+    // address (RUNNING, a failure, a kill) brings a STARTING of its own first.
+    let mut starting_sent = recover;
     while let Some(ev) = rx.recv().await {
+        if ev.state == TaskState::TaskStarting {
+            if std::mem::replace(&mut starting_sent, true) {
+                continue;
+            }
+        } else if !ev.kill_request && !std::mem::replace(&mut starting_sent, true) {
+            let mut first = TaskEvent::new(&id, TaskState::TaskStarting);
+            first.ip = ev.ip.clone();
+            let _ = session.send(first);
+        }
         if ev.state.is_terminal() && !ev.kill_request {
             if let Some(l) = lock.take() {
                 release(l).await;
@@ -131,9 +146,6 @@ async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, mut req: LaunchR
 
 async fn run_locked(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
     let id = req.task.task_id.value.clone();
-    if !req.recover {
-        send(&req, TaskEvent::new(&id, TaskState::TaskStarting));
-    }
     let planned =
         Plan::from_task(&req.task, &req.env, executor_cmd.as_deref(), &cfg).and_then(|mut p| {
             let net = network::from_task(&req.task, cfg.net.as_ref(), p.bandwidth_mbit)?;
@@ -146,7 +158,15 @@ async fn run_locked(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchReq
             Ok((p, net))
         });
     let (plan, net) = match planned {
-        Ok(p) => p,
+        // TASK_STARTING at once, unless the task is networked: then it comes with the
+        // address, once berth-init holds its DHCP lease (`supervise`), which Marathon lists
+        // from then on (dbauth needs it before any service, so RUNNING, starts).
+        Ok(p) => {
+            if !req.recover && p.1.is_none() {
+                send(&req, TaskEvent::new(&id, TaskState::TaskStarting));
+            }
+            p
+        }
         Err(e) => {
             tracing::warn!(task = %id, error = %e, "invalid task");
             send(

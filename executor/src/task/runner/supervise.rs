@@ -65,9 +65,9 @@ pub(super) async fn supervise(
     } else {
         Box::pin(init_running(socket.clone(), init_answered.clone()))
     });
-    // TASK_STARTING again, with the address, once init holds its DHCP lease: Marathon
-    // lists the task's address from then on, which dbauth needs before any service (and
-    // so RUNNING) starts. Not after a re-attach: the task ran already.
+    // A networked task's TASK_STARTING, with the address, once init holds its DHCP lease
+    // (see `run_task`): Marathon lists the task's address from then on, which dbauth needs
+    // before any service (and so RUNNING) starts. Not after a re-attach: the task ran.
     let mut lease_watch: Option<
         std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>,
     > = (!req.recover && ip.is_none()).then(|| Box::pin(lease_address(ctx.outputs().netns)) as _);
