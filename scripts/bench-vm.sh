@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the volume benchmark (tests/bench/lvm.rs) in one VM boot: device-mapper and LVM thin
-# live only in the VM tier (Debian's kernel under virtme-ng, software emulation). Prints the
-# figures; takes about 5 minutes.
+# Runs a VM-tier benchmark in one VM boot (Debian's kernel under virtme-ng, software
+# emulation): by default the volume one (tests/bench/lvm.rs: device-mapper and LVM thin,
+# about 5 minutes); `scripts/bench-vm.sh lvs dev` the LVS one (tests/bench/lvs.rs: ip_vs;
+# its dev profile runs the binaries of `cargo build --workspace --bins`). Prints the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,22 +11,24 @@ kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cargo bench --locked -p berth-tests --bench lvm --no-run --message-format=json >"$work/build.json"
-exe=$(python3 - "$work/build.json" <<'PY'
+bench=${1:-lvm}
+profile=${2:-bench}
+cargo bench --locked -p berth-tests --bench "$bench" --profile "$profile" --no-run --message-format=json >"$work/build.json"
+exe=$(python3 - "$work/build.json" "$bench" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "lvm":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[2]:
         print(m["executable"])
 PY
 )
-[ -n "$exe" ] || { echo "bench-vm: the lvm bench did not build" >&2; exit 1; }
+[ -n "$exe" ] || { echo "bench-vm: the $bench bench did not build" >&2; exit 1; }
 
 cat >"$work/inside.sh" <<INSIDE
 #!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export BERTH_VM_TIER=1 BERTH_VM_WORK=$work BERTH_VM_SCRATCH=/tmp/berth-bench-scratch
-modprobe -a dm-mod dm-thin-pool dm-snapshot loop overlay || true
+modprobe -a dm-mod dm-thin-pool dm-snapshot loop overlay ip_vs ip_vs_rr ip_vs_wrr || true
 mkdir -p "\$BERTH_VM_SCRATCH" && mount -t tmpfs -o size=3000M tmpfs "\$BERTH_VM_SCRATCH"
 "$exe" 2>&1 | tee "$work/out.txt"
 echo \${PIPESTATUS[0]} >"$work/rc"
