@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs a VM-tier benchmark in one VM boot (Debian's kernel under virtme-ng, software
-# emulation): by default the volume one (tests/bench/lvm.rs: device-mapper and LVM thin,
-# about 5 minutes); `scripts/bench-vm.sh lvs dev` the LVS one (tests/bench/lvs.rs: ip_vs;
-# its dev profile runs the binaries of `cargo build --workspace --bins`). Prints the figures.
+# emulation): `scripts/bench-vm.sh [NAME] [cargo bench args]`. NAME defaults to the volume
+# benchmark (tests/bench/lvm.rs: device-mapper and LVM thin, about 5 minutes); `lvs` is the
+# LVS one (tests/bench/lvs.rs: ip_vs; with `--profile dev` it runs the binaries of `cargo
+# build --workspace --bins`). The other arguments go to `cargo bench` (e.g. `--profile dev`:
+# the lvm figures are the lvm tools', fio's and cp's, and the release build with LTO takes
+# long). Prints the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +14,9 @@ kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-bench=${1:-lvm}
-profile=${2:-bench}
-cargo bench --locked -p berth-tests --bench "$bench" --profile "$profile" --no-run --message-format=json >"$work/build.json"
+bench=lvm
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then bench=$1; shift; fi
+cargo bench --locked -p berth-tests --bench "$bench" "$@" --no-run --message-format=json >"$work/build.json"
 exe=$(python3 - "$work/build.json" "$bench" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):

@@ -15,7 +15,7 @@
 //!
 //! For runc also: berth over a TLS agent double (LIBPROCESS_SSL_*, client certificate,
 //! verification on), and, with BERTH_BENCH_OLD_EXECUTOR=<binary>, an older executor
-//! build on the plain double, each printed as a ratio to this build on plain HTTP.
+//! build on the plain and the TLS double, printed as ratios to this build.
 //!
 //! Run (root): `cargo build --release -p berth-executor -p berth-init --bins && cargo bench -p berth-tests --bench executor`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20;
@@ -49,6 +49,10 @@ fn berth_once(lab: &RuntimeLab, i: usize, agent: Agent) -> (f64, f64, Option<(Va
         Agent::OldBinary(ref bin) => {
             spec.binary = bin.clone();
             AgentDouble::start(&spec.framework_id, &spec.executor_id)
+        }
+        Agent::OldTls(ref bin) => {
+            spec.binary = bin.clone();
+            AgentDouble::start_tls(&spec.framework_id, &spec.executor_id)
         }
     };
     d.state().ack_delay = Duration::from_millis(0);
@@ -93,12 +97,13 @@ fn berth_once(lab: &RuntimeLab, i: usize, agent: Agent) -> (f64, f64, Option<(Va
 
 /// How berth_once reaches the agent: plain HTTP, TLS (LIBPROCESS_SSL_*, a client
 /// certificate, verification on), or plain with another executor binary (an older
-/// build, for before/after figures: BERTH_BENCH_OLD_EXECUTOR).
+/// build, for before/after figures: BERTH_BENCH_OLD_EXECUTOR), and that over TLS.
 #[derive(Clone)]
 enum Agent {
     Plain,
     Tls,
     OldBinary(std::path::PathBuf),
+    OldTls(std::path::PathBuf),
 }
 
 const SCRIPT: &str = r#"set -e
@@ -211,6 +216,8 @@ struct Figures {
     tls_kill: Vec<f64>,
     old_launch: Vec<f64>,
     old_kill: Vec<f64>,
+    old_tls_launch: Vec<f64>,
+    old_tls_kill: Vec<f64>,
 }
 
 fn main() {
@@ -239,6 +246,9 @@ fn main() {
                     let (l, kl, _) = berth_once(lab, i, Agent::OldBinary(old.clone()));
                     figs[k].old_launch.push(l);
                     figs[k].old_kill.push(kl);
+                    let (l, kl, _) = berth_once(lab, i, Agent::OldTls(old.clone()));
+                    figs[k].old_tls_launch.push(l);
+                    figs[k].old_tls_kill.push(kl);
                 }
             }
             if anchors[k].is_none() {
@@ -302,6 +312,22 @@ fn main() {
                 bl / ol,
                 bk / ok
             ));
+            let otl = row(
+                format!("older berth+{b} over TLS LAUNCH -> RUNNING"),
+                &mut f.old_tls_launch,
+            );
+            let otk = row(
+                format!("older berth+{b} over TLS KILL -> KILLED"),
+                &mut f.old_tls_kill,
+            );
+            if !f.tls_launch.is_empty() {
+                let (tl, tk) = (pct(&mut f.tls_launch, 0.5), pct(&mut f.tls_kill, 0.5));
+                extra.push(format!(
+                    "ratio berth+{b} over TLS this/older binary (median): launch {:.2}, kill {:.2}",
+                    tl / otl,
+                    tk / otk
+                ));
+            }
         }
     }
     for (b, l, k) in ratios {

@@ -13,7 +13,7 @@
 //!    removes the real server; the anchor rewrites its config without it and reloads.
 //!    Timed until the real server is gone from the kernel's table (netlink dump).
 //!
-//! Run (root, in the VM): `cargo build --workspace --bins && scripts/bench-vm.sh lvs dev`.
+//! Run (root, in the VM): `cargo build --workspace --bins && scripts/bench-vm.sh lvs --profile dev`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -339,7 +339,7 @@ fn main() {
     assert_eq!(
         std::env::var("BERTH_VM_TIER").as_deref(),
         Ok("1"),
-        "the LVS bench needs ip_vs: run it with scripts/bench-vm.sh lvs dev"
+        "the LVS bench needs ip_vs: run it with scripts/bench-vm.sh lvs --profile dev"
     );
     let b = Triangle::new("b");
     let (bh, bk) = berth(&b);

@@ -2,7 +2,8 @@
 //! passes it to its executors; certificates made in the test by rcgen): it subscribes,
 //! runs a task to TASK_RUNNING and KILLED, presenting its client certificate. Trusting
 //! the wrong CA, it fails at once with one clear line naming the agent and the TLS cause
-//! and exits non-zero: no hang until MESOS_RECOVERY_TIMEOUT.
+//! and exits non-zero: no hang until MESOS_RECOVERY_TIMEOUT. Like Mesos' executor library,
+//! it makes one TLS connection for SUBSCRIBE and one kept-alive for all its other calls.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,23 @@ fn an_executor_subscribes_and_runs_a_task_over_tls() {
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(status.success(), "{status:?}: {}", exec.log());
     assert!(d.violations().is_empty(), "{:?}", d.violations());
+    let peers = d.state().peers.clone();
+    let port = |kind: &str| -> Vec<u16> {
+        peers
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, a)| a.port())
+            .collect()
+    };
+    let (subscribe, updates) = (port("SUBSCRIBE"), port("UPDATE"));
+    assert_eq!(subscribe.len(), 1, "{peers:?}");
+    assert!(updates.len() >= 3, "STARTING, RUNNING, KILLED: {peers:?}");
+    assert!(
+        updates
+            .iter()
+            .all(|p| *p == updates[0] && *p != subscribe[0]),
+        "the calls share one connection besides the stream: {peers:?}"
+    );
     lab.assert_clean();
 }
 

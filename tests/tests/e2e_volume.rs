@@ -245,3 +245,40 @@ fn a_volume_half_made_when_the_executor_died_is_removed_by_the_next() {
     lab.assert_no_volumes();
     lab.assert_clean();
 }
+
+/// A Marathon app cannot ask for the `home` resource: `berth.home` carves /home out of
+/// its `disk`, and the writable layer gets the rest.
+#[test]
+fn the_berth_home_label_carves_home_out_of_disk() {
+    let lab = lab("homelabel");
+    let tid = lab.task_id("app");
+    let script = "busybox df -k /home; echo home=$BERTH_HOME_MB disk=$BERTH_DISK_MB; \
+        busybox dd if=/dev/zero of=/big bs=1M count=60 2>&1; echo dd=$?; rm -f /big; \
+        echo DONE; exec sleep 1000";
+    let spec = volume_spec(&lab, &tid, script, None);
+    let mut task = lab.task(&tid);
+    task["resources"].as_array_mut().expect("resources").push(
+        serde_json::json!({"name": "disk", "type": "SCALAR", "scalar": {"value": 100.0}, "role": "*"}),
+    );
+    task["labels"]["labels"]
+        .as_array_mut()
+        .expect("labels")
+        .push(serde_json::json!({"key": "berth.home", "value": "64"}));
+    let (d, mut exec) = start(&spec, task);
+    assert!(d.enforce_registration(&mut exec), "{}", exec.log());
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    let out = wait_done(&lab, &tid, T);
+    assert!(out.contains("home=64 disk=36"), "{out}");
+    let df = out
+        .lines()
+        .find(|l| l.ends_with("/home"))
+        .unwrap_or_else(|| panic!("no df line for /home: {out}"));
+    let avail: u64 = df.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(avail >= 64 * 1024, "{avail} KiB available for a 64 MB home: {df}");
+    // The writable layer is the 36 MB left of disk: 60 MB do not fit.
+    assert!(out.contains("No space left on device") && !out.contains("dd=0"), "{out}");
+    assert_eq!(lab.loop_devices().len(), 2, "home + scratch: {:?}", lab.loop_devices());
+    kill_until_exit(&d, &mut exec, &tid, T);
+    lab.assert_no_volumes();
+    lab.assert_clean();
+}

@@ -1,11 +1,14 @@
 //! The client: one request per connection (berth's peers are few and its long-lived
-//! requests are streams: the Mesos agent's SUBSCRIBE, Marathon's `/v2/events`).
+//! requests are streams: the Mesos agent's SUBSCRIBE, Marathon's `/v2/events`), unless made
+//! with [`Client::reusing`]: then a connection whose response was read to its end is kept
+//! for the next request to the same peer (HTTP/1.1 keep-alive), and [`Client::warm`] opens
+//! one ahead of the first request, so a call pays no TCP or TLS handshake.
 //!
 //! Each request gets a connect timeout, TCP keepalive (so a peer that vanishes is noticed
 //! even on a silent stream), a timeout for the response head, and, when the body is read
 //! whole, a bounded size and a deadline.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,11 +89,43 @@ impl Default for Options {
     }
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle connections, each with its peer (`https://host:port` or `http://...`).
+#[derive(Debug, Default)]
+struct Pool(Mutex<Vec<(String, Sender)>>);
+
+impl Pool {
+    fn put(&self, peer: String, s: Sender) {
+        if let Ok(mut v) = self.0.lock() {
+            // One idle connection per peer is all a sequential caller needs.
+            v.retain(|(p, _)| *p != peer);
+            v.push((peer, s));
+        }
+    }
+
+    fn take(&self, peer: &str) -> Option<Sender> {
+        let mut v = self.0.lock().ok()?;
+        let i = v.iter().position(|(p, _)| p == peer)?;
+        Some(v.swap_remove(i).1)
+    }
+}
+
 /// A cheap-to-clone client.
 #[derive(Debug, Clone)]
 pub struct Client {
     opts: Arc<Options>,
     tls: Arc<OnceLock<Arc<rustls::ClientConfig>>>,
+    /// Keep-alive connections ([`Client::reusing`]); `None` = one per request.
+    pool: Option<Arc<Pool>>,
+}
+
+fn peer(url: &Url) -> String {
+    format!(
+        "{}://{}",
+        if url.tls { "https" } else { "http" },
+        url.authority()
+    )
 }
 
 /// One request.
@@ -143,7 +178,40 @@ impl Client {
         Ok(Client {
             opts: Arc::new(opts),
             tls,
+            pool: None,
         })
+    }
+
+    /// This client keeping connections for reuse (the clones share them). Only for
+    /// requests whose bodies are read to their end: a stream keeps its connection.
+    pub fn reusing(mut self) -> Client {
+        self.pool = Some(Arc::default());
+        self
+    }
+
+    /// Drops the idle connections (e.g. when the peer is known to have restarted).
+    pub fn forget(&self) {
+        if let Some(Ok(mut v)) = self.pool.as_ref().map(|p| p.0.lock()) {
+            v.clear();
+        }
+    }
+
+    /// This client without connection reuse (sharing options and TLS): for a stream.
+    pub fn single(&self) -> Client {
+        Client {
+            pool: None,
+            ..self.clone()
+        }
+    }
+
+    /// Opens a connection to `url`'s peer now, for the next request (reusing clients; a
+    /// failure is left for that request to meet).
+    pub async fn warm(&self, url: &Url) {
+        let Some(pool) = &self.pool else { return };
+        match self.connect(url).await {
+            Ok(s) => pool.put(peer(url), s),
+            Err(e) => tracing::debug!(error = %e, "cannot open a connection ahead"),
+        }
     }
 
     pub fn options(&self) -> &Options {
@@ -160,7 +228,21 @@ impl Client {
 
     /// Sends `req` and returns once the response head has arrived.
     pub async fn send(&self, req: Request) -> Result<Response, Error> {
-        let url = req.url.clone();
+        if let Some(pool) = &self.pool {
+            let key = peer(&req.url);
+            // An idle connection the peer has closed fails `ready`; take the next.
+            while let Some(mut s) = pool.take(&key) {
+                if s.ready().await.is_ok() {
+                    return self.exchange(s, req, true).await;
+                }
+            }
+        }
+        let sender = self.connect(&req.url).await?;
+        self.exchange(sender, req, false).await
+    }
+
+    /// A new connection to `url`'s peer (TCP, then TLS for https), HTTP/1.1 on it.
+    async fn connect(&self, url: &Url) -> Result<Sender, Error> {
         let addr = url.authority();
         let after = self.opts.connect_timeout;
         let tcp = tokio::time::timeout(after, TcpStream::connect(&addr))
@@ -177,7 +259,7 @@ impl Client {
             keepalive(&tcp, idle)?;
         }
         let _ = tcp.set_nodelay(true);
-        let sender = if url.tls {
+        if url.tls {
             let name = ServerName::try_from(url.host.clone()).map_err(|_| Error::ServerName {
                 host: url.host.clone(),
             })?;
@@ -192,43 +274,59 @@ impl Client {
                     addr: addr.clone(),
                     err,
                 })?;
-            handshake(TokioIo::new(tls), &addr).await?
+            handshake(TokioIo::new(tls), &addr).await
         } else {
-            handshake(TokioIo::new(tcp), &addr).await?
-        };
-        self.exchange(sender, req, addr).await
+            handshake(TokioIo::new(tcp), &addr).await
+        }
     }
 
+    /// Sends `req` on `sender`. On a `reused` connection that closed before the request
+    /// went out, the request is sent again on a new one (it never reached the peer).
     async fn exchange(
         &self,
-        mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        mut sender: Sender,
         req: Request,
-        addr: String,
+        reused: bool,
     ) -> Result<Response, Error> {
+        let addr = req.url.authority();
         let mut b = hyper::Request::builder()
-            .method(req.method)
+            .method(req.method.clone())
             .uri(req.url.path.as_str())
             .header("host", addr.as_str());
         for (k, v) in &req.headers {
             b = b.header(*k, v.as_str());
         }
-        let request = b.body(Full::new(req.body))?;
+        let request = b.body(Full::new(req.body.clone()))?;
         let after = self.opts.response_timeout;
         let url = req.url.to_string();
-        let resp = tokio::time::timeout(after, sender.send_request(request))
+        let sent = tokio::time::timeout(after, sender.try_send_request(request))
             .await
             .map_err(|_| Error::Timeout {
                 url: url.clone(),
                 after,
-            })?
-            .map_err(|err| Error::Http { addr, err })?;
+            })?;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(mut e) => {
+                if reused && e.take_message().is_some() {
+                    let fresh = self.connect(&req.url).await?;
+                    return Box::pin(self.exchange(fresh, req, false)).await;
+                }
+                return Err(Error::Http {
+                    addr,
+                    err: e.into_error(),
+                });
+            }
+        };
         let (parts, body) = resp.into_parts();
+        let back = self.pool.clone().map(|p| (p, peer(&req.url), sender));
         Ok(Response {
             status: parts.status,
             headers: parts.headers,
             body,
             url,
             timeout: after,
+            back,
         })
     }
 
@@ -248,10 +346,7 @@ impl Client {
     }
 }
 
-async fn handshake<I>(
-    io: I,
-    addr: &str,
-) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Error>
+async fn handshake<I>(io: I, addr: &str) -> Result<Sender, Error>
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -287,6 +382,8 @@ pub struct Response {
     body: Incoming,
     url: String,
     timeout: Duration,
+    /// Where the connection goes once the body has been read to its end (reusing clients).
+    back: Option<(Arc<Pool>, String, Sender)>,
 }
 
 impl Response {
@@ -295,7 +392,12 @@ impl Response {
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
             match self.body.frame().await {
-                None => return Ok(None),
+                None => {
+                    if let Some((pool, peer, s)) = self.back.take() {
+                        pool.put(peer, s);
+                    }
+                    return Ok(None);
+                }
                 Some(Err(err)) => {
                     return Err(Error::Http {
                         addr: self.url.clone(),

@@ -29,6 +29,7 @@ async fn start(tls: Option<ServerTls>) -> (std::net::SocketAddr, tokio::sync::on
                     });
                     hyper::Response::new(body)
                 }
+                "/port" => server::respond(StatusCode::OK, "text/plain", peer.port().to_string()),
                 _ => {
                     let body = server::read_body(req, 1024).await.unwrap_or_default();
                     let text = format!("{}|{}", peer.ip(), String::from_utf8_lossy(&body));
@@ -79,6 +80,29 @@ async fn plain_request_carries_the_peer_address_and_a_body() {
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.bytes(1024).await.unwrap(), "127.0.0.1|\"hi\"");
+}
+
+/// The client port of each of 3 requests, after `warm`.
+async fn ports(c: &Client, url: &Url) -> Vec<String> {
+    c.warm(url).await;
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let r = c.send(Request::get(url.clone())).await.unwrap();
+        out.push(String::from_utf8(r.bytes(64).await.unwrap().to_vec()).unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_reusing_client_keeps_one_connection_and_others_do_not() {
+    let (addr, _stop) = start(None).await;
+    let url = Url::parse(&format!("http://{addr}/port")).unwrap();
+    let reusing = Client::new(Options::default()).unwrap().reusing();
+    let p = ports(&reusing, &url).await;
+    assert!(p.iter().all(|x| *x == p[0]), "one connection: {p:?}");
+    let once = Client::new(Options::default()).unwrap();
+    let p = ports(&once, &url).await;
+    assert!(p[0] != p[1] && p[1] != p[2], "a connection each: {p:?}");
 }
 
 #[tokio::test]

@@ -30,7 +30,7 @@ pub async fn subscribe(
     body: Vec<u8>,
     tx: mpsc::UnboundedSender<ConnMsg>,
 ) {
-    let mut resp = match agent.post(body).await {
+    let mut resp = match agent.subscribe(body).await {
         Ok(r) => r,
         Err(e) => {
             let _ = tx.send(ConnMsg::Failed {
@@ -54,6 +54,9 @@ pub async fn subscribe(
         });
         return;
     }
+    // The connection for the calls that follow (UPDATE, MESSAGE), ready before they are.
+    let warm = agent.clone();
+    tokio::spawn(async move { warm.warm().await });
     let mut decoder = Decoder::new();
     let why = loop {
         // The agent heartbeats the stream: silence beyond the link's limit means the
@@ -87,6 +90,7 @@ pub async fn subscribe(
             Err(e) => break error_chain(&e),
         }
     };
+    agent.forget();
     let _ = tx.send(ConnMsg::Closed(gen, why));
 }
 
@@ -106,8 +110,9 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 pub async fn post(agent: &AgentClient, body: Vec<u8>) -> Result<u16, String> {
     let resp = agent.post(body).await.map_err(|e| error_chain(&e))?;
     let status = resp.status.as_u16();
+    // Read to its end (even an empty 202): then the connection serves the next call.
+    let body = resp.bytes(4096).await.unwrap_or_default();
     if status != 202 {
-        let body = resp.bytes(4096).await.unwrap_or_default();
         return Err(format!(
             "answered {status}: {}",
             String::from_utf8_lossy(&body).trim()

@@ -76,7 +76,60 @@ fn task_steps(plan: &Plan, cfg: &RunConfig, net: Option<network::Network>) -> Ve
     steps
 }
 
-async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
+/// [`run_locked`] under the task lock (see `super::lock`): held from before anything is
+/// made until the teardown is done, so berth-agent's GC never touches a live task. It is
+/// released just before the terminal update goes out (every runner path sends it after its
+/// teardown), so that an executor exiting once that update is acknowledged leaves no lock
+/// file behind.
+async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, mut req: LaunchRequest) {
+    let id = req.task.task_id.value.clone();
+    let cid = super::names::container_id(&id);
+    let state = cfg.state_dir.clone();
+    let (s, c, t) = (state.clone(), cid.clone(), id.clone());
+    let lock = match blocking(move || super::lock::hold(&s, &c, &t)).await {
+        Ok(l) => l,
+        Err(e) => {
+            let p = super::lock::path(&state, &cid);
+            tracing::error!(task = %id, error = %e, lock = %p.display(), "cannot take the task lock");
+            send(
+                &req,
+                TaskEvent::new(&id, TaskState::TaskFailed)
+                    .reason(Reason::ReasonContainerLaunchFailed)
+                    .message(format!(
+                        "state: cannot take the task lock {}: {e}",
+                        p.display()
+                    )),
+            );
+            return;
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let session = std::mem::replace(&mut req.events, tx);
+    let runner = tokio::spawn(run_locked(cfg, executor_cmd, req));
+    let mut lock = Some(lock);
+    let release = |l| {
+        let (s, c) = (state.clone(), cid.clone());
+        blocking(move || super::lock::release(l, &s, &c))
+    };
+    while let Some(ev) = rx.recv().await {
+        if ev.state.is_terminal() && !ev.kill_request {
+            if let Some(l) = lock.take() {
+                release(l).await;
+            }
+        }
+        let _ = session.send(ev);
+    }
+    if let Some(l) = lock.take() {
+        release(l).await;
+    }
+    if let Err(e) = runner.await {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+async fn run_locked(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
     let id = req.task.task_id.value.clone();
     if !req.recover {
         send(&req, TaskEvent::new(&id, TaskState::TaskStarting));

@@ -568,7 +568,7 @@ impl Lab {
 impl Lab {
     /// Removes what an executor killed by the test left: the runtime's containers (killed
     /// and deleted), this lab's processes, mounts (deepest first), cgroups, and every
-    /// state and run dir entry except the executors' records. Then `assert_clean` holds.
+    /// state and run dir entry except the executors' records (task lock files included). Then `assert_clean` holds.
     pub fn tear_down_leftovers(&self) {
         for c in self.runc_containers() {
             let runc = |args: &[&str]| {
@@ -596,8 +596,14 @@ impl Lab {
         }
         for dir in [&self.state, &self.run] {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                if !e.path().ends_with("executors") {
+                if e.path().ends_with("executors") {
+                    continue;
+                }
+                // Container dirs, and the task lock files next to them.
+                if e.path().is_dir() {
                     let _ = std::fs::remove_dir_all(e.path());
+                } else {
+                    let _ = std::fs::remove_file(e.path());
                 }
             }
         }

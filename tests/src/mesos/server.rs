@@ -42,7 +42,7 @@ pub async fn serve(
         if let Some(l) = listener.take() {
             let (tx, rx) = oneshot::channel::<()>();
             let sh = shared.clone();
-            let handler = move |req, _peer: SocketAddr| handle(req, sh.clone());
+            let handler = move |req, peer: SocketAddr| handle(req, peer, sh.clone());
             let task = tokio::spawn(berth_http::server::serve(l, tls.clone(), handler, async {
                 let _ = rx.await;
             }));
@@ -100,6 +100,7 @@ fn answer(shared: &Shared, kind: &str, status: u16, message: &str) {
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
     shared: Shared,
 ) -> hyper::Response<Body> {
     let req = match read_request(req).await {
@@ -159,6 +160,12 @@ async fn handle(
             return respond(r.status, &r.message);
         }
     };
+    shared
+        .0
+        .lock()
+        .unwrap()
+        .peers
+        .push((call.kind.clone(), peer));
     if !call.dropped.is_empty() {
         let (m, _) = &*shared;
         let mut st = m.lock().unwrap();

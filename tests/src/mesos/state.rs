@@ -71,6 +71,8 @@ pub struct State {
     /// uuid (base64) -> acknowledged?
     pub uuids: BTreeMap<String, bool>,
     pub answers: Vec<Answer>,
+    /// Each valid call's type and the client address it came from (which connection).
+    pub peers: Vec<(String, std::net::SocketAddr)>,
     pub violations: Vec<String>,
     pub tasks: BTreeMap<String, TaskView>,
     /// Wait this long ("persisting") before acknowledging.
@@ -138,6 +140,7 @@ impl State {
             updates: Vec::new(),
             uuids: BTreeMap::new(),
             answers: Vec::new(),
+            peers: Vec::new(),
             violations: Vec::new(),
             tasks: BTreeMap::new(),
             ack_delay: Duration::from_millis(5),
