@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs the volume benchmark (tests/bench/lvm.rs) in one VM boot: device-mapper and LVM thin
-# live only in the VM tier (Debian's kernel under virtme-ng, software emulation). Prints the
-# figures; takes about 5 minutes. Arguments go to `cargo bench` (e.g. `--profile dev`: the
-# figures are the lvm tools', fio's and cp's, and the release build with LTO takes long).
+# Runs a VM-tier benchmark in one VM boot (Debian's kernel under virtme-ng, software
+# emulation): `scripts/bench-vm.sh [NAME] [cargo bench args]`. NAME defaults to the volume
+# benchmark (tests/bench/lvm.rs: device-mapper and LVM thin, about 5 minutes); `lvs` is the
+# LVS one (tests/bench/lvs.rs: ip_vs; with `--profile dev` it runs the binaries of `cargo
+# build --workspace --bins`). The other arguments go to `cargo bench` (e.g. `--profile dev`:
+# the lvm figures are the lvm tools', fio's and cp's, and the release build with LTO takes
+# long). Prints the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,22 +14,24 @@ kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cargo bench --locked -p berth-tests --bench lvm "$@" --no-run --message-format=json >"$work/build.json"
-exe=$(python3 - "$work/build.json" <<'PY'
+bench=lvm
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then bench=$1; shift; fi
+cargo bench --locked -p berth-tests --bench "$bench" "$@" --no-run --message-format=json >"$work/build.json"
+exe=$(python3 - "$work/build.json" "$bench" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "lvm":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[2]:
         print(m["executable"])
 PY
 )
-[ -n "$exe" ] || { echo "bench-vm: the lvm bench did not build" >&2; exit 1; }
+[ -n "$exe" ] || { echo "bench-vm: the $bench bench did not build" >&2; exit 1; }
 
 cat >"$work/inside.sh" <<INSIDE
 #!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export BERTH_VM_TIER=1 BERTH_VM_WORK=$work BERTH_VM_SCRATCH=/tmp/berth-bench-scratch
-modprobe -a dm-mod dm-thin-pool dm-snapshot loop overlay || true
+modprobe -a dm-mod dm-thin-pool dm-snapshot loop overlay ip_vs ip_vs_rr ip_vs_wrr || true
 mkdir -p "\$BERTH_VM_SCRATCH" && mount -t tmpfs -o size=3000M tmpfs "\$BERTH_VM_SCRATCH"
 "$exe" 2>&1 | tee "$work/out.txt"
 echo \${PIPESTATUS[0]} >"$work/rc"

@@ -12,8 +12,9 @@ apt_packages=(
   e2fsprogs xfsprogs lvm2 thin-provisioning-tools fio util-linux
   # the VM tier: Debian's kernel under qemu (device-mapper, 8021q, IP_VS live there)
   qemu-system-x86 linux-image-amd64 kmod
-  # LVS: ipvsadm only cross-checks the IPVS table berth writes over netlink (VM tier)
-  ipvsadm
+  # LVS: ipvsadm only cross-checks the IPVS table berth writes over netlink (VM tier);
+  # keepalived is the LVS benchmark's anchor (a full config reload)
+  ipvsadm keepalived
   # process tools the tests and benchmarks use
   procps psmisc hyperfine python3 python3-pip curl
   # berth-agent: promtool validates the /metrics exposition (the agent_metrics test)

@@ -27,7 +27,10 @@ trap 'rm -rf "$work"' EXIT
 
 args=()
 for p in $pkgs; do args+=(-p "$p" --features "$p/vm-tier"); done
-cargo test --locked "${args[@]}" --no-run --message-format=json >"$work/build.json"
+# The end-to-end VM tests (berth-tests' vm_lvs) run the workspace's binaries and the static init.
+cargo build --locked --workspace --bins
+cargo build --locked --target x86_64-unknown-linux-musl -p berth-init
+cargo test --locked "${args[@]}" --test 'vm_*' --no-run --message-format=json >"$work/build.json"
 python3 - "$work/build.json" >"$work/tests.list" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):

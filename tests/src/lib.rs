@@ -9,6 +9,7 @@
 //! - [`login`]: berth-init with a `login:` section in namespaces, a user CA, an ssh client.
 //! - [`mariadb`]: a real MariaDB server in a netns on a temp datadir, for dbauth.
 //! - [`lvs_director`]: a strict, recording double of the LVS director's real-server API.
+//! - [`lvs_lab`]: the real director on real IPVS (VM tier): VIP, client netns, the table.
 //! - [`marathon`]: a strict Marathon API double (tasks, SSE events) fed from the Mesos one.
 //! - [`mesos`]: a strict Mesos agent double (the real agent's validation, in its order)
 //!   and the end-to-end harness that launches berth-executor against it.
@@ -23,6 +24,7 @@ pub mod lab;
 pub mod login;
 pub mod login_ca;
 pub mod lvs_director;
+pub mod lvs_lab;
 pub mod marathon;
 pub mod mariadb;
 pub mod mesos;

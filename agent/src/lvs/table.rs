@@ -8,8 +8,9 @@
 //! 2. init registered it (with a weight, 0 while draining): it is in with that weight.
 //! 3. init deregistered it: it stays out until init registers again, even while Marathon
 //!    still lists the task as running (the drain before stop must not be undone).
-//! 4. init never spoke and Marathon has it running and healthy: it is added with the
-//!    service's default weight (a director restart rebuilds the table from Marathon).
+//! 4. init never spoke and Marathon has it running and not unhealthy (the last health
+//!    result passed, or there is none yet): it is added with the service's default weight
+//!    (a director restart rebuilds the table from Marathon).
 //!
 //! A listing that lacks an IP counts as "not running" for it, except for a registration
 //! younger than the listing grace (Marathon may not list a task that just started).
