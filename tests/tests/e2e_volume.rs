@@ -274,10 +274,21 @@ fn the_berth_home_label_carves_home_out_of_disk() {
         .find(|l| l.ends_with("/home"))
         .unwrap_or_else(|| panic!("no df line for /home: {out}"));
     let avail: u64 = df.split_whitespace().nth(3).unwrap().parse().unwrap();
-    assert!(avail >= 64 * 1024, "{avail} KiB available for a 64 MB home: {df}");
+    assert!(
+        avail >= 64 * 1024,
+        "{avail} KiB available for a 64 MB home: {df}"
+    );
     // The writable layer is the 36 MB left of disk: 60 MB do not fit.
-    assert!(out.contains("No space left on device") && !out.contains("dd=0"), "{out}");
-    assert_eq!(lab.loop_devices().len(), 2, "home + scratch: {:?}", lab.loop_devices());
+    assert!(
+        out.contains("No space left on device") && !out.contains("dd=0"),
+        "{out}"
+    );
+    assert_eq!(
+        lab.loop_devices().len(),
+        2,
+        "home + scratch: {:?}",
+        lab.loop_devices()
+    );
     kill_until_exit(&d, &mut exec, &tid, T);
     lab.assert_no_volumes();
     lab.assert_clean();
