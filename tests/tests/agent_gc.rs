@@ -482,3 +482,68 @@ fn image_cache_over_budget_loses_least_recently_used_images_no_task_uses() {
         "{out}"
     );
 }
+
+#[test]
+fn a_running_tasks_image_is_kept_over_budget_though_least_recently_used() {
+    lab::require_root();
+    let lab = Lab::new("gc-img");
+    let _guard = LoopGuard(&lab);
+    let netns = lab.dir.path().join("netns");
+    std::fs::create_dir_all(&netns).unwrap();
+    // The cache gc_sections names; a budget nothing fits.
+    let cache = lab.dir.path().join("image-cache");
+    let cfg = config(&lab, &netns, true);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[gc]\n", "[gc]\nimage_cache_budget_mb = 1\n"),
+    )
+    .unwrap();
+    let mut layout = berth_tests::oci::OciLayout::create(&lab.images.join("bb")).expect("layout");
+    let layer = layout
+        .layer_from_dir(&lab.images.join("busybox"))
+        .expect("layer");
+    let m = layout
+        .add_image("v1", &[layer], serde_json::json!({"Env": ["PATH=/bin"]}))
+        .expect("image");
+    let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let live = cache.join(format!("sha256-{hex}"));
+    // A real task on bb:v1: the executor unpacks it into the cache.
+    let tid = lab.task_id("img");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.push((
+        "BERTH_EXECUTOR_IMAGE_CACHE".into(),
+        cache.display().to_string(),
+    ));
+    let mut task = lab.task(&tid);
+    task["labels"] = serde_json::json!({"labels": [{"key": "berth.image", "value": "bb:v1"}]});
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(task);
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    assert!(live.join("rootfs/bin").is_dir(), "the executor unpacked it");
+    // The running task's image is the least recently used; two unused ones are newer.
+    std::fs::File::open(&live)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(9000)))
+        .expect("mtime");
+    let a = cache_entry(&cache, "aa", 600, 4000);
+    let b = cache_entry(&cache, "bb", 600, 3000);
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("removed image").count(), 2, "{out}");
+    assert!(!a.exists() && !b.exists(), "{out}");
+    assert!(
+        live.join("rootfs/bin").is_dir(),
+        "the running task's image stays: {out}"
+    );
+    stop_task(&tid, &d, &mut exec);
+    // No task uses it any more: it goes too.
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("removed image {}: image cache", live.display())),
+        "{out}"
+    );
+    assert!(!live.exists());
+    lab.assert_clean();
+}
