@@ -31,10 +31,12 @@ const T: Duration = Duration::from_secs(30);
 fn gc_sections(lab: &Lab, netns_dir: &Path, sweep: bool) -> String {
     format!(
         "[gc]\ninterval_secs = 1\ngrace_secs = 0\nruntime_root = \"{}\"\nrun_dir = \"{}\"\n\
-         netns_dir = \"{}\"\nsweep_unowned = {sweep}\n[resources.home]\nloopfile_dir = \"{}\"\n",
+         netns_dir = \"{}\"\nsweep_unowned = {sweep}\nimage_cache = \"{}/image-cache\"\n\
+         [resources.home]\nloopfile_dir = \"{}\"\n",
         lab.runc_root.display(),
         lab.run.display(),
         netns_dir.display(),
+        lab.dir.path().display(),
         lab.volumes_dir().display()
     )
 }
@@ -395,4 +397,153 @@ fn stop_task(tid: &str, d: &AgentDouble, exec: &mut berth_tests::mesos::Executor
         "{tid}: {states:?}"
     );
     assert!(d.violations().is_empty(), "{tid}: {:?}", d.violations());
+}
+
+/// One unpacked image of `kib` KiB in `cache`, last used `age` seconds ago.
+fn cache_entry(cache: &Path, hex: &str, kib: usize, age: u64) -> PathBuf {
+    let e = cache.join(format!("sha256-{hex}"));
+    std::fs::create_dir_all(e.join("rootfs/bin")).expect("mkdir");
+    std::fs::write(e.join("rootfs/bin/blob"), vec![1u8; kib * 1024]).expect("write");
+    std::fs::write(cache.join(format!(".sha256-{hex}.lock")), "").expect("lock file");
+    let t = std::time::SystemTime::now() - Duration::from_secs(age);
+    std::fs::File::open(&e)
+        .and_then(|f| f.set_modified(t))
+        .expect("mtime");
+    e
+}
+
+#[test]
+fn image_cache_over_budget_loses_least_recently_used_images_no_task_uses() {
+    use berth_executor::task::steps::{Checkpoint, Outputs};
+    let d = tempfile::tempdir().expect("tempdir");
+    let (state, cache) = (d.path().join("state"), d.path().join("cache"));
+    std::fs::create_dir_all(&state).expect("mkdir");
+    // 5 images of just under 1 MiB, oldest first; the oldest is a live task's lower layer.
+    let used = cache_entry(&cache, "aa", 1000, 5000);
+    let old = cache_entry(&cache, "bb", 1000, 4000);
+    let mid = cache_entry(&cache, "cc", 1000, 3000);
+    let newer = cache_entry(&cache, "dd", 1000, 2000);
+    let newest = cache_entry(&cache, "ee", 1000, 1000);
+    // A live task as the executor makes it: its task lock held, its checkpoint naming it.
+    let _live = berth_lvm::lock::FileLock::lock(&state.join("berth-live.lock")).expect("lock");
+    std::fs::create_dir_all(state.join("berth-live")).expect("mkdir");
+    Checkpoint {
+        container_id: "berth-live".into(),
+        steps: vec![],
+        outputs: Outputs {
+            image: Some(used.join("rootfs")),
+            ..Outputs::default()
+        },
+    }
+    .save(&state.join("berth-live"))
+    .expect("checkpoint");
+    let cfg = d.path().join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[serve]\nstate_dir = \"{}\"\n[metrics]\nlisten = \"\"\n[falcon]\nurl = \"\"\n\
+             [gc]\ngrace_secs = 60\nsweep_unowned = false\nimage_cache = \"{}\"\n\
+             image_cache_budget_mb = 3\n[resources.home]\nloopfile_dir = \"{}\"\n",
+            state.display(),
+            cache.display(),
+            d.path().display()
+        ),
+    )
+    .expect("config");
+    // About 5 MiB against 3: two must go, the two oldest no task uses.
+    let (code, out) = gc(&cfg, true);
+    assert_eq!(code, 0, "{out}");
+    let line = format!("would remove image {}: image cache 4.9 MB over budget 3.0 MB: least recently used, last used 400", old.display());
+    assert!(out.contains(&line), "{out}");
+    assert!(
+        out.contains(&format!("would remove image {}:", mid.display())),
+        "{out}"
+    );
+    assert_eq!(out.matches("would remove image").count(), 2, "{out}");
+    assert!(old.exists() && mid.exists(), "a dry run removes nothing");
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("removed image").count(), 2, "{out}");
+    assert!(!old.exists() && !mid.exists(), "{out}");
+    assert!(
+        !cache.join(".sha256-bb.lock").exists(),
+        "its lock file goes with it"
+    );
+    assert!(
+        used.join("rootfs/bin/blob").exists(),
+        "the live task's image stays, though the oldest"
+    );
+    assert!(newer.exists() && newest.exists());
+    // Under budget now: nothing more goes.
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(
+        (code, out.matches("removed image").count()),
+        (0, 0),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_running_tasks_image_is_kept_over_budget_though_least_recently_used() {
+    lab::require_root();
+    let lab = Lab::new("gc-img");
+    let _guard = LoopGuard(&lab);
+    let netns = lab.dir.path().join("netns");
+    std::fs::create_dir_all(&netns).unwrap();
+    // The cache gc_sections names; a budget nothing fits.
+    let cache = lab.dir.path().join("image-cache");
+    let cfg = config(&lab, &netns, true);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[gc]\n", "[gc]\nimage_cache_budget_mb = 1\n"),
+    )
+    .unwrap();
+    let mut layout = berth_tests::oci::OciLayout::create(&lab.images.join("bb")).expect("layout");
+    let layer = layout
+        .layer_from_dir(&lab.images.join("busybox"))
+        .expect("layer");
+    let m = layout
+        .add_image("v1", &[layer], serde_json::json!({"Env": ["PATH=/bin"]}))
+        .expect("image");
+    let hex = m["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    let live = cache.join(format!("sha256-{hex}"));
+    // A real task on bb:v1: the executor unpacks it into the cache.
+    let tid = lab.task_id("img");
+    let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
+    spec.env.push((
+        "BERTH_EXECUTOR_IMAGE_CACHE".into(),
+        cache.display().to_string(),
+    ));
+    let mut task = lab.task(&tid);
+    task["labels"] = serde_json::json!({"labels": [{"key": "berth.image", "value": "bb:v1"}]});
+    let d = AgentDouble::start(&spec.framework_id, &spec.executor_id);
+    d.launch_on_subscribe(task);
+    let mut exec = d.spawn_executor(&spec, Duration::from_secs(10));
+    d.wait_state(&tid, "TASK_RUNNING", T);
+    assert!(live.join("rootfs/bin").is_dir(), "the executor unpacked it");
+    // The running task's image is the least recently used; two unused ones are newer.
+    std::fs::File::open(&live)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(9000)))
+        .expect("mtime");
+    let a = cache_entry(&cache, "aa", 600, 4000);
+    let b = cache_entry(&cache, "bb", 600, 3000);
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("removed image").count(), 2, "{out}");
+    assert!(!a.exists() && !b.exists(), "{out}");
+    assert!(
+        live.join("rootfs/bin").is_dir(),
+        "the running task's image stays: {out}"
+    );
+    stop_task(&tid, &d, &mut exec);
+    // No task uses it any more: it goes too.
+    let (code, out) = gc(&cfg, false);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("removed image {}: image cache", live.display())),
+        "{out}"
+    );
+    assert!(!live.exists());
+    lab.assert_clean();
 }

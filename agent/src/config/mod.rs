@@ -46,6 +46,11 @@ pub struct Gc {
     /// Also remove berth-named things no state dir claims (runtime containers, run dirs,
     /// netns, volumes). Turn off when other berth state dirs share this host.
     pub sweep_unowned: bool,
+    /// The executor's unpacked-image cache (`BERTH_EXECUTOR_IMAGE_CACHE`).
+    pub image_cache: PathBuf,
+    /// The image cache's size budget in MiB: over it, images no task uses are removed
+    /// least recently used first; 0: unlimited.
+    pub image_cache_budget_mb: u64,
 }
 
 impl Default for Gc {
@@ -60,6 +65,8 @@ impl Default for Gc {
             berth_run_dir: PathBuf::from("/run/berth"),
             retain_home: false,
             sweep_unowned: true,
+            image_cache: PathBuf::from("/var/lib/berth/image-cache"),
+            image_cache_budget_mb: 10240,
         }
     }
 }
@@ -339,6 +346,7 @@ impl Config {
             ("gc.run_dir", &g.run_dir),
             ("gc.netns_dir", &g.netns_dir),
             ("gc.berth_run_dir", &g.berth_run_dir),
+            ("gc.image_cache", &g.image_cache),
         ] {
             if !p.is_absolute() {
                 return Err((key, format!("{} is not an absolute path", p.display())));

@@ -11,6 +11,8 @@
 //!    steps make ([`dead`]).
 //! 2. With `sweep_unowned`, what no container dir claims ([`unowned`]): runtime containers,
 //!    run dirs, netns pins, lock files, volumes (berth-lvm's GC).
+//! 3. With an image cache budget, unpacked images no task uses, least recently used first,
+//!    until the cache fits ([`images`], the executor's `image::budget`).
 //!
 //! Every removal keeps going past errors; the [`Report`] lists each thing removed (or, with
 //! `--dry-run`, that would be), why, and what failed.
@@ -21,10 +23,12 @@
 //! - [`host`]: runtime, mounts, cgroups, directories (the OS side).
 //! - [`dead`]: one dead container's parts.
 //! - [`unowned`]: what nobody claims.
+//! - [`images`]: the image cache over its budget.
 //! - [`stats`]: the totals `serve` exports.
 
 pub mod dead;
 pub mod host;
+pub mod images;
 pub mod report;
 pub mod scan;
 pub mod stats;
@@ -54,6 +58,9 @@ pub struct Settings {
     pub home: Home,
     /// The trunk of VLAN sub-interfaces.
     pub net_parent: String,
+    /// The executor's image cache, and its budget in bytes (None: unlimited).
+    pub image_cache: PathBuf,
+    pub image_budget: Option<u64>,
 }
 
 impl Settings {
@@ -73,6 +80,9 @@ impl Settings {
             sweep_unowned: c.gc.sweep_unowned,
             home: c.resources.home.clone(),
             net_parent: c.resources.net.parent.clone(),
+            image_cache: c.gc.image_cache.clone(),
+            image_budget: (c.gc.image_cache_budget_mb > 0)
+                .then(|| c.gc.image_cache_budget_mb.saturating_mul(1 << 20)),
         }
     }
 }
@@ -143,6 +153,9 @@ pub async fn run(s: &Settings, dry: bool) -> Result<Report, GcError> {
     }
     if s.sweep_unowned {
         unowned::sweep(s, backend.as_deref(), dry, &mut r).await;
+    }
+    if let Some(budget) = s.image_budget {
+        images::collect(s, budget, dry, &mut r);
     }
     Ok(r)
 }

@@ -22,10 +22,12 @@ pub enum Kind {
     StateDir,
     /// A task lock file no state dir needs.
     LockFile,
+    /// An unpacked image in the executor's cache (over its budget, used by no task).
+    Image,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Container,
         Kind::Cgroup,
         Kind::Mount,
@@ -34,6 +36,7 @@ impl Kind {
         Kind::RunDir,
         Kind::StateDir,
         Kind::LockFile,
+        Kind::Image,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Kind {
             Kind::RunDir => "rundir",
             Kind::StateDir => "statedir",
             Kind::LockFile => "lockfile",
+            Kind::Image => "image",
         }
     }
 }

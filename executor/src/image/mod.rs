@@ -12,10 +12,13 @@
 //! - `limits`: caps on unpacked bytes and entries; each layer's `diff_id` measured.
 //! - `zstd`: multi-frame zstd layers (pure-Rust `ruzstd`).
 //! - `prune`: removes cache entries no checkpoint and no overlay mount uses.
+//! - `budget`: evicts unused entries, least recently used first, until the cache fits a
+//!   size budget (the agent's GC).
 //!
 //! [`lookup`] runs during task validation; [`ImageSource::prepare`] in the `image`
 //! preparation step.
 
+pub mod budget;
 pub mod cache;
 pub mod digest;
 pub mod layout;
