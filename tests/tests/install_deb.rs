@@ -176,6 +176,14 @@ fn the_package_installs_on_a_fresh_debian_and_runs_a_task() {
     assert!(root
         .join("usr/share/bash-completion/completions/berth-agent")
         .is_file());
+    // The Marathon app examples (tests/tests/examples.rs checks their content), each one.
+    for f in std::fs::read_dir(workspace().join("packaging/examples")).expect("examples") {
+        let name = f.expect("entry").file_name();
+        let installed = root.join("usr/share/doc/berth/examples").join(&name);
+        let same = std::fs::read(&installed).ok()
+            == std::fs::read(workspace().join("packaging/examples").join(&name)).ok();
+        assert!(same, "{} not installed as in the tree", installed.display());
+    }
 
     let units_dir = root.join("lib/systemd/system");
     let mut units = Vec::new();
