@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the volume benchmark (tests/bench/lvm.rs) in one VM boot: device-mapper and LVM thin
 # live only in the VM tier (Debian's kernel under virtme-ng, software emulation). Prints the
-# figures; takes about 5 minutes.
+# figures; takes about 5 minutes. Arguments go to `cargo bench` (e.g. `--profile dev`: the
+# figures are the lvm tools', fio's and cp's, and the release build with LTO takes long).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ kernel=$(ls /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-cargo bench --locked -p berth-tests --bench lvm --no-run --message-format=json >"$work/build.json"
+cargo bench --locked -p berth-tests --bench lvm "$@" --no-run --message-format=json >"$work/build.json"
 exe=$(python3 - "$work/build.json" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):

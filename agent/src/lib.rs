@@ -19,6 +19,7 @@
 //! - [`metrics`]: per-container metrics (cgroups, netns counters, /home, berth-init) for
 //!   Prometheus (`GET /metrics`) and Open-Falcon (push).
 //! - [`ps`]: the rows and table of `berth-agent ps`.
+//! - [`gc`]: garbage collection of dead tasks' leftovers (the task lock says who is alive).
 //! - [`log`]: plain log lines on stderr (ANSI only on a terminal).
 //! - [`lvs`]: the LVS director's real-server table and its reentrancy rules.
 //! - [`marathon`]: the Marathon client (tasks of an app, typed events).
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod dbauth;
+pub mod gc;
 pub mod log;
 pub mod lvs;
 pub mod marathon;

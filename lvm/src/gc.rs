@@ -3,6 +3,11 @@
 //! A volume goes if it is incomplete and nobody holds its lock (the builder died), or if
 //! `is_live` says its owner is gone. Volumes whose lock is held are skipped: someone is
 //! working on them right now. Like every teardown, GC keeps going past errors and reports all.
+//!
+//! Image bases (`berth-img-*`, layout `image`, owner `image:<volume name>`) are kept for reuse
+//! by the next task of the image; [`image_bases`] lists them so a caller's `is_live` can
+//! decide (e.g. keep the images of the tasks it runs, or those used recently). Removing a
+//! base never harms a running root: a thin snapshot does not need its origin.
 
 use crate::name::{Owner, VolumeName};
 use crate::volume::{Backend, VolumeError, VolumeState};
@@ -55,6 +60,23 @@ pub fn collect(
         }
     }
     Ok(report)
+}
+
+/// The owner prefix of image bases.
+pub const IMAGE_OWNER_PREFIX: &str = "image:";
+
+/// Whether `owner` is an image base's owner (not a task's).
+pub fn is_image_owner(owner: &Owner) -> bool {
+    owner.as_str().starts_with(IMAGE_OWNER_PREFIX)
+}
+
+/// The image bases of `backend` (complete or not), by name.
+pub fn image_bases(backend: &dyn Backend) -> Result<Vec<crate::volume::Volume>, VolumeError> {
+    Ok(backend
+        .list()?
+        .into_iter()
+        .filter(|v| v.layout == "image" || is_image_owner(&v.owner))
+        .collect())
 }
 
 /// `try_lock`, retried for a moment: a lock file's descriptor can be held for an instant by

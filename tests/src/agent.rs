@@ -18,6 +18,17 @@ impl AgentServe {
     /// Writes `dir/agent.toml` for `state_dir` (`[serve]` gets `serve_extra` lines, the
     /// Falcon push goes to `falcon_url`, empty: none) and starts the agent with it.
     pub fn start(dir: &Path, state_dir: &Path, serve_extra: &str, falcon_url: &str) -> Self {
+        Self::start_with(dir, state_dir, serve_extra, falcon_url, "")
+    }
+
+    /// [`AgentServe::start`] with more sections (`[gc]` ...) appended to the config.
+    pub fn start_with(
+        dir: &Path,
+        state_dir: &Path,
+        serve_extra: &str,
+        falcon_url: &str,
+        more: &str,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -26,7 +37,7 @@ impl AgentServe {
         std::fs::write(
             &cfg,
             format!(
-                "[serve]\n{serve_extra}state_dir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[falcon]\nurl = \"{falcon_url}\"\n",
+                "[serve]\n{serve_extra}state_dir = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n[falcon]\nurl = \"{falcon_url}\"\n{more}",
                 state_dir.display()
             ),
         )

@@ -2,6 +2,7 @@
 //! benchmarks.
 //!
 //! # Layout
+//! - [`dbauth`]: dbauth's scaffolding (its config, start, HTTP and SQL from a netns).
 //! - [`falcon`]: a strict Open-Falcon agent double (transfer's validation rules).
 //! - [`lab`]: network lab in namespaces (LAN bridge + real dnsmasq DHCP server, a "host"
 //!   netns whose veth plays the physical NIC, container netns), all RAII.
@@ -16,6 +17,7 @@
 //! - [`oci`]: OCI image layouts (gzip tar layers, sha256 blobs, tagged index) for tests.
 
 pub mod agent;
+pub mod dbauth;
 pub mod falcon;
 pub mod lab;
 pub mod login;

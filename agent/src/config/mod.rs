@@ -18,6 +18,50 @@ pub struct Config {
     pub metrics: Metrics,
     pub falcon: Falcon,
     pub resources: Resources,
+    pub gc: Gc,
+}
+
+/// `[gc]`: garbage collection of what dead tasks left (`berth-agent gc`, and `serve` every
+/// `interval_secs`). The paths are the executor's settings of the same meaning.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gc {
+    /// Seconds between two GC runs inside `serve`; 0: no periodic GC.
+    pub interval_secs: u64,
+    /// A leftover is collected only once its newest file is older than this many seconds.
+    pub grace_secs: u64,
+    /// The OCI runtime binary (`BERTH_EXECUTOR_RUNTIME`).
+    pub runtime: PathBuf,
+    /// The runtime's state root (`BERTH_EXECUTOR_RUNTIME_ROOT`).
+    pub runtime_root: PathBuf,
+    /// The tasks' run dirs (`BERTH_EXECUTOR_RUN_DIR`).
+    pub run_dir: PathBuf,
+    /// Where task network namespaces are pinned.
+    pub netns_dir: PathBuf,
+    /// berth's host run dir (VLAN sub-interface users).
+    pub berth_run_dir: PathBuf,
+    /// Keep the /home volume of a dead task that had started (`BERTH_EXECUTOR_VOLUME_RETAIN`
+    /// = always); false: removed with the rest.
+    pub retain_home: bool,
+    /// Also remove berth-named things no state dir claims (runtime containers, run dirs,
+    /// netns, volumes). Turn off when other berth state dirs share this host.
+    pub sweep_unowned: bool,
+}
+
+impl Default for Gc {
+    fn default() -> Self {
+        Gc {
+            interval_secs: 300,
+            grace_secs: 60,
+            runtime: PathBuf::from("runc"),
+            runtime_root: PathBuf::from("/run/berth/runc"),
+            run_dir: PathBuf::from("/run/berth/tasks"),
+            netns_dir: PathBuf::from("/run/netns"),
+            berth_run_dir: PathBuf::from("/run/berth"),
+            retain_home: false,
+            sweep_unowned: true,
+        }
+    }
 }
 
 /// `[serve]`: the service loop.
@@ -126,6 +170,9 @@ pub struct Home {
     pub free_floor_percent: f64,
     /// The executor's LVM config file (JSON, berth-lvm's `LvmConfig`; backend `lvm`).
     pub lvm_config: PathBuf,
+    /// The filesystem of /home volumes (the executor's `BERTH_EXECUTOR_VOLUME_FS`): the
+    /// `home` offered leaves room for its overhead.
+    pub fs: String,
 }
 
 impl Default for Home {
@@ -135,6 +182,7 @@ impl Default for Home {
             loopfile_dir: PathBuf::from("/var/lib/berth/volumes"),
             free_floor_percent: 5.0,
             lvm_config: PathBuf::from("/etc/berth/lvm.json"),
+            fs: "ext4".into(),
         }
     }
 }
@@ -252,6 +300,12 @@ impl Config {
                 ),
             ));
         }
+        if !matches!(r.home.fs.as_str(), "ext4" | "xfs") {
+            return Err((
+                "resources.home.fs",
+                format!("{:?} is not a filesystem: use ext4 or xfs", r.home.fs),
+            ));
+        }
         let floor = r.home.free_floor_percent;
         if !(0.0..100.0).contains(&floor) {
             return Err((
@@ -275,6 +329,20 @@ impl Config {
                 "resources.net.parent",
                 format!("{:?} is not an interface name", r.net.parent),
             ));
+        }
+        let g = &self.gc;
+        if g.interval_secs > 86400 {
+            return Err(("gc.interval_secs", "must be at most 86400 (0: off)".into()));
+        }
+        for (key, p) in [
+            ("gc.runtime_root", &g.runtime_root),
+            ("gc.run_dir", &g.run_dir),
+            ("gc.netns_dir", &g.netns_dir),
+            ("gc.berth_run_dir", &g.berth_run_dir),
+        ] {
+            if !p.is_absolute() {
+                return Err((key, format!("{} is not an absolute path", p.display())));
+            }
         }
         crate::resources::parse_ranges(&r.ports, 1, 65535)
             .map_err(|why| ("resources.ports", why))?;
@@ -331,6 +399,9 @@ mod tests {
             ("[metrics]\ninterface = \"\"", "metrics.interface"),
             ("[falcon]\nurl = \"ftp://x\"", "falcon.url"),
             ("[falcon]\nbuffer_items = 0", "falcon.buffer_items"),
+            ("[gc]\nrun_dir = \"tasks\"", "gc.run_dir"),
+            ("[resources.home]\nfs = \"zfs\"", "resources.home.fs"),
+            ("[gc]\ninterval_secs = 100000", "gc.interval_secs"),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

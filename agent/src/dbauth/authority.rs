@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -66,6 +67,9 @@ pub const ENDED: &[&str] = &[
     "TASK_GONE_BY_OPERATOR",
 ];
 
+/// How often a request waiting for its task asks Marathon again without an event.
+pub const ASK_AGAIN: Duration = Duration::from_millis(250);
+
 pub struct Authority<T> {
     cfg: Config,
     tasks: T,
@@ -73,6 +77,9 @@ pub struct Authority<T> {
     store: Mutex<Store>,
     /// One decision at a time: a grant and a revoke of the same task never interleave.
     serial: tokio::sync::Mutex<()>,
+    /// Woken at every status update from Marathon's event stream: requests waiting for
+    /// their task to be listed ask again at once.
+    news: tokio::sync::Notify,
 }
 
 fn now_ms() -> u64 {
@@ -89,6 +96,7 @@ impl<T: Tasks> Authority<T> {
             tasks,
             store: Mutex::new(store),
             serial: tokio::sync::Mutex::new(()),
+            news: tokio::sync::Notify::new(),
         }
     }
 
@@ -123,21 +131,7 @@ impl<T: Tasks> Authority<T> {
         let grants = self.cfg.grants_for(&req.app, &req.databases).map_err(|d| {
             Denied::Forbidden(format!("app {} is not granted database {d}", req.app))
         })?;
-        let list = self
-            .tasks
-            .app_tasks(&req.app)
-            .await
-            .map_err(|e| Denied::Unavailable(e.to_string()))?;
-        let task = tasks::find(&list, &req.app, peer, &self.cfg.task_states)
-            .ok_or_else(|| {
-                Denied::Forbidden(format!(
-                    "Marathon lists no task of app {} in state {} with address {peer}",
-                    req.app,
-                    self.cfg.task_states.join("/")
-                ))
-            })?
-            .id
-            .clone();
+        let task = self.await_task(peer, &req.app).await?;
         let _one = self.serial.lock().await;
         let unavailable = |e: &dyn std::error::Error| Denied::Unavailable(error_chain(e));
         let account = names::account(&task);
@@ -166,6 +160,39 @@ impl<T: Tasks> Authority<T> {
         })
     }
 
+    /// The id of the live task of `app` at `peer`, asking Marathon again (for up to
+    /// `task_wait`) while it lists none: init asks as soon as it holds its lease, and
+    /// Marathon learns the address from the TASK_STARTING that follows. Asked again at
+    /// each status update event, and every [`ASK_AGAIN`] without one.
+    async fn await_task(&self, peer: IpAddr, app: &str) -> Result<String, Denied> {
+        let end = tokio::time::Instant::now() + self.cfg.task_wait;
+        loop {
+            // Registered before the lookup: an event during it is not missed.
+            let news = self.news.notified();
+            tokio::pin!(news);
+            news.as_mut().enable();
+            let list = self
+                .tasks
+                .app_tasks(app)
+                .await
+                .map_err(|e| Denied::Unavailable(e.to_string()))?;
+            if let Some(t) = tasks::find(&list, app, peer, &self.cfg.task_states) {
+                return Ok(t.id.clone());
+            }
+            let now = tokio::time::Instant::now();
+            if now >= end {
+                return Err(Denied::Forbidden(format!(
+                    "Marathon lists no task of app {app} in state {} with address {peer}",
+                    self.cfg.task_states.join("/")
+                )));
+            }
+            tokio::select! {
+                _ = news => {}
+                _ = tokio::time::sleep_until(end.min(now + ASK_AGAIN)) => {}
+            }
+        }
+    }
+
     /// Drops the account of `task_id` if dbauth made one; `why` goes to the audit line.
     pub async fn revoke(&self, task_id: &str, why: &str) -> Result<bool, RevokeError> {
         let _one = self.serial.lock().await;
@@ -183,9 +210,11 @@ impl<T: Tasks> Authority<T> {
         Ok(true)
     }
 
-    /// A Marathon event: a status update that ends a task revokes its account.
+    /// A Marathon event: any status update wakes the requests waiting for their task; one
+    /// that ends a task revokes its account.
     pub async fn on_event(&self, ev: &Event) {
         if let Event::StatusUpdate(s) = ev {
+            self.news.notify_waiters();
             if ENDED.contains(&s.task_status.as_str()) {
                 let why = format!("Marathon event {}", s.task_status);
                 if let Err(e) = self.revoke(&s.task_id, &why).await {

@@ -42,8 +42,11 @@ struct Raw {
     sweep_secs: u64,
     #[serde(default = "default_states")]
     task_states: Vec<String>,
+    #[serde(default = "default_task_wait")]
+    task_wait_secs: u64,
     marathon: RawMarathon,
     database: RawDatabase,
+    tls: Option<RawTls>,
     #[serde(default)]
     grant: Vec<RawGrant>,
 }
@@ -68,6 +71,14 @@ struct RawDatabase {
     client_port: Option<u16>,
 }
 
+/// The API's TLS (absent: plain HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGrant {
@@ -86,7 +97,10 @@ fn default_port() -> u16 {
     3306
 }
 fn default_states() -> Vec<String> {
-    vec!["TASK_RUNNING".into()]
+    vec!["TASK_STARTING".into(), "TASK_RUNNING".into()]
+}
+fn default_task_wait() -> u64 {
+    10
 }
 
 const STATES: &[&str] = &["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"];
@@ -123,9 +137,14 @@ pub struct Config {
     pub sweep: Duration,
     /// Marathon task states that count as "a live task of the app".
     pub task_states: Vec<String>,
+    /// How long a request waits for Marathon to list the caller's task (Marathon learns
+    /// a task's address from its TASK_STARTING, a moment after init got its lease).
+    pub task_wait: Duration,
     pub marathon_url: String,
     pub marathon_timeout: Duration,
     pub database: Database,
+    /// The API's certificate and key (PEM); None: plain HTTP.
+    pub tls: Option<berth_http::tls::ServerTls>,
     /// App id -> database -> privileges.
     pub grants: BTreeMap<String, BTreeMap<String, Vec<&'static str>>>,
 }
@@ -209,6 +228,7 @@ impl Config {
             state: raw.state,
             sweep: Duration::from_secs(raw.sweep_secs),
             task_states: raw.task_states,
+            task_wait: Duration::from_secs(raw.task_wait_secs),
             marathon_url: raw.marathon.url.trim_end_matches('/').to_string(),
             marathon_timeout: Duration::from_secs(raw.marathon.timeout_secs),
             database: Database {
@@ -219,6 +239,11 @@ impl Config {
                 admin_user: db.admin_user,
                 admin_password: db.admin_password_file.to_string_lossy().into_owned(),
             },
+            tls: raw.tls.map(|t| berth_http::tls::ServerTls {
+                cert_file: t.cert_file,
+                key_file: t.key_file,
+                client_ca_file: None,
+            }),
             grants,
         })
     }
@@ -269,7 +294,8 @@ privileges = ["select", "INSERT", "SELECT"]
         let c = parse(GOOD).unwrap();
         assert_eq!(c.marathon_url, "http://marathon:8080");
         assert_eq!((c.database.port, c.database.client_port), (3306, 3306));
-        assert_eq!(c.task_states, ["TASK_RUNNING"]);
+        assert_eq!(c.task_states, ["TASK_STARTING", "TASK_RUNNING"]);
+        assert_eq!(c.task_wait, Duration::from_secs(10));
         let g = c.grants_for("/shop/web", &["shop".into()]).unwrap();
         assert_eq!(g[0].privileges, ["SELECT", "INSERT"]);
         assert_eq!(
@@ -278,6 +304,15 @@ privileges = ["select", "INSERT", "SELECT"]
         );
         assert_eq!(c.grants_for("/other", &["shop".into()]), Err("shop".into()));
         assert!(!format!("{:?}", c.database).contains("password"));
+        assert!(c.tls.is_none());
+        let t = parse(&format!(
+            "{GOOD}[tls]\ncert_file = \"/etc/berth/dbauth.pem\"\nkey_file = \"/etc/berth/dbauth.key\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            t.tls.map(|t| t.cert_file),
+            Some(PathBuf::from("/etc/berth/dbauth.pem"))
+        );
     }
 
     #[test]

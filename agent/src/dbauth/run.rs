@@ -17,6 +17,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("reconcile at start")]
     Reconcile(#[source] RevokeError),
+    #[error("the API's TLS")]
+    Tls(#[from] berth_http::tls::TlsError),
 }
 
 /// Runs dbauth on `listener` until `shutdown` completes.
@@ -27,6 +29,7 @@ pub async fn run<T: Tasks>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let tls = cfg.tls.as_ref().map(|t| t.config()).transpose()?;
     let store = Store::open(&cfg.state)?;
     let sweep_every = cfg.sweep;
     let auth = Arc::new(Authority::new(cfg, tasks, store));
@@ -52,7 +55,7 @@ pub async fn run<T: Tasks>(
     };
     let follower = events.map(|ev| tokio::spawn(super::marathon::follow(auth.clone(), ev)));
     let handler = move |req, peer| super::api::handle(auth.clone(), req, peer);
-    berth_http::server::serve(listener, None, handler, shutdown).await;
+    berth_http::server::serve(listener, tls, handler, shutdown).await;
     sweeper.abort();
     if let Some(f) = follower {
         f.abort();

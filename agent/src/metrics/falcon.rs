@@ -7,7 +7,8 @@
 //! `disk.io.read_bytes`/`write_bytes` (COUNTER), `net.if.{in,out}.{bytes,packets,errors,
 //! dropped}` (COUNTER, tag `iface`); the Falcon agent's own names for the rest:
 //! `df.bytes.used`/`df.bytes.total`/`df.bytes.used.percent` (tag `mount=/home`),
-//! `proc.num`; berth's own under `berth.`. The endpoint is the container's hostname;
+//! `proc.num`; berth's own under `berth.`; the app's statsd aggregates under the app's own
+//! names (`web.req.rate`, `web.delay.p99`, see [`super::app`]). The endpoint is the container's hostname;
 //! the tags `app=<Marathon app id>,task=<task id>` (micadvisor sent none, so its series
 //! of two containers on one host could not be told apart).
 
@@ -204,6 +205,23 @@ fn container_items(
                     &t,
                 );
             }
+        }
+        // App metrics: `<name>.<stat>` (a gauge: `<name>`) in the app's units, its statsd
+        // tags after the container's.
+        if let Some(st) = &i.statsd {
+            for a in &st.metrics {
+                let name = tag_value(&a.name);
+                let extra = a.falcon_tags(tag_value);
+                for v in a.values() {
+                    let metric = match v.suffix {
+                        "" => name.clone(),
+                        sfx => format!("{name}.{sfx}"),
+                    };
+                    push(&metric, v.value, false, &extra);
+                }
+            }
+            push("berth.statsd.malformed", st.malformed as f64, true, "");
+            push("berth.statsd.dropped", st.dropped as f64, true, "");
         }
     }
 }

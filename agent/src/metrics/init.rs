@@ -15,6 +15,9 @@ pub struct InitStatus {
     pub state: String,
     #[serde(default)]
     pub services: Vec<Service>,
+    /// App metrics, when the app spec has a `statsd:` section.
+    #[serde(default)]
+    pub statsd: Option<super::app::Statsd>,
 }
 
 /// One service's line.

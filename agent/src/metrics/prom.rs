@@ -114,7 +114,46 @@ const FAMILIES: &[Per] = &[
         get: |s| services(s, |v| v.check_latency_us.map(|us| (Vec::new(), us as f64 / 1e6))) },
     Per { name: "berth_service_healthy", help: "1 when the service's last counted health check passed, 0 when it failed (absent without a check or result).", kind: Kind::Gauge,
         get: |s| services(s, |v| v.healthy.map(|h| (Vec::new(), if h { 1.0 } else { 0.0 }))) },
+    Per { name: "berth_app_statsd_rate_per_second", help: "An app's statsd counter in berth-init's last step: per second (the seed's PROC QPS), by name and tags.", kind: Kind::Gauge,
+        get: |s| app(s, "counter", &["rate"], 1.0) },
+    Per { name: "berth_app_statsd_step_events", help: "An app's statsd counter in berth-init's last step: the count (sample rates applied).", kind: Kind::Gauge,
+        get: |s| app(s, "counter", &["count"], 1.0) },
+    Per { name: "berth_app_statsd_timer_seconds", help: "An app's statsd timer in berth-init's last step, by stat (min, mean, p50, p99, max; the seed's PROC DELAY).", kind: Kind::Gauge,
+        get: |s| app(s, "timer", &["min", "mean", "p50", "p99", "max"], 1e-3) },
+    Per { name: "berth_app_statsd_timer_observations", help: "Observations of an app's statsd timer in berth-init's last step.", kind: Kind::Gauge,
+        get: |s| app(s, "timer", &["count"], 1.0) },
+    Per { name: "berth_app_statsd_gauge", help: "An app's statsd gauge, as of berth-init's last step.", kind: Kind::Gauge,
+        get: |s| app(s, "gauge", &[""], 1.0) },
+    Per { name: "berth_app_statsd_set_members", help: "Distinct members of an app's statsd set in berth-init's last step.", kind: Kind::Gauge,
+        get: |s| app(s, "set", &["count"], 1.0) },
+    Per { name: "berth_app_statsd_lines_total", help: "statsd lines berth-init took (received), and dropped as malformed or over its key limit, since it started.", kind: Kind::Counter,
+        get: |s| s.init.as_ref().and_then(|i| i.statsd.as_ref()).map(|st| vec![
+            (vec![("result", "received".to_string())], st.received as f64),
+            (vec![("result", "malformed".to_string())], st.malformed as f64),
+            (vec![("result", "dropped".to_string())], st.dropped as f64),
+        ]).unwrap_or_default() },
+    Per { name: "berth_app_statsd_steps_total", help: "statsd steps berth-init completed (each replaces the app metrics above).", kind: Kind::Counter,
+        get: |s| one(s.init.as_ref().and_then(|i| i.statsd.as_ref()).map(|st| st.steps as f64)) },
 ];
+
+/// The rows of the app aggregates of `kind`: one per aggregate and statistic in `stats`
+/// (a `stat` label when there are several), the value times `scale`.
+fn app(s: &Sample, kind: &str, stats: &[&'static str], scale: f64) -> Rows {
+    let Some(st) = s.init.as_ref().and_then(|i| i.statsd.as_ref()) else {
+        return Vec::new();
+    };
+    let mut rows = Vec::new();
+    for a in st.metrics.iter().filter(|a| a.kind == kind) {
+        for v in a.values().into_iter().filter(|v| stats.contains(&v.suffix)) {
+            let mut l = vec![("name", a.name.clone()), ("tags", a.tags_label())];
+            if stats.len() > 1 {
+                l.push(("stat", v.suffix.to_string()));
+            }
+            rows.push((l, v.value * scale));
+        }
+    }
+    rows
+}
 
 fn services(
     s: &Sample,

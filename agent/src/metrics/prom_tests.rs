@@ -53,6 +53,29 @@ pub(super) fn snapshot(at_secs: u64, cpu_ns: u64) -> Snapshot {
                     healthy: Some(true),
                     check_latency_us: Some(1500),
                 }],
+                statsd: Some(crate::metrics::app::Statsd {
+                    steps: 3,
+                    received: 10,
+                    malformed: 1,
+                    dropped: 0,
+                    metrics: vec![
+                        crate::metrics::app::Aggregate {
+                            name: "web.req".into(),
+                            tags: vec!["route:/api".into()],
+                            kind: "counter".into(),
+                            count: Some(200.0),
+                            rate: Some(100.0),
+                            ..Default::default()
+                        },
+                        crate::metrics::app::Aggregate {
+                            name: "web.delay".into(),
+                            kind: "timer".into(),
+                            count: Some(4.0),
+                            p99: Some(250.0),
+                            ..Default::default()
+                        },
+                    ],
+                }),
             }),
         }],
         errors: vec![("init", 1)],
@@ -78,6 +101,11 @@ fn families_have_help_type_base_units_and_the_task_labels() {
         "berth_agent_collect_errors{part=\"init\"} 1",
         &format!("berth_service_check_latency_seconds{{{labels},service=\"web\"}} 0.0015"),
         "# TYPE berth_agent_falcon_dropped_items_total counter",
+        &format!("berth_app_statsd_rate_per_second{{{labels},name=\"web.req\",tags=\"route:/api\"}} 100"),
+        &format!("berth_app_statsd_step_events{{{labels},name=\"web.req\",tags=\"route:/api\"}} 200"),
+        &format!("berth_app_statsd_timer_seconds{{{labels},name=\"web.delay\",tags=\"\",stat=\"p99\"}} 0.25"),
+        &format!("berth_app_statsd_timer_observations{{{labels},name=\"web.delay\",tags=\"\"}} 4"),
+        &format!("berth_app_statsd_lines_total{{{labels},result=\"malformed\"}} 1"),
     ] {
         assert!(
             text.lines().any(|l| l == line),
@@ -136,6 +164,15 @@ fn falcon_items_use_the_seed_names_hostname_endpoint_and_app_task_tags() {
         get("berth.service.restarts").tags,
         "app=/shop/web,task=web.1,service=web"
     );
+    // The app's statsd aggregates: its names, its tags after the container's.
+    assert_eq!(get("web.req.rate").value, 100.0);
+    assert_eq!(
+        get("web.req.rate").tags,
+        "app=/shop/web,task=web.1,route=/api"
+    );
+    assert_eq!(get("web.delay.p99").value, 250.0);
+    assert_eq!(get("web.delay.p99").tags, "app=/shop/web,task=web.1");
+    assert_eq!(get("berth.statsd.malformed").counter_type, "COUNTER");
     // The first step has no rate.
     let first = falcon::items(None, &cur, 10);
     assert!(first.iter().all(|i| !i.metric.starts_with("cpu.")));

@@ -19,6 +19,8 @@ pub struct Metrics {
     sources: Mutex<Sources>,
     pub queue: Arc<Queue>,
     last: Mutex<Option<Snapshot>>,
+    /// The periodic GC's totals (exported after the containers' families).
+    pub gc: Arc<crate::gc::stats::Stats>,
 }
 
 impl Metrics {
@@ -27,6 +29,7 @@ impl Metrics {
             sources: Mutex::new(sources),
             queue,
             last: Mutex::new(None),
+            gc: Arc::default(),
         })
     }
 
@@ -87,11 +90,9 @@ impl Metrics {
                     falcon_pushed: c.pushed,
                     falcon_failures: c.failures,
                 };
-                respond(
-                    StatusCode::OK,
-                    prom::CONTENT_TYPE,
-                    prom::render(&snap, &agent),
-                )
+                let mut text = prom::render(&snap, &agent);
+                text.push_str(&self.gc.prom());
+                respond(StatusCode::OK, prom::CONTENT_TYPE, text)
             }
             Err(e) => respond(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -8,7 +8,7 @@ pub mod render;
 
 use std::path::Path;
 
-use berth_lvm::{resource, Backend, Capacity};
+use berth_lvm::{resource, Backend, Bytes, Capacity, Filesystem};
 
 use crate::config::Resources as Settings;
 
@@ -81,7 +81,18 @@ pub fn compute(
         "lvm" => lvm_floor(&s.home.lvm_config)?,
         _ => s.home.free_floor_percent,
     };
-    out.push(scalar(resource::HOME, home_mib(&cap, floor) as f64));
+    let fs: Filesystem = s
+        .home
+        .fs
+        .parse()
+        .map_err(|e: berth_lvm::VolumeError| err("resources.home.fs", e.to_string()))?;
+    let align = if s.home.backend == "lvm" {
+        LVM_ALIGN
+    } else {
+        LOOPFILE_ALIGN
+    };
+    let left = home_mib(&cap, floor);
+    out.push(scalar(resource::HOME, usable_mib(fs, left, align) as f64));
     let speed = match s.net.speed_mbit {
         Some(v) => v,
         None => nic_speed_mbit(roots.sys, &s.net.parent)?,
@@ -133,6 +144,34 @@ pub fn home_mib(cap: &Capacity, floor_percent: f64) -> u64 {
     } else {
         (left / (1024.0 * 1024.0)) as u64
     }
+}
+
+/// What a volume's size is rounded up to: the loop file's 1 MiB, LVM's default 4 MiB
+/// extent (a VG with larger extents wastes up to one extent more per volume).
+pub const LOOPFILE_ALIGN: u64 = 1 << 20;
+pub const LVM_ALIGN: u64 = 4 << 20;
+
+/// The largest `home` (MiB) a task may ask for when `left_mib` are free: its volume
+/// carries the filesystem's overhead on top ([`Filesystem::device_size`], as the backends
+/// size it, rounded up to `align`), so offering the raw free space would let Mesos hand
+/// out more than fits. The overhead is mostly proportional (inode tables, reserved
+/// clusters) plus a journal and a few MiB per volume: splitting the offer into many small
+/// volumes costs those few MiB each, which the free floor covers.
+pub fn usable_mib(fs: Filesystem, left_mib: u64, align: u64) -> u64 {
+    let fits = |u: u64| fs.device_size(Bytes::mib(u)).round_up(align) <= Bytes::mib(left_mib);
+    let (mut lo, mut hi) = (0u64, left_mib);
+    if !fits(lo) {
+        return 0;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
 }
 
 fn lvm_floor(path: &Path) -> Result<f64, ResourceError> {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::config::Resources as Settings;
 use berth_lvm::volume::ThinUsage;
-use berth_lvm::Bytes;
+use berth_lvm::{Bytes, Filesystem};
 
 struct Host {
     dir: tempfile::TempDir,
@@ -68,17 +68,54 @@ fn resources_from_a_real_loopfile_dir() {
         get(&rs, resource::VLANS),
         &Value::Ranges(vec![(100, 100), (200, 210)])
     );
-    // home = the directory's free space minus 5 % of its size, as statvfs says now.
+    // The space left: the directory's free space minus 5 % of its size, as statvfs says
+    // now (give or take what others write meanwhile).
     let st = nix::sys::statvfs::statvfs(&s.home.loopfile_dir).unwrap();
     let f = st.fragment_size() as f64;
-    let want = (st.blocks_available() as f64 * f - st.blocks() as f64 * f * 0.05) / 1048576.0;
-    let Value::Scalar(home) = get(&rs, resource::HOME) else {
+    let left = (st.blocks_available() as f64 * f - st.blocks() as f64 * f * 0.05) / 1048576.0;
+    let &Value::Scalar(home) = get(&rs, resource::HOME) else {
         panic!()
     };
+    // home = the largest /home whose ext4 volume (with its overhead) fits in that space.
+    let device =
+        |mib: f64| Filesystem::Ext4.device_size(Bytes::mib(mib as u64)).0 as f64 / 1048576.0;
+    assert!(home > 0.0 && home < left, "home {home}, left {left}");
     assert!(
-        (home - want.max(0.0)).abs() <= 64.0,
-        "home {home} want {want}"
+        (device(home) - left).abs() <= 64.0,
+        "home {home} needs {} MiB, left {left}",
+        device(home)
     );
+    assert!(
+        device(home + 64.0) > left - 64.0,
+        "home {home} is not the largest: left {left}"
+    );
+}
+
+#[test]
+fn home_leaves_room_for_each_filesystem_s_overhead() {
+    for left in [8u64, 100, 1024, 50_000, 2_000_000] {
+        for fs in [Filesystem::Ext4, Filesystem::Xfs] {
+            for align in [LOOPFILE_ALIGN, LVM_ALIGN] {
+                let u = usable_mib(fs, left, align);
+                let dev = |u: u64| fs.device_size(Bytes::mib(u)).round_up(align);
+                assert!(dev(u) <= Bytes::mib(left) || u == 0, "{fs} {left}: {u}");
+                assert!(
+                    dev(u + 1) > Bytes::mib(left),
+                    "{fs} {left}: {u} is not the largest"
+                );
+            }
+        }
+    }
+    // 1 GiB left: ext4's journal, inode tables and reserve take a few percent.
+    let u = usable_mib(Filesystem::Ext4, 1024, LOOPFILE_ALIGN);
+    assert!((900..1010).contains(&u), "{u}");
+    assert!(usable_mib(Filesystem::Xfs, 1024, LOOPFILE_ALIGN) < u);
+    assert_eq!(usable_mib(Filesystem::Ext4, 0, LVM_ALIGN), 0);
+    // A bad filesystem name names the setting.
+    let h = Host::new(Some("10000\n"));
+    let mut s = h.settings();
+    s.home.fs = "zfs".into();
+    assert_eq!(h.run(&s).unwrap_err().setting, "resources.home.fs");
 }
 
 #[test]

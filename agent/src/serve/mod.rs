@@ -4,8 +4,10 @@
 //! period systemd asked for, re-reads the config on SIGHUP (a bad file is logged and the old
 //! config kept, the service goes on) and stops on SIGTERM/SIGINT at once: nothing in the
 //! loop blocks, so stopping takes well under a second. Each step it runs the collection
-//! (metrics; GC will hook in here) and serves `GET /metrics` on `[metrics] listen`.
+//! (metrics), every `[gc] interval_secs` a GC run on its own thread ([`gc`]), and it serves
+//! `GET /metrics` on `[metrics] listen`.
 
+pub mod gc;
 pub mod metrics;
 pub mod notify;
 
@@ -72,6 +74,8 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
         cfg.serve.state_dir.display()
     );
     let mut running = None;
+    let mut gc_every = gc::interval(&cfg);
+    let mut gc_runs = gc::GcLoop::default();
     notifier.send("READY=1");
     loop {
         tokio::select! {
@@ -85,6 +89,9 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
                             step = tokio::time::interval(Duration::from_secs(new.serve.step_secs));
                             step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                         }
+                        if new.gc.interval_secs != cfg.gc.interval_secs {
+                            gc_every = gc::interval(&new);
+                        }
                         if new.metrics.listen != cfg.metrics.listen {
                             tracing::warn!("metrics.listen changed: takes effect at the next restart");
                         }
@@ -97,6 +104,7 @@ async fn serve(path: PathBuf, mut cfg: Config) -> Result<(), ServeError> {
                 }
                 notifier.send("READY=1");
             }
+            _ = gc::tick(&mut gc_every) => gc_runs.start(&cfg, m.gc.clone()),
             _ = dog.tick() => {
                 if watchdog.is_some() {
                     notifier.send("WATCHDOG=1");

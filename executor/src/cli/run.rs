@@ -44,6 +44,7 @@ Labels:
   berth.image      required: a root filesystem dir or OCI layout under BERTH_EXECUTOR_IMAGES
                    (NAME, NAME:TAG, NAME@sha256:HEX)
   berth.hostname   the container's hostname (default: the task name)
+  berth.home       a /home of that many MB carved out of disk (for Marathon apps)
   berth.bandwidth, berth.egress, berth.ingress   tc rates (100mbit), need networking
   berth.vlan       VLAN id 1-4094 of the macvlan (needs networking)
 Without a command: the image's /etc/berth/app.yaml (berth-init's app spec), else its

@@ -112,6 +112,11 @@ impl Step for Rootfs {
             base.join("work"),
             ctx.bundle_dir().join("rootfs"),
         );
+        if super::rootsnap::applies(&ctx.plan, &ctx.cfg) {
+            std::fs::create_dir_all(&target)
+                .map_err(|e| StepError::io("rootfs", "cannot create", &target, e))?;
+            return super::rootsnap::make(ctx, &target);
+        }
         for d in [&upper, &work, &target] {
             std::fs::create_dir_all(d)
                 .map_err(|e| StepError::io("rootfs", "cannot create", d, e))?;
@@ -150,6 +155,9 @@ impl Step for Rootfs {
                     target.display()
                 ),
             ));
+        }
+        if super::rootsnap::applies(&ctx.plan, &ctx.cfg) {
+            super::rootsnap::remove(ctx, &target)?;
         }
         if is_mounted(&target) {
             umount2(&target, MntFlags::MNT_DETACH).map_err(|e| {

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 
 pub mod disk;
 pub mod hardening;
+pub mod host;
 pub mod net;
 pub mod volume;
 
 use crate::mesos::duration::StoutDuration;
 pub use hardening::{clamp_rlimit, parse_rlimit, swap_accounting, Hardening, HardeningError};
+pub use host::HostLimits;
 use net::NetConfig;
 use volume::VolumeConfig;
 
@@ -39,6 +41,9 @@ pub struct RunConfig {
     pub cgroup_parent: String,
     /// Test hook: make the preparation step of this name fail (see README).
     pub fail_step: Option<String>,
+    /// Test hook: SIGKILL the executor right after the step of this name ran, before its
+    /// checkpoint says done (what `kill -9` in the middle of a launch leaves; GC tests).
+    pub crash_step: Option<String>,
     /// Container networking (the network step); `None` = a private netns with only lo.
     pub net: Option<NetConfig>,
     /// Where OCI images are unpacked (`<cache>/sha256-<manifest hex>/rootfs`), shared by
@@ -52,38 +57,6 @@ pub struct RunConfig {
     /// What a task's `disk` does (`BERTH_EXECUTOR_DISK`: `auto`, `enforce`, `ignore`; unset =
     /// `auto`): the scratch step (see `scratch`), checked when a task has `disk` > 0.
     pub disk: Option<String>,
-}
-
-/// The machine's CPUs and memory (a task asking for more is refused).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct HostLimits {
-    /// Online CPUs.
-    pub cpus: f64,
-    /// Physical memory, MB.
-    pub mem_mb: f64,
-}
-
-impl HostLimits {
-    /// This machine's (sysconf). A value the kernel does not give is unbounded.
-    pub fn of_this_host() -> Self {
-        let conf = |name| {
-            // SAFETY: sysconf takes an integer and returns an integer; no memory is shared.
-            let v = unsafe { libc::sysconf(name) };
-            (v > 0).then_some(v as f64)
-        };
-        let cpus = conf(libc::_SC_NPROCESSORS_ONLN).unwrap_or(f64::INFINITY);
-        let mem_mb = match (conf(libc::_SC_PHYS_PAGES), conf(libc::_SC_PAGESIZE)) {
-            (Some(pages), Some(size)) => pages * size / (1024.0 * 1024.0),
-            _ => f64::INFINITY,
-        };
-        HostLimits { cpus, mem_mb }
-    }
-}
-
-impl Default for HostLimits {
-    fn default() -> Self {
-        HostLimits::of_this_host()
-    }
 }
 
 /// One `BERTH_EXECUTOR_*` setting, as documented by `berth-executor config`.
@@ -120,6 +93,7 @@ pub const AGENT_KEEPALIVE: &str = "BERTH_EXECUTOR_AGENT_KEEPALIVE";
 pub const AGENT_TIMEOUT: &str = "BERTH_EXECUTOR_AGENT_TIMEOUT";
 pub const STREAM_SILENCE: &str = "BERTH_EXECUTOR_STREAM_SILENCE";
 pub const FAIL_STEP: &str = "BERTH_EXECUTOR_FAIL_STEP";
+pub const CRASH_STEP: &str = "BERTH_EXECUTOR_CRASH_STEP";
 
 /// The macvlan modes `BERTH_EXECUTOR_NET_MODE` takes.
 pub const NET_MODES: [&str; 4] = ["bridge", "private", "vepa", "passthru"];
@@ -202,6 +176,11 @@ pub const SETTINGS: &[Setting] = &[
         "keep a task's volume after it ends: never or always",
     ),
     s(
+        volume::ENV_ROOT,
+        Some("overlay"),
+        "the root filesystem of OCI images: overlay (on the image cache) or snapshot (thin snapshot of a per-image base; lvm backend with thin_pool)",
+    ),
+    s(
         AGENT_KEEPALIVE,
         Some("30secs"),
         "TCP keepalive idle time of the connections to the agent (stout duration)",
@@ -245,6 +224,12 @@ pub const SETTINGS: &[Setting] = &[
         name: FAIL_STEP,
         default: None,
         meaning: "TEST HOOK: make this preparation step fail after running",
+        hook: true,
+    },
+    Setting {
+        name: CRASH_STEP,
+        default: None,
+        meaning: "TEST HOOK: SIGKILL the executor right after this preparation step ran",
         hook: true,
     },
     Setting {
@@ -299,6 +284,7 @@ impl RunConfig {
             run_dir: path(RUN_DIR, "/run/berth/tasks"),
             cgroup_parent: var(CGROUP_PARENT).unwrap_or_else(|| "berth".into()),
             fail_step: var(FAIL_STEP),
+            crash_step: var(CRASH_STEP),
             net: var(NET_PARENT).map(|parent| NetConfig {
                 parent,
                 mode: var(NET_MODE).unwrap_or_else(|| "bridge".into()),
@@ -311,6 +297,7 @@ impl RunConfig {
                 fs: var(volume::ENV_FS),
                 retain: var(volume::ENV_RETAIN),
                 crash_at: var(volume::ENV_CRASH_AT),
+                root: var(volume::ENV_ROOT),
             },
             host: HostLimits::of_this_host(),
             disk: var(disk::ENV_DISK),
@@ -384,6 +371,9 @@ pub fn check(vars: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
         if let Err(e) = v.parse::<disk::DiskMode>() {
             bad(disk::ENV_DISK, e.to_string(), false);
         }
+    }
+    if let Err(e) = volume::parse_root_mode(cfg.volume.root.as_deref()) {
+        bad(volume::ENV_ROOT, e, false);
     }
     if let Some(v) = get(vars, "BERTH_EXECUTOR_SWAP") {
         if !matches!(v.trim(), "none" | "unlimited") {

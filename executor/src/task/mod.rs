@@ -5,7 +5,7 @@
 //! it (`layers.rs` checks there is no import circle):
 //!
 //! 1. Leaves (import nothing of `task`): `error` (the [`PlanError`](error::PlanError) every
-//!    layer may fail with), `names` (container ids and hostnames from task ids), `seccomp`,
+//!    layer may fail with), `lock` (the task lock GC respects), `names` (container ids and hostnames from task ids), `seccomp`,
 //!    `runc` (the runtime commands), `init_client` (berth-init's status socket), `health`
 //!    (health checks and their Mesos rules).
 //! 2. Validated input, the executor's settings: `config` (`BERTH_EXECUTOR_*`), with
@@ -26,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod init_client;
+pub mod lock;
 pub mod names;
 pub mod network;
 pub mod plan;
@@ -44,6 +45,9 @@ pub mod appspec;
 // the first step when there is one, before `volume`). A plain comment: an outer doc here
 // would make rustdoc resolve the module's own doc links in this scope.
 pub mod scratch;
+
+// `rootsnap`: thin snapshot roots (BERTH_EXECUTOR_VOLUME_ROOT=snapshot), for the `rootfs` step.
+pub mod rootsnap;
 
 /// `taskvol`: what the volume and scratch steps share (a task volume of a kind: create,
 /// mount, undo, the step for unusable settings).

@@ -12,6 +12,8 @@ use super::config::RunConfig;
 pub use super::error::PlanError;
 use super::names;
 
+mod home;
+
 /// Where init's status socket is, inside the container.
 pub const INIT_SOCKET: &str = "/run/berth/init.sock";
 /// Where berth-init is mounted in the container.
@@ -228,8 +230,13 @@ impl Plan {
         }
         let cpus = scalar(&resources, "cpus")?;
         let mem_mb = scalar(&resources, "mem")?;
-        let disk_mb = scalar(&resources, "disk")?;
-        let home_mb = scalar(&resources, berth_lvm::resource::HOME)?;
+        let labels = task.labels.clone().unwrap_or_default();
+        // Marathon apps ask for /home with a label, carved out of their `disk`.
+        let (home_mb, disk_mb) = home::carve(
+            labels.get(home::LABEL),
+            scalar(&resources, berth_lvm::resource::HOME)?,
+            scalar(&resources, "disk")?,
+        )?;
         let bandwidth_mbit = scalar(&resources, berth_lvm::resource::BANDWIDTH)?;
         check_ranges(cpus, mem_mb, disk_mb, home_mb, bandwidth_mbit, &cfg.host)?;
         // berth-init may be installed after the executor started: checked for each task,
@@ -256,7 +263,6 @@ impl Plan {
                 ports.extend(range.begin..=range.end);
             }
         }
-        let labels = task.labels.clone().unwrap_or_default();
         let image_label = labels.get("berth.image").ok_or_else(|| PlanError::Label {
             key: "berth.image".into(),
             why: "missing: name a root filesystem or OCI image layout under the images directory"

@@ -76,7 +76,35 @@ fn task_steps(plan: &Plan, cfg: &RunConfig, net: Option<network::Network>) -> Ve
     steps
 }
 
+/// [`run_locked`] under the task lock (see `super::lock`): held from before anything is
+/// made until the teardown is done, so berth-agent's GC never touches a live task.
 async fn run_task(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
+    let id = req.task.task_id.value.clone();
+    let cid = super::names::container_id(&id);
+    let state = cfg.state_dir.clone();
+    let (s, c, t) = (state.clone(), cid.clone(), id.clone());
+    let lock = match blocking(move || super::lock::hold(&s, &c, &t)).await {
+        Ok(l) => l,
+        Err(e) => {
+            let p = super::lock::path(&state, &cid);
+            tracing::error!(task = %id, error = %e, lock = %p.display(), "cannot take the task lock");
+            send(
+                &req,
+                TaskEvent::new(&id, TaskState::TaskFailed)
+                    .reason(Reason::ReasonContainerLaunchFailed)
+                    .message(format!(
+                        "state: cannot take the task lock {}: {e}",
+                        p.display()
+                    )),
+            );
+            return;
+        }
+    };
+    run_locked(cfg, executor_cmd, req).await;
+    blocking(move || super::lock::release(lock, &state, &cid)).await;
+}
+
+async fn run_locked(cfg: RunConfig, executor_cmd: Option<String>, req: LaunchRequest) {
     let id = req.task.task_id.value.clone();
     if !req.recover {
         send(&req, TaskEvent::new(&id, TaskState::TaskStarting));

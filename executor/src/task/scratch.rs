@@ -154,6 +154,10 @@ fn is_mount_point(path: &std::path::Path) -> bool {
 /// open the backend) give a step that fails its run with the reason, before anything is
 /// made (the step comes first), and fails its undo if the volume's mount point exists.
 pub fn step_for(plan: &Plan, cfg: &RunConfig) -> Option<Box<dyn Step>> {
+    // A thin snapshot root is the writable layer, sized to `disk` itself.
+    if super::rootsnap::applies(plan, cfg) {
+        return None;
+    }
     let mode = cfg.disk.as_deref();
     match ScratchVolume::from_settings(&plan.task_id, plan.disk_mb, mode, &cfg.volume) {
         Ok(None) => {}

@@ -222,6 +222,14 @@ pub fn prepare_unless(
         if result.is_ok() {
             result = step.run(ctx);
         }
+        if result.is_ok() && ctx.cfg.crash_step.as_deref() == Some(step.name()) {
+            tracing::warn!(
+                step = step.name(),
+                "BERTH_EXECUTOR_CRASH_STEP: killing the executor"
+            );
+            // SAFETY: kill(2) of this very process; no memory is passed.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
         if result.is_ok() && ctx.cfg.fail_step.as_deref() == Some(step.name()) {
             result = Err(StepError::new(
                 step.name(),

@@ -39,7 +39,13 @@ pub fn run(
     owner: (u32, u32),
 ) -> Result<(), DbAuthError> {
     let app = app.ok_or(DbAuthError::NoApp)?;
-    let creds = request::acquire(&spec.url, app, &spec.databases, spec.deadline())?;
+    let creds = request::acquire(
+        &spec.url,
+        spec.ca_file.as_deref(),
+        app,
+        &spec.databases,
+        spec.deadline(),
+    )?;
     write::credentials(&spec.credentials, &creds, owner).map_err(|err| DbAuthError::Write {
         path: spec.credentials.clone(),
         err,

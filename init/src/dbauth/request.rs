@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use berth_http::client::{Client, Options, Request};
+use berth_http::tls::ClientTls;
 use berth_http::url::Url;
 use berth_http::{Method, StatusCode};
 use serde::Deserialize;
@@ -69,9 +70,11 @@ async fn once(client: &Client, url: &Url, app: &str, databases: &[String]) -> Tr
     }
 }
 
-/// Asks for `databases` of `app`; blocking, on a runtime of its own.
+/// Asks for `databases` of `app`; blocking, on a runtime of its own. An `https://` base
+/// is verified against `ca_file`, or the system's roots without one.
 pub fn acquire(
     base: &str,
+    ca_file: Option<&std::path::Path>,
     app: &str,
     databases: &[String],
     deadline: Duration,
@@ -88,7 +91,12 @@ pub fn acquire(
         .build()
         .map_err(|e| unreachable(format!("cannot start the request: {e}")))?;
     rt.block_on(async {
+        let tls = ca_file.map(|ca| ClientTls {
+            ca_file: Some(ca.to_path_buf()),
+            ..ClientTls::system()
+        });
         let client = Client::new(Options {
+            tls,
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(10),
             ..Options::default()

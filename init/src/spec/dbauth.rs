@@ -9,6 +9,7 @@
 //!   credentials: /run/secrets/db.cnf   # written mode 0600 (my.cnf [client] format)
 //!   user: app                          # owner of that file (default: root)
 //!   deadline: 30s                      # retries of an unreachable service end here (default 30s)
+//!   ca_file: /etc/berth/dbauth-ca.pem  # for an https:// url: the CA to trust (default: the system's)
 //! ```
 //!
 //! The app id is `MARATHON_APP_ID` (set by Marathon); the caller's address is the
@@ -37,6 +38,9 @@ pub struct DbAuthSpec {
     /// The file's owner (default root).
     pub user: Option<String>,
     deadline: Option<Dur>,
+    /// For an `https://` url: the CA certificates (PEM) to verify the service against,
+    /// instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl DbAuthSpec {
@@ -80,6 +84,14 @@ impl DbAuthSpec {
         if !self.credentials.is_absolute() || self.credentials.file_name().is_none() {
             return Err(("credentials", "must be an absolute file path".into()));
         }
+        if let Some(ca) = &self.ca_file {
+            if !self.url.starts_with("https://") {
+                return Err(("ca_file", "only for an https:// url".into()));
+            }
+            if !ca.is_absolute() {
+                return Err(("ca_file", "must be an absolute file path".into()));
+            }
+        }
         Ok(())
     }
 }
@@ -119,6 +131,10 @@ mod tests {
             (
                 "url: http://x:1\ndatabases: [a]\ncredentials: /a\nip: 1.2.3.4\n",
                 "unknown field",
+            ),
+            (
+                "url: http://x:1\ndatabases: [a]\ncredentials: /a\nca_file: /ca.pem\n",
+                "ca_file: only for an https",
             ),
         ] {
             let e = parse(y).unwrap_err();

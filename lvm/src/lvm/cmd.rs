@@ -60,11 +60,17 @@ impl LvmTool {
     }
 
     fn tags(c: Cmd, owner: &Owner, fs: Filesystem, extra: &[&str]) -> Cmd {
+        Self::tags_of(c, owner, fs, true, extra)
+    }
+
+    fn tags_of(c: Cmd, owner: &Owner, fs: Filesystem, incomplete: bool, extra: &[&str]) -> Cmd {
         let mut c = c
             .args(["--addtag", TAG_BERTH])
             .args(["--addtag".to_string(), format!("{TAG_OWNER}={owner}")])
-            .args(["--addtag".to_string(), format!("{TAG_FS}={fs}")])
-            .args(["--addtag", TAG_INCOMPLETE]);
+            .args(["--addtag".to_string(), format!("{TAG_FS}={fs}")]);
+        if incomplete {
+            c = c.args(["--addtag", TAG_INCOMPLETE]);
+        }
         for t in extra {
             c = c.args(["--addtag", t]);
         }
@@ -117,7 +123,9 @@ impl LvmTool {
         Self::tags(c, owner, fs, if image { &[TAG_IMAGE] } else { &[] }).arg(vg)
     }
 
-    /// A writable, activated thin snapshot of `base`.
+    /// A writable, activated thin snapshot of `base` (thin snapshots skip activation by
+    /// default: `--setactivationskip n` makes it activate now and at boot). `incomplete`
+    /// when more is to be done before it can be used (growing it).
     pub fn create_snapshot(
         &self,
         vg: &str,
@@ -125,6 +133,7 @@ impl LvmTool {
         name: &VolumeName,
         owner: &Owner,
         fs: Filesystem,
+        incomplete: bool,
     ) -> Cmd {
         let c = self.changing("lvcreate").args([
             "--yes",
@@ -138,7 +147,7 @@ impl LvmTool {
             "--name",
             name.as_str(),
         ]);
-        Self::tags(c, owner, fs, &[]).arg(format!("{vg}/{base}"))
+        Self::tags_of(c, owner, fs, incomplete, &[]).arg(format!("{vg}/{base}"))
     }
 
     pub fn add_tag(&self, vg: &str, name: &VolumeName, tag: &str) -> Cmd {
@@ -222,11 +231,16 @@ mod tests {
              --addtag berth.image vg0"
         );
         let b = VolumeName::new("berth-img-x-1").unwrap();
-        let s = tool().create_snapshot("vg0", &b, &n, &o, Filesystem::Ext4);
+        let s = tool().create_snapshot("vg0", &b, &n, &o, Filesystem::Ext4, true);
         assert!(s
             .to_string()
             .starts_with("lvm lvcreate --yes --snapshot --setactivationskip n --permission rw"));
+        assert!(s.to_string().contains("--addtag berth.incomplete"));
         assert_eq!(s.args.last().unwrap(), "vg0/berth-img-x-1");
+        // At the base's size it is complete when lvcreate returns.
+        let s = tool().create_snapshot("vg0", &b, &n, &o, Filesystem::Ext4, false);
+        assert!(!s.to_string().contains("incomplete"), "{s}");
+        assert!(s.to_string().contains("--addtag berth.owner=web.1"));
     }
 
     #[test]

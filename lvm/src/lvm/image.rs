@@ -1,27 +1,49 @@
 //! Container roots on devicemapper thin: a base thin volume per image, filled once from the
 //! image's root filesystem and then made read-only, and a thin snapshot of it per container,
 //! grown to the task's root size. A snapshot costs a metadata update, so a root is ready in
-//! milliseconds whatever the image size.
+//! one `lvm` call (plus the report that finds the base) whatever the image size.
+//!
+//! A snapshot at the base's size is made complete by its `lvcreate` (one atomic metadata
+//! commit: nothing is left to do after it); one grown past the base is tagged incomplete
+//! until `lvextend` and the filesystem grow are done, so a crash in between leaves a
+//! volume GC takes and the next create rebuilds.
 
 use std::path::Path;
 
 use super::backend::Reuse;
 use super::cmd::TAG_IMAGE;
+use super::report::Vg;
 use super::LvmBackend;
 use crate::crash;
 use crate::fs;
 use crate::lock;
 use crate::name::{Owner, VolumeKind, VolumeName};
 use crate::size::Bytes;
-use crate::volume::{CreateRequest, Filesystem, Volume, VolumeError, VolumeState};
+use crate::volume::{CreateRequest, Filesystem, MountOptions, Volume, VolumeError, VolumeState};
 
 /// Fills a freshly formatted, mounted image volume (e.g. unpacks layers into it).
 pub type Fill<'a> = &'a dyn Fn(&Path) -> std::io::Result<()>;
 
+/// An image base as [`LvmBackend::image_root`] makes it when it does not exist yet.
+pub struct ImageSpec<'a> {
+    /// The image's identity (a manifest digest): one base per id.
+    pub id: &'a str,
+    /// The base volume's size (the filesystem the image is filled into).
+    pub size: Bytes,
+    pub fs: Filesystem,
+    pub fill: Fill<'a>,
+}
+
+/// The base volume's name of an image id (`berth-img-...`).
+pub fn image_volume_name(image_id: &str) -> Result<VolumeName, VolumeError> {
+    Ok(VolumeName::for_task(VolumeKind::Image, image_id)?)
+}
+
 impl LvmBackend {
     /// The base volume of `image_id`, created and filled by `fill` if it does not exist yet.
     /// Its owner is `image:<volume name>`; GC callers should keep image owners alive while
-    /// the image is in use.
+    /// the image is in use. Concurrent callers (threads or processes) serialize on the
+    /// base's lock: one fills, the others find it complete.
     pub fn ensure_image(
         &self,
         image_id: &str,
@@ -29,29 +51,107 @@ impl LvmBackend {
         fs: Filesystem,
         fill: Fill<'_>,
     ) -> Result<Volume, VolumeError> {
-        let name = VolumeName::for_task(VolumeKind::Image, image_id)?;
-        let owner = Owner::new(&format!("image:{name}"))?;
-        let req = CreateRequest {
-            name: name.clone(),
+        let spec = ImageSpec {
+            id: image_id,
             size,
             fs,
-            owner: owner.clone(),
+            fill,
         };
+        let name = image_volume_name(image_id)?;
         let _lock = lock::lock(&self.cfg.lock_dir, &name)?;
-        let vg = match self.reuse_or_clear(&req, self.vg()?)? {
-            Reuse::Existing(v) => return Ok(v),
+        self.image_locked(&spec, &name, self.vg()?).map(|(v, _)| v)
+    }
+
+    /// A container root `name` as a thin snapshot of the image `image`'s base, which is made
+    /// (once, whoever asks first) if it does not exist yet. Both locks are held throughout
+    /// (the root's, then the base's), so GC cannot take the base between the two; one
+    /// report serves both when the base exists. Idempotent like [`Self::snapshot_root`];
+    /// with `fresh`, a volume of this name that exists already (berth's, unmounted) is
+    /// removed first, so the root carries nothing of an earlier container.
+    pub fn image_root(
+        &self,
+        image: &ImageSpec<'_>,
+        name: &VolumeName,
+        owner: &Owner,
+        size: Bytes,
+        fresh: bool,
+    ) -> Result<Volume, VolumeError> {
+        let base = image_volume_name(image.id)?;
+        let _root = lock::lock(&self.cfg.lock_dir, name)?;
+        let _base = lock::lock(&self.cfg.lock_dir, &base)?;
+        let mut vg = self.vg()?;
+        if let Some(lv) = vg.lvs.iter().find(|l| fresh && l.name == name.as_str()) {
+            if Self::to_volume(lv).is_none() {
+                return Err(VolumeError::NotOurs {
+                    name: lv.name.clone(),
+                });
+            }
+            if let Some(at) = fs::mountpoints_of(&self.mountinfo, &self.device(name))?
+                .into_iter()
+                .next()
+            {
+                return Err(VolumeError::Mounted {
+                    name: name.clone(),
+                    at,
+                });
+            }
+            tracing::warn!(volume = %name, "a leftover root volume was removed");
+            self.destroy(name)?;
+            vg = self.vg()?;
+        }
+        let (base_v, vg) = self.image_locked(image, &base, vg)?;
+        self.snapshot_locked(vg, name, owner, &base_v, size)
+    }
+
+    /// Under the base's lock: the complete base `name` from `vg`, or made now; with a
+    /// report that has it.
+    fn image_locked(
+        &self,
+        image: &ImageSpec<'_>,
+        name: &VolumeName,
+        vg: Vg,
+    ) -> Result<(Volume, Vg), VolumeError> {
+        let owner = Owner::new(&format!("{}{name}", crate::gc::IMAGE_OWNER_PREFIX))?;
+        let req = CreateRequest {
+            name: name.clone(),
+            size: image.size,
+            fs: image.fs,
+            owner,
+        };
+        // A complete base is used as it is, active or not (a thin snapshot of an inactive
+        // origin needs no suspend of it).
+        let found = vg.lvs.iter().find(|l| l.name == name.as_str());
+        if let Some(v) = found.and_then(Self::to_volume) {
+            if v.state == VolumeState::Complete && v.owner == req.owner && v.fs == req.fs {
+                return Ok((v, vg));
+            }
+        }
+        let vg = match self.reuse_or_clear(&req, vg)? {
+            Reuse::Existing(v) => return Ok((v, self.vg()?)),
             Reuse::Absent(vg) => vg,
         };
-        let size = size.round_up(vg.extent_size.0);
-        self.check_thin_floor(&vg, &name, size)?;
+        let v = self.build_image(&req, image.fill, &vg)?;
+        Ok((v, self.vg()?))
+    }
+
+    /// Creates, fills and completes the base `req` (absent from `vg`).
+    fn build_image(
+        &self,
+        req: &CreateRequest,
+        fill: Fill<'_>,
+        vg: &Vg,
+    ) -> Result<Volume, VolumeError> {
+        let (name, fs) = (&req.name, req.fs);
+        let size = req.size.round_up(vg.extent_size.0);
+        self.check_thin_floor(vg, name, size)?;
         let pool = self.cfg.thin_pool.as_deref().unwrap_or_default();
         self.lvm(
             &self
                 .tool
-                .create_thin(&self.cfg.vg, pool, &name, size, &owner, fs, true),
+                .create_thin(&self.cfg.vg, pool, name, size, &req.owner, fs, true),
         )?;
         self.crash.step(crash::AFTER_ALLOCATE);
-        let dev = self.device(&name);
+        let dev = self.device(name);
         fs::mkfs(self.run.as_ref(), fs, &dev)?;
         self.crash.step(crash::AFTER_MKFS);
         let tmp = tempfile::Builder::new()
@@ -71,12 +171,12 @@ impl LvmBackend {
         filled?;
         unmounted?;
         self.crash.step(crash::AFTER_FILL);
-        self.lvm(&self.tool.read_only(&self.cfg.vg, &name))?;
-        self.finish(&req, size, "image")
+        self.lvm(&self.tool.read_only(&self.cfg.vg, name))?;
+        self.finish(req, size, "image")
     }
 
     /// A container root: a thin snapshot of the image base `base`, grown to `size` if that
-    /// is larger than the image. Idempotent like [`Backend::create`].
+    /// is larger than the image. Idempotent like [`crate::Backend::create`].
     pub fn snapshot_root(
         &self,
         name: &VolumeName,
@@ -97,6 +197,19 @@ impl LvmBackend {
         if !base_lv.has_tag(TAG_IMAGE) || base_v.state != VolumeState::Complete {
             return Err(VolumeError::NotFound(base.clone()));
         }
+        self.snapshot_locked(vg, name, owner, &base_v, size)
+    }
+
+    /// Under the root's lock, with a report: the snapshot `name` of the complete base
+    /// `base_v`.
+    fn snapshot_locked(
+        &self,
+        vg: Vg,
+        name: &VolumeName,
+        owner: &Owner,
+        base_v: &Volume,
+        size: Bytes,
+    ) -> Result<Volume, VolumeError> {
         let req = CreateRequest {
             name: name.clone(),
             size,
@@ -108,23 +221,48 @@ impl LvmBackend {
             Reuse::Absent(vg) => vg,
         };
         self.check_thin_floor(&vg, name, size)?;
-        self.lvm(
-            &self
-                .tool
-                .create_snapshot(&self.cfg.vg, base, name, owner, base_v.fs),
-        )?;
-        self.crash.step(crash::AFTER_SNAPSHOT);
         let size = size.round_up(vg.extent_size.0);
-        if size > base_v.size {
-            self.lvm(&self.tool.extend(&self.cfg.vg, name, size))?;
-            self.crash.step(crash::AFTER_EXTEND);
-            fs::grow(
-                self.run.as_ref(),
-                &self.mountinfo,
-                base_v.fs,
-                &self.device(name),
-            )?;
+        let grow = size > base_v.size;
+        self.lvm(&self.tool.create_snapshot(
+            &self.cfg.vg,
+            &base_v.name,
+            name,
+            owner,
+            base_v.fs,
+            grow,
+        ))?;
+        self.crash.step(crash::AFTER_SNAPSHOT);
+        if !grow {
+            return Ok(Volume {
+                name: name.clone(),
+                owner: owner.clone(),
+                size: base_v.size,
+                fs: base_v.fs,
+                state: VolumeState::Complete,
+                device: self.device(name),
+                layout: "snapshot".into(),
+            });
         }
-        self.finish(&req, size.max(base_v.size), "snapshot")
+        self.lvm(&self.tool.extend(&self.cfg.vg, name, size))?;
+        self.crash.step(crash::AFTER_EXTEND);
+        fs::grow(
+            self.run.as_ref(),
+            &self.mountinfo,
+            base_v.fs,
+            &self.device(name),
+        )?;
+        self.finish(&req, size, "snapshot")
+    }
+
+    /// Mounts a root [`Self::image_root`] or [`Self::snapshot_root`] just returned (active,
+    /// not mounted anywhere) at `target`, without another report.
+    pub fn mount_new(
+        &self,
+        v: &Volume,
+        target: &Path,
+        opts: &MountOptions,
+    ) -> Result<(), VolumeError> {
+        let o = Self::mount_opts(v.fs, v.layout == "snapshot", opts.to_arg()?);
+        Ok(fs::mount(self.run.as_ref(), v.fs, &v.device, target, &o)?)
     }
 }

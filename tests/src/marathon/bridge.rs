@@ -45,9 +45,16 @@ impl Bridge {
             return;
         };
         let state = u["state"].as_str().unwrap_or("TASK_STAGING");
-        let known = m.state().task_mut(id).map(|t| t.state.clone());
-        if known.as_deref() != Some(state) {
-            m.status(&self.app, id, state, ip_of(u), &self.ports);
+        // A repeated state is news when it brings the address (TASK_STARTING once init
+        // holds its lease): Marathon lists `ipAddresses` from any update carrying them.
+        let ip = ip_of(u);
+        let known = m.state().task_mut(id).map(|t| (t.state.clone(), t.ip));
+        let news = match &known {
+            Some((s, had)) => s != state || (ip.is_some() && *had != ip),
+            None => true,
+        };
+        if news {
+            m.status(&self.app, id, state, ip, &self.ports);
         }
         if let (Some(alive), true) = (u["healthy"].as_bool(), state == "TASK_RUNNING") {
             m.set_health(id, alive);

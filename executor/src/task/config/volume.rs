@@ -19,6 +19,7 @@ pub const ENV_DIR: &str = "BERTH_EXECUTOR_VOLUME_DIR";
 pub const ENV_LVM_CONFIG: &str = "BERTH_EXECUTOR_VOLUME_LVM_CONFIG";
 pub const ENV_FS: &str = "BERTH_EXECUTOR_VOLUME_FS";
 pub const ENV_RETAIN: &str = "BERTH_EXECUTOR_VOLUME_RETAIN";
+pub const ENV_ROOT: &str = "BERTH_EXECUTOR_VOLUME_ROOT";
 /// Test hook: make the loopfile backend abort the executor at a berth-lvm crash point
 /// (`after-allocate`, `after-mkfs`, ...), as a SIGKILL in the middle of the step would.
 pub const ENV_CRASH_AT: &str = "BERTH_EXECUTOR_VOLUME_CRASH_AT";
@@ -42,6 +43,9 @@ pub struct VolumeConfig {
     pub retain: Option<String>,
     /// Test hook (see [`ENV_CRASH_AT`]).
     pub crash_at: Option<String>,
+    /// The root filesystem: `overlay` (default) or `snapshot` (`BERTH_EXECUTOR_VOLUME_ROOT`,
+    /// see `task::rootsnap`).
+    pub root: Option<String>,
 }
 
 impl VolumeConfig {
@@ -59,7 +63,20 @@ impl VolumeConfig {
             fs: var(ENV_FS),
             retain: var(ENV_RETAIN),
             crash_at: var(ENV_CRASH_AT),
+            root: var(ENV_ROOT),
         }
+    }
+}
+
+/// Whether `value` (of [`ENV_ROOT`]) asks for thin snapshot roots; an error says what is
+/// wrong.
+pub fn parse_root_mode(value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("overlay") => Ok(false),
+        Some("snapshot") => Ok(true),
+        Some(other) => Err(format!(
+            "{other:?} is not a root mode: use overlay or snapshot"
+        )),
     }
 }
 
@@ -161,6 +178,13 @@ pub(in crate::task) fn opener(backend: &str, cfg: &VolumeConfig) -> Result<Opene
             format!("{other:?} is not a volume backend: use loopfile or lvm"),
         )),
     }
+}
+
+/// The lvm backend of the executor's settings (for the thin root snapshots, which need its
+/// image calls beyond [`Backend`]).
+pub(in crate::task) fn lvm_backend(cfg: &VolumeConfig) -> Result<LvmBackend, PlanError> {
+    let lvm = read_lvm_config(&cfg.lvm_config)?;
+    LvmBackend::new(lvm).map_err(|e| config_err(ENV_LVM_CONFIG, chain(&e)))
 }
 
 fn read_lvm_config(path: &Path) -> Result<LvmConfig, PlanError> {

@@ -395,3 +395,33 @@ fn an_oci_image_gives_env_cwd_and_command() {
         "{e}"
     );
 }
+
+#[test]
+fn a_marathon_app_asks_for_home_with_a_label_out_of_its_disk() {
+    let d = images();
+    let mut t = with_scalar("disk", 1100.0);
+    t.resources.retain(|r| r.name != "home");
+    t.labels.as_mut().unwrap().labels.push(
+        serde_json::from_value(serde_json::json!({"key": "berth.home", "value": "1024"})).unwrap(),
+    );
+    let p = Plan::from_task(&t, &BTreeMap::new(), None, &cfg(d.path())).unwrap();
+    assert_eq!((p.home_mb, p.disk_mb), (1024.0, 76.0));
+    assert!(
+        p.env.contains(&"BERTH_HOME_MB=1024".to_string()),
+        "{:?}",
+        p.env
+    );
+    assert!(
+        p.env.contains(&"BERTH_DISK_MB=76".to_string()),
+        "{:?}",
+        p.env
+    );
+    // With the `home` resource as well: refused, naming the label.
+    t.resources.push(
+        serde_json::from_value(serde_json::json!(
+            {"name": "home", "type": "SCALAR", "scalar": {"value": 64}}))
+        .unwrap(),
+    );
+    let e = err(&t, &BTreeMap::new(), &cfg(d.path()));
+    assert!(e.starts_with("labels.berth.home: "), "{e}");
+}

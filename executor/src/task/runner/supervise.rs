@@ -65,6 +65,12 @@ pub(super) async fn supervise(
     } else {
         Box::pin(init_running(socket.clone(), init_answered.clone()))
     });
+    // TASK_STARTING again, with the address, once init holds its DHCP lease: Marathon
+    // lists the task's address from then on, which dbauth needs before any service (and
+    // so RUNNING) starts. Not after a re-attach: the task ran already.
+    let mut lease_watch: Option<
+        std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>,
+    > = (!req.recover && ip.is_none()).then(|| Box::pin(lease_address(ctx.outputs().netns)) as _);
     let mut exit_fd = builtin::wrapper_pidfd(&ctx).and_then(|fd| {
         // SAFETY: an OwnedFd is a valid open descriptor, owned by the AsyncFd from here
         // on and closed only when it is dropped; its as_raw_fd never changes.
@@ -81,6 +87,7 @@ pub(super) async fn supervise(
         if let Some(d) = deadline {
             end.killed = true;
             running_watch = None;
+            lease_watch = None;
             // A signal sent before the runtime has created the container fails, and one
             // init could lose is refused: either is retried until it lands (or the
             // container has exited). Once init has answered, the check is not needed.
@@ -175,6 +182,7 @@ pub(super) async fn supervise(
             // its DHCP lease.
             st = running(&mut running_watch) => {
                 running_watch = None;
+                lease_watch = None;
                 if ip.is_none() {
                     ip = checked_ip(&ctx, st.as_ref().and_then(InitStatus::ip)).await;
                 }
@@ -182,6 +190,15 @@ pub(super) async fn supervise(
                     running_sent = true;
                     end.running_seen = true;
                     let mut ev = TaskEvent::new(&id, TaskState::TaskRunning);
+                    ev.ip = ip.clone();
+                    send(&req, ev);
+                }
+            }
+            a = async { match lease_watch.as_mut() { Some(w) => w.await, None => std::future::pending().await } } => {
+                lease_watch = None;
+                if !running_sent && !end.killed {
+                    ip = Some(a);
+                    let mut ev = TaskEvent::new(&id, TaskState::TaskStarting);
                     ev.ip = ip.clone();
                     send(&req, ev);
                 }

@@ -105,6 +105,35 @@ pub(super) async fn checked_ip(ctx: &StepCtx, reported: Option<String>) -> Optio
     }
 }
 
+/// Waits until `eth0` in the task's netns has an IPv4 address, i.e. berth-init holds its
+/// DHCP lease (it applies the address before its pre-start steps, dbauth's among them,
+/// and before any service starts), and returns it. Read from the kernel, not from the
+/// container's word. Never ready without a netns.
+pub(super) async fn lease_address(netns: Option<PathBuf>) -> String {
+    let Some(netns) = netns else {
+        return std::future::pending().await;
+    };
+    let start = Instant::now();
+    loop {
+        let ns = netns.clone();
+        let found = blocking(move || crate::task::network::container_addresses(&ns)).await;
+        match found {
+            Ok(on) if !on.is_empty() => return on[0].to_string(),
+            Ok(_) => {}
+            Err(e) => tracing::trace!(error = %e, "the task's addresses (will retry)"),
+        }
+        let pause = if start.elapsed() < Duration::from_secs(5) {
+            LEASE_POLL
+        } else {
+            POLL * 5
+        };
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// How often eth0 is read for init's DHCP address while the container starts.
+pub(super) const LEASE_POLL: Duration = Duration::from_millis(5);
+
 /// Waits until berth-init says `running` and returns that status. Each `wait` request is
 /// held by init until its state changes, so RUNNING follows init's own change at once;
 /// `answered` is set at init's first answer (it binds its socket only after blocking
