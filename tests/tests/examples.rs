@@ -17,6 +17,7 @@ use berth_executor::image::ImageSource;
 use berth_executor::mesos::env::ExecutorEnv;
 use berth_executor::mesos::types::TaskInfo;
 use berth_executor::task::config::net::NetConfig;
+use berth_executor::task::config::volume::VolumeConfig;
 use berth_executor::task::config::{HostLimits, RunConfig};
 use berth_executor::task::network;
 use berth_executor::task::plan::{Mode, Plan};
@@ -97,6 +98,12 @@ fn through_the_executor(app: &Value, images: &Path) -> Checked {
             parent: "eth0".into(),
             mode: "bridge".into(),
         }),
+        // What a node with /home volumes has (the image app asks for one).
+        volume: VolumeConfig {
+            backend: Some("loopfile".into()),
+            loopfile_dir: dir.join("volumes"),
+            ..VolumeConfig::default()
+        },
         ..RunConfig::default()
     };
     let vars = env.task_vars().clone();
@@ -154,7 +161,7 @@ fn a_plain_command_app() {
 }
 
 #[test]
-fn an_image_app_with_bandwidth() {
+fn an_image_app_with_home_and_bandwidth() {
     let dir = tempfile::tempdir().expect("tempdir");
     let images = dir.path().join("images");
     let mut layout = OciLayout::create(&images.join("shop-frontend")).expect("layout");
@@ -178,7 +185,12 @@ fn an_image_app_with_bandwidth() {
     // No `cmd`: the image's Entrypoint + Cmd.
     assert_eq!(p.mode, Mode::Command("/srv/frontend --listen 8080".into()));
     assert!(matches!(p.image, ImageSource::Oci { .. }), "{:?}", p.image);
-    assert_eq!((p.cpus, p.mem_mb, p.disk_mb), (1.0, 1024.0, 2048.0));
+    // `berth.home` carves a 1024 MB /home out of the 3072 MB `disk`.
+    assert_eq!(
+        (p.cpus, p.mem_mb, p.home_mb, p.disk_mb),
+        (1.0, 1024.0, 1024.0, 2048.0)
+    );
+    assert!(has_env(p, "BERTH_HOME_MB=1024"), "{:?}", p.env);
     assert!(
         has_env(p, "SHOP_ENV=staging"),
         "the app's env over the image's"
