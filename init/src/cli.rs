@@ -45,6 +45,7 @@ pub struct Config {
 }
 
 impl Default for Config {
+    #[link_section = ".text.berth_tini"]
     fn default() -> Self {
         Self {
             subreaper: false,
@@ -95,6 +96,7 @@ pub enum CliError {
 }
 
 /// Parses the arguments after `argv[0]`, reading variables through `env`.
+#[link_section = ".text.berth_tini"]
 pub fn parse<I, F>(args: I, env: F) -> Result<Action, CliError>
 where
     I: IntoIterator<Item = OsString>,
@@ -127,25 +129,26 @@ where
             config.command.push(arg);
             break;
         }
-        // A cluster of short options: -sgvv, -e3, -e 3, -pSIGKILL.
-        let text = arg.to_string_lossy().into_owned();
-        for (i, c) in text[1..].char_indices() {
+        // A cluster of short options: -sgvv, -e3, -e 3, -pSIGKILL. Read as bytes (every
+        // option letter is ASCII); text is made only for a value or an error.
+        for (i, &c) in bytes.iter().enumerate().skip(1) {
             match c {
-                's' => config.subreaper = true,
-                'g' => config.kill_process_group = true,
-                'w' => config.warn_on_reap = true,
-                'v' => v_count = v_count.saturating_add(1),
-                'h' => return Ok(Action::Help),
-                'l' => return Ok(Action::License),
-                'e' | 'p' => {
-                    let rest = &text[1 + i + c.len_utf8()..];
+                b's' => config.subreaper = true,
+                b'g' => config.kill_process_group = true,
+                b'w' => config.warn_on_reap = true,
+                b'v' => v_count = v_count.saturating_add(1),
+                b'h' => return Ok(Action::Help),
+                b'l' => return Ok(Action::License),
+                b'e' | b'p' => {
+                    let letter = char::from(c);
+                    let rest = &bytes[i + 1..];
                     let value = if rest.is_empty() {
-                        let next = args.next().ok_or(CliError::MissingArgument(c))?;
+                        let next = args.next().ok_or(CliError::MissingArgument(letter))?;
                         next.to_string_lossy().into_owned()
                     } else {
-                        rest.to_owned()
+                        String::from_utf8_lossy(rest).into_owned()
                     };
-                    if c == 'e' {
+                    if c == b'e' {
                         let code = value
                             .parse::<u8>()
                             .map_err(|_| CliError::BadExitCode(value.clone()))?;
@@ -157,7 +160,12 @@ where
                     }
                     break;
                 }
-                other => return Err(CliError::UnknownOption(format!("-{other}"))),
+                _ => {
+                    // The whole character (it may be more than one byte).
+                    let other = String::from_utf8_lossy(&bytes[i..]);
+                    let other = other.chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
+                    return Err(CliError::UnknownOption(format!("-{other}")));
+                }
             }
         }
     }
@@ -178,6 +186,32 @@ where
     Ok(Action::Run(config))
 }
 
+/// The environment variable `name` (`getenv`), for [`parse`] in the real process.
+///
+/// Not `std::env::var_os`: that takes std's environment lock and pulls in its own
+/// code, and the tini mode reads its three variables before anything else runs, in a
+/// single thread (see `lib.rs`, "The tini mode's footprint"). A name longer than 63
+/// bytes or holding a NUL is never set.
+#[link_section = ".text.berth_tini"]
+pub fn env_var(name: &str) -> Option<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = [0u8; 64];
+    if name.len() >= buf.len() || name.as_bytes().contains(&0) {
+        return None;
+    }
+    buf[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: `buf` holds a NUL-terminated name; getenv only reads it. The value it
+    // returns is copied at once, before anything could change the environment (the
+    // init is single-threaded here and never calls setenv).
+    let value = unsafe { libc::getenv(buf.as_ptr().cast()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null getenv result is a NUL-terminated string in the environment.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes();
+    Some(OsStr::from_bytes(bytes).to_owned())
+}
+
 /// Highest verbosity (trace); `TINI_VERBOSITY` above it means the same.
 pub const MAX_VERBOSITY: u8 = 4;
 
@@ -185,6 +219,7 @@ pub const MAX_VERBOSITY: u8 = 4;
 /// up to the first other character; no digits or a negative number is 0 (fatal errors
 /// only), anything above [`MAX_VERBOSITY`] is [`MAX_VERBOSITY`]. Never an error: tini
 /// runs the command whatever the variable holds.
+#[link_section = ".text.berth_tini"]
 pub fn verbosity_from_env(text: &[u8]) -> u8 {
     // C's isspace: blank, \t, \n, \v, \f, \r.
     let start = text
@@ -209,6 +244,7 @@ pub fn verbosity_from_env(text: &[u8]) -> u8 {
 /// The `--version` line. Invoked as `docker-init` (Docker's `--init`), it is tini's
 /// format, `tini version 0.19.0 - git.berth-<version>`, which `docker info` parses;
 /// otherwise `berth-init <version> (tini 0.19.0 compatible)`.
+#[link_section = ".text.berth_tini"]
 pub fn version_line(argv0: &OsStr) -> String {
     let invoked_as = Path::new(argv0).file_name().unwrap_or_default();
     let version = env!("BERTH_VERSION");
@@ -220,6 +256,7 @@ pub fn version_line(argv0: &OsStr) -> String {
 }
 
 /// The `-h` text.
+#[link_section = ".text.berth_tini"]
 pub fn usage() -> String {
     format!(
         "berth-init {version}: PID 1 for containers, a drop-in for tini {TINI_VERSION}
@@ -345,6 +382,11 @@ mod tests {
         let err = |a: &[&str]| parse(os(a), no_env).unwrap_err();
         assert_eq!(err(&["-x", "true"]), CliError::UnknownOption("-x".into()));
         assert_eq!(err(&["-sx", "true"]), CliError::UnknownOption("-x".into()));
+        assert_eq!(
+            err(&["-s\u{e9}", "true"]),
+            CliError::UnknownOption("-\u{e9}".into()),
+            "a non-ASCII letter is named whole"
+        );
         assert_eq!(
             err(&["--frobnicate", "true"]),
             CliError::UnknownOption("--frobnicate".into())

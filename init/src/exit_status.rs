@@ -23,6 +23,7 @@ pub enum ExitKind {
 impl ExitKind {
     /// Decodes a raw `waitpid` status word. `None` for "stopped" or "continued" states,
     /// which are not an end (the reaper never asks for them).
+    #[link_section = ".text.berth_tini"]
     pub fn from_wait_status(status: i32) -> Option<Self> {
         if libc::WIFEXITED(status) {
             // WEXITSTATUS is already masked to 0..=255.
@@ -39,6 +40,7 @@ impl ExitKind {
 
     /// The exit code an init reports for this ending: the code itself, or 128+N for a
     /// signal N (modulo 256, as tini does, so it always fits an exit status).
+    #[link_section = ".text.berth_tini"]
     pub fn code(&self) -> u8 {
         match *self {
             Self::Exited(code) => code,
@@ -48,6 +50,7 @@ impl ExitKind {
 }
 
 impl fmt::Display for ExitKind {
+    #[link_section = ".text.berth_tini"]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Exited(code) => write!(f, "exited with status {code}"),
@@ -70,21 +73,25 @@ pub struct ExitRemap {
 
 impl ExitRemap {
     /// An empty set: every code is reported unchanged.
+    #[link_section = ".text.berth_tini"]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Adds `code` to the codes reported as 0.
+    #[link_section = ".text.berth_tini"]
     pub fn insert(&mut self, code: u8) {
         self.bits[usize::from(code / 64)] |= 1 << (code % 64);
     }
 
     /// Whether `code` is reported as 0.
+    #[link_section = ".text.berth_tini"]
     pub fn contains(&self, code: u8) -> bool {
         self.bits[usize::from(code / 64)] & (1 << (code % 64)) != 0
     }
 
     /// The code to exit with for a child code `code`.
+    #[link_section = ".text.berth_tini"]
     pub fn apply(&self, code: u8) -> u8 {
         if self.contains(code) {
             0

@@ -17,6 +17,21 @@
 //! - [`cli`]: the tini-compatible command line, parsed into a plain [`cli::Config`].
 //! - [`single`]: the tini mode's event loop (one command).
 
+//! # The tini mode's footprint
+//!
+//! `berth-init -- CMD` must cost no more than tini-static although the same binary
+//! carries the supervisor (async runtime, YAML, netlink, TLS). Nothing of those runs
+//! in the tini mode: `main` decides the mode on the raw arguments ([`sup_cli::mode`],
+//! no allocation) and the tini path uses none of them. What remains is which pages of
+//! the binary get mapped: the kernel maps up to 16 cached pages around every page
+//! fault, so a path spread over the 5 MB text would map most of it. Every function of
+//! the tini path is therefore placed in one linker section, `.text.berth_tini`
+//! (`#[link_section]`), and the path avoids std helpers that live elsewhere in the
+//! text (`std::env::var_os` -> [`cli::env_var`], iterator adapters, lossy UTF-8 of
+//! options, drop glue on the way out). The musl build is non-PIE (`.cargo/config.toml`)
+//! so that no relocations are applied at start. The `init_core` bench shows the result
+//! (init/README.md, "Benchmark").
+
 pub mod capset;
 pub mod cli;
 pub mod exit_status;

@@ -24,6 +24,7 @@ pub enum Level {
 }
 
 impl Level {
+    #[link_section = ".text.berth_tini"]
     fn tag(self) -> &'static str {
         match self {
             Self::Fatal => "FATAL",
@@ -43,16 +44,19 @@ pub struct Log {
 
 impl Log {
     /// A logger printing messages up to `verbosity` (see [`Level`]).
+    #[link_section = ".text.berth_tini"]
     pub fn new(verbosity: u8) -> Self {
         Self { verbosity }
     }
 
     /// Whether messages of `level` are printed.
+    #[link_section = ".text.berth_tini"]
     pub fn enabled(&self, level: Level) -> bool {
         level as u8 <= self.verbosity
     }
 
     /// Prints one message if `level` is enabled.
+    #[link_section = ".text.berth_tini"]
     pub fn log(&self, level: Level, args: fmt::Arguments<'_>) {
         if self.enabled(level) {
             let line = format_line(level, std::process::id(), args);
@@ -63,36 +67,43 @@ impl Log {
     }
 
     /// [`Level::Fatal`].
+    #[link_section = ".text.berth_tini"]
     pub fn fatal(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Fatal, args);
     }
 
     /// [`Level::Warn`].
+    #[link_section = ".text.berth_tini"]
     pub fn warn(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Warn, args);
     }
 
     /// [`Level::Info`].
+    #[link_section = ".text.berth_tini"]
     pub fn info(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Info, args);
     }
 
     /// [`Level::Debug`].
+    #[link_section = ".text.berth_tini"]
     pub fn debug(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Debug, args);
     }
 
     /// [`Level::Trace`].
+    #[link_section = ".text.berth_tini"]
     pub fn trace(&self, args: fmt::Arguments<'_>) {
         self.log(Level::Trace, args);
     }
 }
 
+#[link_section = ".text.berth_tini"]
 fn format_line(level: Level, pid: u32, args: fmt::Arguments<'_>) -> String {
     format!("[{} berth-init ({pid})] {args}\n", level.tag())
 }
 
 /// Formats an error with its whole `source()` chain: `a: b: c`.
+#[link_section = ".text.berth_tini"]
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

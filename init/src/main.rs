@@ -15,6 +15,7 @@ use berth_init::log::{self, Log};
 use berth_init::single;
 
 #[no_mangle]
+#[link_section = ".text.berth_tini"]
 extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: the C runtime passes argc and argv as the kernel laid them out: argv holds
     // argc valid NUL-terminated strings that live for the whole process.
@@ -25,7 +26,7 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     if let Some(code) = berth_init::sup_cli::dispatch(&args) {
         return code;
     }
-    let action = match cli::parse(args, |name| std::env::var_os(name)) {
+    let action = match cli::parse(args, cli::env_var) {
         Ok(action) => action,
         Err(err) => {
             eprintln!("berth-init: {err}\nTry 'berth-init -h' for help.");
@@ -57,6 +58,7 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
 ///
 /// # Safety
 /// `argv` must point to `argc` valid NUL-terminated strings (or be null with `argc` 0).
+#[link_section = ".text.berth_tini"]
 unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<std::ffi::OsString> {
     use std::os::unix::ffi::OsStrExt;
     let n = usize::try_from(argc).unwrap_or(0);

@@ -43,6 +43,7 @@ pub trait WaitAny {
 pub struct SysWait;
 
 impl WaitAny for SysWait {
+    #[link_section = ".text.berth_tini"]
     fn wait_any(&mut self) -> Result<Option<Reaped>, ReapError> {
         loop {
             let mut status = 0;
@@ -70,6 +71,7 @@ impl WaitAny for SysWait {
 
 /// Reaps every child that has ended, calling `on_reaped` for each, until none is left.
 /// Returns how many were reaped.
+#[link_section = ".text.berth_tini"]
 pub fn drain<W: WaitAny + ?Sized>(
     wait: &mut W,
     mut on_reaped: impl FnMut(Reaped),
@@ -98,6 +100,7 @@ pub struct ChildTable<T> {
 }
 
 impl<T> Default for ChildTable<T> {
+    #[link_section = ".text.berth_tini"]
     fn default() -> Self {
         Self {
             owners: HashMap::new(),
@@ -107,6 +110,7 @@ impl<T> Default for ChildTable<T> {
 
 impl<T> ChildTable<T> {
     /// An empty table.
+    #[link_section = ".text.berth_tini"]
     pub fn new() -> Self {
         Self::default()
     }
@@ -114,31 +118,37 @@ impl<T> ChildTable<T> {
     /// Registers `pid` as belonging to `owner`. Do it before the next [`drain`] (in the
     /// same thread right after spawning is enough: a child that already ended stays a
     /// zombie until reaped). Returns the previous owner if the pid was registered.
+    #[link_section = ".text.berth_tini"]
     pub fn insert(&mut self, pid: i32, owner: T) -> Option<T> {
         self.owners.insert(pid, owner)
     }
 
     /// Whether `pid` is registered.
+    #[link_section = ".text.berth_tini"]
     pub fn contains(&self, pid: i32) -> bool {
         self.owners.contains_key(&pid)
     }
 
     /// How many registered children are still running.
+    #[link_section = ".text.berth_tini"]
     pub fn len(&self) -> usize {
         self.owners.len()
     }
 
     /// Whether no registered child is running.
+    #[link_section = ".text.berth_tini"]
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
     }
 
     /// The registered pids (to signal them all, for instance).
+    #[link_section = ".text.berth_tini"]
     pub fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.owners.keys().copied()
     }
 
     /// Routes a reaped status to its owner, unregistering the pid.
+    #[link_section = ".text.berth_tini"]
     pub fn dispatch(&mut self, reaped: Reaped) -> Dispatch<T> {
         match self.owners.remove(&reaped.pid) {
             Some(owner) => Dispatch::Owned(owner, reaped),

@@ -37,6 +37,7 @@ pub struct SignalError {
 }
 
 impl SignalError {
+    #[link_section = ".text.berth_tini"]
     fn last(op: &'static str) -> Self {
         Self {
             op,
@@ -54,6 +55,7 @@ pub struct InheritedSignals {
 }
 
 impl std::fmt::Debug for InheritedSignals {
+    #[link_section = ".text.berth_tini"]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InheritedSignals")
             .field("blocked", &format_args!("{:#018x}", self.blocked_bits()))
@@ -69,6 +71,7 @@ impl InheritedSignals {
     /// The ignored set comes from `/proc/thread-self/status` (`SigIgn`, one read, and the
     /// only way to see glibc's two reserved signals); without /proc, from one
     /// `sigaction` query per signal.
+    #[link_section = ".text.berth_tini"]
     pub fn capture() -> Result<Self, SignalError> {
         let mut mask = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: a null new-set only queries; `mask` is valid for writing.
@@ -84,16 +87,19 @@ impl InheritedSignals {
     }
 
     /// Whether `signo` was blocked when the init started.
+    #[link_section = ".text.berth_tini"]
     pub fn was_blocked(&self, signo: i32) -> bool {
         // SAFETY: `self.mask` is an initialised sigset_t; sigismember only reads it.
         unsafe { libc::sigismember(&self.mask, signo) == 1 }
     }
 
     /// Whether `signo` was ignored (`SIG_IGN`) when the init started.
+    #[link_section = ".text.berth_tini"]
     pub fn was_ignored(&self, signo: i32) -> bool {
         (1..=MAX_SIGNAL).contains(&signo) && self.ignored & (1 << (signo - 1)) != 0
     }
 
+    #[link_section = ".text.berth_tini"]
     fn blocked_bits(&self) -> u64 {
         (1..=MAX_SIGNAL)
             .filter(|&s| self.was_blocked(s))
@@ -111,6 +117,7 @@ impl InheritedSignals {
     /// set to `SIG_IGN` again in case the parent installed a handler since. Without
     /// /proc every signal is set. Failures are ignored: nothing can be reported from
     /// there, and SIGKILL, SIGSTOP and glibc's reserved signals cannot be changed.
+    #[link_section = ".text.berth_tini"]
     pub fn restore_in_child(&self) {
         let differs = match proc_ignored_set() {
             Some(current) => (current ^ self.ignored) | self.ignored,
@@ -143,6 +150,7 @@ impl InheritedSignals {
 
 /// The ignored set of the calling thread from `/proc/thread-self/status`, or `None`
 /// without /proc. Async-signal-safe: a stack buffer, `open`, `read`, `close`.
+#[link_section = ".text.berth_tini"]
 fn proc_ignored_set() -> Option<u64> {
     let mut buf = [0u8; 4096];
     // SAFETY: the path is NUL-terminated; O_CLOEXEC so no child ever inherits it.
@@ -171,6 +179,7 @@ fn proc_ignored_set() -> Option<u64> {
 
 /// Parses a hexadecimal mask line such as `SigIgn:\t0000000000001000` out of a
 /// /proc/PID/status text (no allocation).
+#[link_section = ".text.berth_tini"]
 fn status_field(text: &[u8], name: &[u8]) -> Option<u64> {
     let start = text.windows(name.len()).position(|w| w == name)? + name.len();
     let mut value: u64 = 0;
@@ -190,6 +199,7 @@ fn status_field(text: &[u8], name: &[u8]) -> Option<u64> {
 
 /// The ignored set by asking `sigaction` about each signal (glibc refuses its two
 /// reserved signals; they count as not ignored).
+#[link_section = ".text.berth_tini"]
 fn query_ignored_set() -> u64 {
     let mut ignored = 0u64;
     for signo in 1..=MAX_SIGNAL {
@@ -210,6 +220,7 @@ fn query_ignored_set() -> u64 {
 /// would have its children reaped by the kernel (no zombie, no SIGCHLD) and never learn
 /// that its command ended. The child still gets the inherited disposition back from
 /// [`InheritedSignals::restore_in_child`].
+#[link_section = ".text.berth_tini"]
 pub fn reset_to_default(signo: i32) -> Result<(), SignalError> {
     // SAFETY: a zeroed sigaction is valid (empty sa_mask, no flags, SIG_DFL); the old
     // action is not requested.
@@ -227,6 +238,7 @@ pub fn reset_to_default(signo: i32) -> Result<(), SignalError> {
 /// Blocks every signal in the calling thread (SIGKILL and SIGSTOP cannot be blocked; the
 /// kernel ignores them in the set). Afterwards signals wait in the pending set until
 /// read from a [`SignalFd`].
+#[link_section = ".text.berth_tini"]
 pub fn block_all() -> Result<(), SignalError> {
     let set = full_set();
     // SAFETY: `set` is an initialised sigset_t; the old mask is not requested.
@@ -236,6 +248,7 @@ pub fn block_all() -> Result<(), SignalError> {
     Ok(())
 }
 
+#[link_section = ".text.berth_tini"]
 fn full_set() -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigfillset initialises the whole set.
@@ -270,6 +283,7 @@ impl SignalFd {
     /// Opens the signalfd. With `nonblocking`, [`SignalFd::read`] returns an empty batch
     /// instead of waiting (for use from `poll`/`epoll`). Call [`block_all`] first, or the
     /// signals are delivered normally and never show up here.
+    #[link_section = ".text.berth_tini"]
     pub fn new(nonblocking: bool) -> Result<Self, SignalError> {
         let set = full_set();
         let mut flags = libc::SFD_CLOEXEC;
@@ -289,6 +303,7 @@ impl SignalFd {
     /// Reads the pending signals (up to 32 per call) into `out`, which is cleared first.
     /// Blocks until at least one is pending unless the fd is non-blocking. Retries on
     /// EINTR. Returns how many were read.
+    #[link_section = ".text.berth_tini"]
     pub fn read(&mut self, out: &mut Vec<Received>) -> Result<usize, SignalError> {
         const BATCH: usize = 32;
         out.clear();
@@ -327,12 +342,14 @@ impl SignalFd {
 }
 
 impl AsFd for SignalFd {
+    #[link_section = ".text.berth_tini"]
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
 impl AsRawFd for SignalFd {
+    #[link_section = ".text.berth_tini"]
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -340,6 +357,7 @@ impl AsRawFd for SignalFd {
 
 /// Whether an init should pass `signo` on to its child: everything but SIGCHLD (the
 /// init's own business) and the two signals nobody can catch.
+#[link_section = ".text.berth_tini"]
 pub fn is_forwardable(signo: i32) -> bool {
     !matches!(signo, libc::SIGCHLD | libc::SIGKILL | libc::SIGSTOP)
 }
@@ -381,6 +399,7 @@ const NAMES: &[(&str, i32)] = &[
 ];
 
 /// The name of a signal: `SIGTERM`, `SIGRTMIN+3`, or `signal 99` for nonsense.
+#[link_section = ".text.berth_tini"]
 pub fn name(signo: i32) -> Cow<'static, str> {
     if let Some((name, _)) = NAMES.iter().find(|(_, n)| *n == signo) {
         return Cow::Borrowed(name);
@@ -394,6 +413,7 @@ pub fn name(signo: i32) -> Cow<'static, str> {
 
 /// Parses a signal given by a user: `SIGKILL` (tini's form), `KILL`, `sigkill`,
 /// `SIGRTMIN+2`, or a number from 1 to 64.
+#[link_section = ".text.berth_tini"]
 pub fn parse(text: &str) -> Option<i32> {
     if let Ok(n) = text.parse::<i32>() {
         return (1..=MAX_SIGNAL).contains(&n).then_some(n);

@@ -56,6 +56,7 @@ pub enum Stage {
 }
 
 impl Stage {
+    #[link_section = ".text.berth_tini"]
     fn from_u32(n: u32) -> Option<Self> {
         Some(match n {
             1 => Self::ProcessGroup,
@@ -73,6 +74,7 @@ impl Stage {
         })
     }
 
+    #[link_section = ".text.berth_tini"]
     fn describe(self) -> &'static str {
         match self {
             Self::ProcessGroup => "setpgid",
@@ -91,6 +93,7 @@ impl Stage {
 }
 
 impl std::fmt::Display for Stage {
+    #[link_section = ".text.berth_tini"]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.describe())
     }
@@ -133,6 +136,7 @@ pub enum SpawnError {
 impl SpawnError {
     /// The exit code an init reports for this failure, as tini 0.19 does: 127 when the
     /// command does not exist, 126 when it exists but cannot be executed, 1 otherwise.
+    #[link_section = ".text.berth_tini"]
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Child {
@@ -191,6 +195,7 @@ pub struct Spawn {
     keep_caps: Option<u64>,
 }
 
+#[link_section = ".text.berth_tini"]
 fn cstring(bytes: &[u8], what: &'static str) -> Result<CString, SpawnError> {
     CString::new(bytes).map_err(|_| SpawnError::Nul { what })
 }
@@ -199,15 +204,19 @@ impl Spawn {
     /// A command line: `argv[0]` is the program, looked up in `PATH` unless it contains
     /// a `/`. By default the child stays in the init's process group, inherits its
     /// environment, directory, credentials and descriptors.
+    #[link_section = ".text.berth_tini"]
     pub fn new<I, S>(argv: I) -> Result<Self, SpawnError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let argv = argv
-            .into_iter()
-            .map(|a| cstring(a.as_ref().as_bytes(), "argument"))
-            .collect::<Result<Vec<_>, _>>()?;
+        // A plain loop rather than `collect::<Result<..>>`: its adapter's code would sit
+        // outside the tini mode's section (see `lib.rs`, "The tini mode's footprint").
+        let mut args = Vec::new();
+        for a in argv {
+            args.push(cstring(a.as_ref().as_bytes(), "argument")?);
+        }
+        let argv = args;
         if argv.is_empty() {
             return Err(SpawnError::Empty);
         }
@@ -226,12 +235,14 @@ impl Spawn {
     }
 
     /// The program name (`argv[0]`), for messages.
+    #[link_section = ".text.berth_tini"]
     pub fn program(&self) -> String {
         String::from_utf8_lossy(self.argv[0].as_bytes()).into_owned()
     }
 
     /// Puts the child in a new process group of its own (its pgid = its pid), so the
     /// init can signal the whole group with `kill(-pid, sig)`.
+    #[link_section = ".text.berth_tini"]
     pub fn process_group(mut self, yes: bool) -> Self {
         self.process_group = yes;
         self
@@ -240,12 +251,14 @@ impl Spawn {
     /// When stdin is a terminal, makes the child's process group the terminal's
     /// foreground group, so Ctrl-C and job control reach it. Only meaningful together
     /// with [`Spawn::process_group`]. "No terminal" is not an error.
+    #[link_section = ".text.berth_tini"]
     pub fn foreground(mut self, yes: bool) -> Self {
         self.foreground = yes;
         self
     }
 
     /// Replaces the environment with exactly these `KEY=VALUE` entries.
+    #[link_section = ".text.berth_tini"]
     pub fn env<I, K, V>(mut self, vars: I) -> Result<Self, SpawnError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -264,12 +277,14 @@ impl Spawn {
     }
 
     /// Working directory of the child.
+    #[link_section = ".text.berth_tini"]
     pub fn cwd(mut self, dir: impl AsRef<OsStr>) -> Result<Self, SpawnError> {
         self.cwd = Some(cstring(dir.as_ref().as_bytes(), "working directory")?);
         Ok(self)
     }
 
     /// Runs the child as this user and these groups.
+    #[link_section = ".text.berth_tini"]
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
         self
@@ -277,6 +292,7 @@ impl Spawn {
 
     /// Makes `fd` the child's stdin (0), stdout (1) or stderr (2). `fd` must stay open
     /// until `spawn` returns and must be above 2 (dup it first otherwise).
+    #[link_section = ".text.berth_tini"]
     pub fn stdio(mut self, target: usize, fd: RawFd) -> Self {
         assert!(target < 3, "stdio target must be 0, 1 or 2");
         self.stdio[target] = Some(fd);
@@ -286,6 +302,7 @@ impl Spawn {
     /// Marks every descriptor above 2 close-on-exec in the child, so even descriptors
     /// the init inherited without that flag do not reach it (tini passes those through,
     /// so the tini mode leaves this off).
+    #[link_section = ".text.berth_tini"]
     pub fn close_other_fds(mut self, yes: bool) -> Self {
         self.close_other_fds = yes;
         self
@@ -295,6 +312,7 @@ impl Spawn {
     /// one leaves its bounding and inheritable sets before exec, so not even a setuid-root
     /// or file-capability binary gets it back. Fails the spawn when init cannot drop them
     /// (no CAP_SETPCAP): the child never runs with more than asked.
+    #[link_section = ".text.berth_tini"]
     pub fn keep_capabilities(mut self, keep: u64) -> Self {
         self.keep_caps = Some(keep);
         self
@@ -302,6 +320,7 @@ impl Spawn {
 
     /// Signal the child gets when the init dies (`PR_SET_PDEATHSIG`, set after the
     /// credentials change, which would clear it).
+    #[link_section = ".text.berth_tini"]
     pub fn parent_death_signal(mut self, signo: Option<i32>) -> Self {
         self.parent_death_signal = signo;
         self
@@ -314,6 +333,7 @@ impl Spawn {
     /// The pid must then be reaped through the init's one reaper
     /// ([`crate::reaper::drain`]); register it in a [`crate::reaper::ChildTable`] before
     /// the next drain.
+    #[link_section = ".text.berth_tini"]
     pub fn spawn(&self, inherited: &InheritedSignals) -> Result<i32, SpawnError> {
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -358,6 +378,7 @@ impl Spawn {
     }
 
     /// Runs in the forked child. Returns only on failure: which step and its errno.
+    #[link_section = ".text.berth_tini"]
     fn child_setup(
         &self,
         inherited: &InheritedSignals,
@@ -430,6 +451,7 @@ impl Spawn {
 /// Drops every capability outside `keep` from the calling thread's bounding set and
 /// inheritable set (which also empties the ambient set of them). Async-signal-safe.
 /// Returns the errno of the first failure.
+#[link_section = ".text.berth_tini"]
 fn limit_capabilities(keep: u64) -> Result<(), i32> {
     for cap in 0..64u32 {
         if keep & (1 << cap) != 0 {
@@ -447,12 +469,14 @@ fn limit_capabilities(keep: u64) -> Result<(), i32> {
     crate::capset::set(sets)
 }
 
+#[link_section = ".text.berth_tini"]
 fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 /// A close-on-exec pipe whose ends are both above fd 2, so a stdio `dup2` in the child
 /// can never overwrite them (fd 0-2 may be closed when the init starts).
+#[link_section = ".text.berth_tini"]
 fn error_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors.
@@ -467,6 +491,7 @@ fn error_pipe() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     Ok((above_stdio(r)?, above_stdio(w)?))
 }
 
+#[link_section = ".text.berth_tini"]
 fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, SpawnError> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
@@ -485,6 +510,7 @@ fn above_stdio(fd: OwnedFd) -> Result<OwnedFd, SpawnError> {
 
 /// Marks fds 3.. close-on-exec: `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`, or a loop on
 /// kernels older than 5.11. Async-signal-safe.
+#[link_section = ".text.berth_tini"]
 fn cloexec_from_3() -> bool {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes descriptor flags of this process.
@@ -511,6 +537,7 @@ fn cloexec_from_3() -> bool {
     true
 }
 
+#[link_section = ".text.berth_tini"]
 fn nofile_limit() -> u64 {
     let mut rl = libc::rlimit {
         rlim_cur: 1024,
@@ -523,6 +550,7 @@ fn nofile_limit() -> u64 {
 
 /// In the child: writes (stage, errno) to the error pipe and exits without running any
 /// destructor or atexit handler of the parent's copy.
+#[link_section = ".text.berth_tini"]
 fn report_and_exit(fd: RawFd, stage: Stage, errno: i32) -> ! {
     let mut msg = [0u8; 8];
     msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
@@ -539,6 +567,7 @@ fn report_and_exit(fd: RawFd, stage: Stage, errno: i32) -> ! {
 }
 
 /// In the parent: `None` when the pipe closed without a report (exec succeeded).
+#[link_section = ".text.berth_tini"]
 fn read_report(fd: &OwnedFd) -> Option<(Stage, i32)> {
     let mut msg = [0u8; 8];
     let mut got = 0;
@@ -572,6 +601,7 @@ fn read_report(fd: &OwnedFd) -> Option<(Stage, i32)> {
 
 /// Reaps the child that failed to exec, by pid. If another reaper already took it
 /// (ECHILD), there is nothing left to do.
+#[link_section = ".text.berth_tini"]
 fn wait_for(pid: i32) {
     loop {
         let mut status = 0;

@@ -15,6 +15,7 @@ pub struct PrctlError {
     pub source: io::Error,
 }
 
+#[link_section = ".text.berth_tini"]
 fn prctl(op: &'static str, option: libc::c_int, arg: libc::c_ulong) -> Result<(), PrctlError> {
     // SAFETY: the options used here take one integer argument (or a pointer passed as an
     // integer by `is_child_subreaper`) and change only this process's attributes.
@@ -38,12 +39,14 @@ fn prctl(op: &'static str, option: libc::c_int, arg: libc::c_ulong) -> Result<()
 
 /// Registers the calling process as a child subreaper: orphaned descendants are
 /// reparented to it instead of to PID 1.
+#[link_section = ".text.berth_tini"]
 pub fn set_child_subreaper() -> Result<(), PrctlError> {
     prctl("PR_SET_CHILD_SUBREAPER", libc::PR_SET_CHILD_SUBREAPER, 1)
 }
 
 /// Whether the calling process is a child subreaper. The bit survives `exec`, so an
 /// init started by a subreaper-aware launcher may have it without `-s`.
+#[link_section = ".text.berth_tini"]
 pub fn is_child_subreaper() -> Result<bool, PrctlError> {
     let mut bit: libc::c_int = 0;
     prctl(
@@ -55,6 +58,7 @@ pub fn is_child_subreaper() -> Result<bool, PrctlError> {
 }
 
 /// Asks the kernel to send `signo` to the calling process when its parent dies.
+#[link_section = ".text.berth_tini"]
 pub fn set_parent_death_signal(signo: i32) -> Result<(), PrctlError> {
     prctl(
         "PR_SET_PDEATHSIG",
@@ -66,6 +70,7 @@ pub fn set_parent_death_signal(signo: i32) -> Result<(), PrctlError> {
 /// The warning an init prints when it cannot reap orphans (neither PID 1 nor a
 /// subreaper), or `None` when it can. The text keeps tini's key phrase, "zombie reaping
 /// won't work", which tini's own tests and users grep for.
+#[link_section = ".text.berth_tini"]
 pub fn reaping_warning(pid: u32, is_subreaper: bool) -> Option<&'static str> {
     if pid == 1 || is_subreaper {
         return None;

@@ -152,12 +152,13 @@ pub fn parse_ctl(args: &[String]) -> Result<Parsed<(PathBuf, Request)>, String> 
     Ok(Parsed::Run((socket, req)))
 }
 
-const SUP_FLAGS: [&str; 3] = ["--spec", "--socket", "--check"];
+const SUP_FLAGS: [&[u8]; 3] = [b"--spec", b"--socket", b"--check"];
 
-fn is_sup_flag(a: &str) -> bool {
+#[link_section = ".text.berth_tini"]
+fn is_sup_flag(a: &[u8]) -> bool {
     SUP_FLAGS
         .iter()
-        .any(|f| a == *f || a.starts_with(&format!("{f}=")))
+        .any(|f| a == *f || (a.starts_with(f) && a.get(f.len()) == Some(&b'=')))
 }
 
 /// Which mode the arguments (after argv\[0\]) ask for.
@@ -174,35 +175,36 @@ pub enum Mode {
 }
 
 /// Decides the mode; `default_spec_exists` is asked only when needed.
+///
+/// On the arguments' bytes, without allocating: it runs first in every start of the
+/// tini mode (see `lib.rs`, "The tini mode's footprint"). Every word it looks for is
+/// ASCII, so bytes decide exactly as the UTF-8 text would.
+#[link_section = ".text.berth_tini"]
 pub fn mode(args: &[OsString], default_spec_exists: impl Fn() -> bool) -> Mode {
-    let strs: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    if strs.first().is_some_and(|a| a == "ctl") {
+    if args.first().is_some_and(|a| a.as_encoded_bytes() == b"ctl") {
         return Mode::Ctl;
     }
     let mut has_command = false;
     let mut sup = false;
     let mut i = 0;
-    while i < strs.len() {
-        let a = &strs[i];
-        if a == "--" {
-            has_command = i + 1 < strs.len();
+    while i < args.len() {
+        let a = args[i].as_encoded_bytes();
+        if a == b"--" {
+            has_command = i + 1 < args.len();
             break;
         }
         if is_sup_flag(a) {
             sup = true;
             // --spec PATH / --socket PATH take a value.
-            if !a.contains('=') && a != "--check" {
+            if !a.contains(&b'=') && a != b"--check" {
                 i += 1;
             }
-        } else if matches!(a.as_str(), "-h" | "--help" | "--version" | "-l") {
+        } else if matches!(a, b"-h" | b"--help" | b"--version" | b"-l") {
             return if sup { Mode::Supervisor } else { Mode::Tini };
-        } else if !a.starts_with('-') || a == "-" {
+        } else if !a.starts_with(b"-") || a == b"-" {
             has_command = true;
             break;
-        } else if a == "-e" || a == "-p" {
+        } else if a == b"-e" || a == b"-p" {
             i += 1;
         }
         i += 1;
@@ -295,6 +297,7 @@ fn run_supervisor(args: &[OsString]) -> i32 {
 }
 
 /// Runs `ctl` or supervisor mode if the arguments ask for it; None means "tini mode".
+#[link_section = ".text.berth_tini"]
 pub fn dispatch(args: &[OsString]) -> Option<i32> {
     match mode(args, || Path::new(DEFAULT_SPEC).exists()) {
         Mode::Tini => None,
@@ -303,7 +306,7 @@ pub fn dispatch(args: &[OsString]) -> Option<i32> {
         Mode::NothingToRun => {
             // Other mistakes on the line (`-e` without its value...) are the tini
             // parser's to report.
-            match crate::cli::parse(args.iter().cloned(), |n| std::env::var_os(n)) {
+            match crate::cli::parse(args.iter().cloned(), crate::cli::env_var) {
                 Err(crate::cli::CliError::NoCommand) => {}
                 _ => return None,
             }

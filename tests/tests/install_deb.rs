@@ -1,6 +1,7 @@
 //! The Debian package as an operator installs it (root): `scripts/package.sh --profile
 //! dev` (the dev build: the release build is the expensive part of packaging, and what
-//! is tested here is the package, not the optimizer) installed into a fresh Debian
+//! is tested here is the package, not the optimizer; `BERTH_PACKAGE_PROFILE=release`
+//! takes the release package that `scripts/package.sh` built) installed into a fresh Debian
 //! minbase root with `dpkg -i`, apt resolving its dependencies from Debian's mirror
 //! (downloaded .debs are cached under /var/tmp/berth-cache/apt-archives), then:
 //! - every binary's `--version` runs in that root and names the package's version;
@@ -64,9 +65,12 @@ fn workspace() -> PathBuf {
 }
 
 /// `scripts/package.sh --profile dev --no-build` into `out`; the .deb's path.
+/// `BERTH_PACKAGE_PROFILE=release` installs the release build instead (what nodes get;
+/// `scripts/package.sh` builds it first), so the same test checks the real package.
 fn build_package(out: &Path) -> PathBuf {
+    let profile = std::env::var("BERTH_PACKAGE_PROFILE").unwrap_or_else(|_| "dev".into());
     let o = run(Command::new(workspace().join("scripts/package.sh"))
-        .args(["--profile", "dev", "--no-build", "--out"])
+        .args(["--profile", &profile, "--no-build", "--out"])
         .arg(out)
         .current_dir(workspace()));
     let deb = PathBuf::from(text(&o).lines().last().unwrap_or_default());
@@ -176,6 +180,14 @@ fn the_package_installs_on_a_fresh_debian_and_runs_a_task() {
     assert!(root
         .join("usr/share/bash-completion/completions/berth-agent")
         .is_file());
+    // The Marathon app examples (tests/tests/examples.rs checks their content), each one.
+    for f in std::fs::read_dir(workspace().join("packaging/examples")).expect("examples") {
+        let name = f.expect("entry").file_name();
+        let installed = root.join("usr/share/doc/berth/examples").join(&name);
+        let same = std::fs::read(&installed).ok()
+            == std::fs::read(workspace().join("packaging/examples").join(&name)).ok();
+        assert!(same, "{} not installed as in the tree", installed.display());
+    }
 
     let units_dir = root.join("lib/systemd/system");
     let mut units = Vec::new();

@@ -10,7 +10,7 @@
 
 use crate::cli::Config;
 use crate::exit_status::ExitKind;
-use crate::log::{self, Log};
+use crate::log::{self, Level, Log};
 use crate::reaper::{self, ReapError, Reaped, SysWait, WaitAny};
 use crate::signals::{self, InheritedSignals, Received, SignalError, SignalFd};
 use crate::spawn::{Spawn, SpawnError, Stage};
@@ -36,6 +36,7 @@ pub enum SingleError {
 impl SingleError {
     /// The init's exit code for this error: 127/126 when the command could not be
     /// executed (as tini), else 1.
+    #[link_section = ".text.berth_tini"]
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Spawn(e) => e.exit_code(),
@@ -49,6 +50,7 @@ impl SingleError {
 ///
 /// Must be called before anything else touches signal state (it captures what the init
 /// inherited, to give exactly that to the child) and from a single-threaded process.
+#[link_section = ".text.berth_tini"]
 pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
     let inherited = InheritedSignals::capture()?;
     // Started with SIGCHLD ignored, the kernel would reap every child itself and the
@@ -86,16 +88,23 @@ pub fn run(config: &Config, log: &Log) -> Result<u8, SingleError> {
         }
         Err(err) => return Err(err.into()),
     };
-    log.info(format_args!(
-        "Spawned child process '{}' with pid '{child}'",
-        spawn.program()
-    ));
+    if log.enabled(Level::Info) {
+        log.info(format_args!(
+            "Spawned child process '{}' with pid '{child}'",
+            spawn.program()
+        ));
+    }
 
     let mut os = SysOs {
         signal_fd,
         pid: std::process::id(),
     };
-    supervise(&mut os, child, config, log)
+    let code = supervise(&mut os, child, config, log);
+    // Not freed: the init exits right after, and its drop code is outside the tini
+    // mode's section (freeing it before the loop would map those pages into the idle
+    // init, freeing it here would cost page faults on the way out).
+    std::mem::forget(spawn);
+    code
 }
 
 /// What the tini loop needs from the kernel, so the loop itself is unit-tested with a
@@ -116,16 +125,19 @@ struct SysOs {
 }
 
 impl WaitAny for SysOs {
+    #[link_section = ".text.berth_tini"]
     fn wait_any(&mut self) -> Result<Option<Reaped>, ReapError> {
         SysWait.wait_any()
     }
 }
 
 impl Os for SysOs {
+    #[link_section = ".text.berth_tini"]
     fn read_signals(&mut self, out: &mut Vec<Received>) -> Result<(), SignalError> {
         self.signal_fd.read(out).map(drop)
     }
 
+    #[link_section = ".text.berth_tini"]
     fn kill(&mut self, target: i32, signo: i32) -> std::io::Result<()> {
         // SAFETY: kill has no memory-safety preconditions.
         if unsafe { libc::kill(target, signo) } != 0 {
@@ -134,12 +146,14 @@ impl Os for SysOs {
         Ok(())
     }
 
+    #[link_section = ".text.berth_tini"]
     fn own_pid(&self) -> u32 {
         self.pid
     }
 }
 
 /// Why the loop does not pass a signal on.
+#[link_section = ".text.berth_tini"]
 fn skip_reason(signal: &Received, own_pid: u32) -> Option<&'static str> {
     if !signals::is_forwardable(signal.signo) {
         Some("not forwardable")
@@ -154,6 +168,7 @@ fn skip_reason(signal: &Received, own_pid: u32) -> Option<&'static str> {
 
 /// The loop once `child` runs: forwards every signal (to `-child` with `-g`), reaps on
 /// SIGCHLD until nothing is left, and returns the exit code when `child` was reaped.
+#[link_section = ".text.berth_tini"]
 pub fn supervise<O: Os>(
     os: &mut O,
     child: i32,
@@ -173,15 +188,21 @@ pub fn supervise<O: Os>(
             if signal.signo == libc::SIGCHLD {
                 sigchld = true;
             } else if let Some(reason) = skip_reason(signal, os.own_pid()) {
-                log.debug(format_args!(
-                    "Not passing signal '{}': {reason}",
-                    signals::name(signal.signo)
-                ));
+                if log.enabled(Level::Debug) {
+                    log.debug(format_args!(
+                        "Not passing signal '{}': {reason}",
+                        signals::name(signal.signo)
+                    ));
+                }
             } else {
-                log.debug(format_args!(
-                    "Passing signal: '{}'",
-                    signals::name(signal.signo)
-                ));
+                // Arguments are evaluated even when the line is not printed: the name
+                // lookup only when it is.
+                if log.enabled(Level::Debug) {
+                    log.debug(format_args!(
+                        "Passing signal: '{}'",
+                        signals::name(signal.signo)
+                    ));
+                }
                 match forward(os, target, signal.signo) {
                     Forwarded::Sent => {}
                     Forwarded::ChildGone => {
@@ -241,6 +262,7 @@ pub enum Forwarded {
 }
 
 /// Sends `signo` to the child (or its group, for a negative `target`).
+#[link_section = ".text.berth_tini"]
 pub fn forward<O: Os>(os: &mut O, target: i32, signo: i32) -> Forwarded {
     match os.kill(target, signo) {
         Ok(()) => Forwarded::Sent,

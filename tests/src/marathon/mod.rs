@@ -13,7 +13,9 @@
 //! - `state`: apps, tasks and their JSON, the streams, the request log.
 //! - `server`: the routes and refusals.
 //! - `bridge`: Mesos agent double updates -> Marathon tasks and events.
+//! - `app`: an app definition -> the TaskInfo and executor Marathon launches for it.
 
+pub mod app;
 pub mod bridge;
 pub mod server;
 pub mod state;
