@@ -22,6 +22,20 @@ fn is_not_found(code: Option<i32>, stderr: &str) -> bool {
 }
 
 impl LvmBackend {
+    /// `Mounted` when the volume's device is mounted anywhere (named by the first place).
+    pub(super) fn refuse_if_mounted(&self, name: &VolumeName) -> Result<(), VolumeError> {
+        match fs::mountpoints_of(&self.mountinfo, &self.device(name))?
+            .into_iter()
+            .next()
+        {
+            Some(at) => Err(VolumeError::Mounted {
+                name: name.clone(),
+                at,
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn find_lv(&self, name: &VolumeName) -> Result<Option<Lv>, VolumeError> {
         Ok(self.vg()?.lvs.into_iter().find(|l| l.name == name.as_str()))
     }
@@ -254,15 +268,7 @@ impl Backend for LvmBackend {
         if Self::to_volume(&lv).is_none() {
             return Err(VolumeError::NotOurs { name: lv.name });
         }
-        if let Some(at) = fs::mountpoints_of(&self.mountinfo, &self.device(name))?
-            .into_iter()
-            .next()
-        {
-            return Err(VolumeError::Mounted {
-                name: name.clone(),
-                at,
-            });
-        }
+        self.refuse_if_mounted(name)?;
         self.destroy(name)
     }
 

@@ -86,15 +86,7 @@ impl LvmBackend {
                     name: lv.name.clone(),
                 });
             }
-            if let Some(at) = fs::mountpoints_of(&self.mountinfo, &self.device(name))?
-                .into_iter()
-                .next()
-            {
-                return Err(VolumeError::Mounted {
-                    name: name.clone(),
-                    at,
-                });
-            }
+            self.refuse_if_mounted(name)?;
             tracing::warn!(volume = %name, "a leftover root volume was removed");
             self.destroy(name)?;
             vg = self.vg()?;
