@@ -19,12 +19,19 @@ use berth_netcfg::ipvs::{IpvsError, ServiceKey};
 use berth_tests::marathon::{MarathonDouble, Options};
 use serde_json::{json, Value};
 
-/// The kernel's table as the loop left it.
+/// The kernel's table as the loop left it, and the services each sync brought.
 #[derive(Clone, Default)]
-struct Fake(Arc<Mutex<BTreeMap<ServiceKey, Current>>>);
+struct Fake(
+    Arc<Mutex<BTreeMap<ServiceKey, Current>>>,
+    Arc<Mutex<Vec<Vec<ServiceKey>>>>,
+);
 
 impl Kernel for Fake {
     fn sync(&mut self, wanted: &BTreeMap<ServiceKey, Wanted>) -> Result<Vec<Op>, IpvsError> {
+        self.1
+            .lock()
+            .unwrap()
+            .push(wanted.keys().copied().collect());
         let mut t = self.0.lock().unwrap();
         let ops = diff(wanted, &t);
         for (k, w) in wanted {
@@ -76,10 +83,15 @@ struct Director {
 
 impl Director {
     fn start(marathon: &str, kernel: Fake, reconcile_secs: u64) -> Director {
+        Director::start_with(marathon, kernel, reconcile_secs, "")
+    }
+
+    /// With `more` config appended (more services).
+    fn start_with(marathon: &str, kernel: Fake, reconcile_secs: u64, more: &str) -> Director {
         let text = format!(
             "listen = \"127.0.0.1:0\"\n[marathon]\nurl = \"{marathon}\"\nretry_min_ms = 20\n\
              reconcile_secs = {reconcile_secs}\n[[service]]\nvip = \"10.0.0.100:80/tcp\"\n\
-             app = \"/shop/web\"\nweight = 1\n"
+             app = \"/shop/web\"\nweight = 1\n{more}"
         );
         let cfg = Config::parse(&text, std::path::Path::new("lvs.toml")).unwrap();
         let m = Marathon::new(cfg.marathon().unwrap()).unwrap();
@@ -224,4 +236,41 @@ fn a_restart_rebuilds_from_marathon_and_the_listing_catches_missed_events() {
     let k2 = Fake::default();
     let _d = Director::start(&m.url, k2.clone(), 3600);
     k2.wait(&[("10.9.0.11", 8080, 1)]);
+}
+
+/// A registration or an event brings only its own service to the kernel (the dumps of
+/// one service, not of every one); the start and the listing bring them all.
+#[test]
+fn a_change_syncs_only_its_own_service() {
+    let m = MarathonDouble::start(Options::default());
+    m.add_app("/shop/web");
+    m.add_app("/shop/api");
+    let k = Fake::default();
+    let d = Director::start_with(
+        &m.url,
+        k.clone(),
+        3600,
+        "[[service]]\nvip = \"10.0.0.101:80/tcp\"\napp = \"/shop/api\"\n",
+    );
+    let web: ServiceKey = "10.0.0.100:80/tcp".parse().unwrap();
+    let api: ServiceKey = "10.0.0.101:80/tcp".parse().unwrap();
+    // At start, then after the first listing (once the event stream is up): both.
+    let end = Instant::now() + Duration::from_secs(5);
+    while k.1.lock().unwrap().iter().filter(|s| s.len() == 2).count() < 2 {
+        assert!(Instant::now() < end, "syncs: {:?}", k.1.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    k.1.lock().unwrap().clear();
+    let reg = json!({"vip":"10.0.0.100:80","proto":"tcp","port":8080,"weight":2});
+    assert_eq!(d.call(Method::PUT, "/v1/real-servers", reg).0, 200);
+    k.wait(&[("127.0.0.1", 8080, 2)]);
+    assert_eq!(*k.1.lock().unwrap(), vec![vec![web]]);
+    k.1.lock().unwrap().clear();
+    m.add_task("/shop/api", "shop_api.a1", ip("10.9.0.3"), &[8080]);
+    k.wait(&[("127.0.0.1", 8080, 2), ("10.9.0.3", 8080, 1)]);
+    let syncs = k.1.lock().unwrap().clone();
+    assert!(
+        !syncs.is_empty() && syncs.iter().all(|s| *s == vec![api]),
+        "{syncs:?}"
+    );
 }

@@ -48,7 +48,27 @@ impl State {
     /// at the next change or listing).
     fn apply(&mut self) {
         let wanted = self.director.wanted();
-        match self.kernel.sync(&wanted) {
+        self.sync(&wanted);
+    }
+
+    /// Brings only the services whose wanted table differs from `before` (and `also`, the
+    /// one an API call named: a repeated call repairs its service) to the kernel: one
+    /// change costs the dumps of its own service, not of every service. The periodic
+    /// listing still brings everything.
+    fn apply_changed(&mut self, before: &BTreeMap<ServiceKey, Wanted>, also: Option<ServiceKey>) {
+        let some: BTreeMap<ServiceKey, Wanted> = self
+            .director
+            .wanted()
+            .into_iter()
+            .filter(|(k, w)| Some(*k) == also || before.get(k) != Some(w))
+            .collect();
+        if !some.is_empty() {
+            self.sync(&some);
+        }
+    }
+
+    fn sync(&mut self, wanted: &BTreeMap<ServiceKey, Wanted>) {
+        match self.kernel.sync(wanted) {
             Ok(ops) => {
                 for op in ops {
                     tracing::info!("ipvs: {op:?}");
@@ -108,8 +128,9 @@ pub async fn run(
                 }
                 Ok(Item::Event(e)) => {
                     let mut st = lock(&shared);
+                    let before = st.director.wanted();
                     st.director.event(&e);
-                    st.apply();
+                    st.apply_changed(&before, None);
                 }
                 Err(e) => tracing::warn!("marathon: {}", crate::error_chain(&e)),
             },
@@ -138,9 +159,12 @@ async fn reconcile_all(shared: &Shared, m: &Marathon) {
             }
         };
         let mut st = lock(shared);
+        let before = st.director.wanted();
         st.director.listing(&app, &tasks, Instant::now());
-        st.apply();
+        st.apply_changed(&before, None);
     }
+    // Then everything once: what drifted in the kernel meanwhile is repaired here.
+    lock(shared).apply();
 }
 
 async fn handle(shared: Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -156,6 +180,7 @@ async fn handle(shared: Shared, req: Request<Incoming>, peer: SocketAddr) -> Res
         }
     };
     let mut st = lock(&shared);
+    let before = st.director.wanted();
     let (status, value) = api::handle(
         &mut st.director,
         &method,
@@ -166,7 +191,12 @@ async fn handle(shared: Shared, req: Request<Incoming>, peer: SocketAddr) -> Res
     );
     if status == StatusCode::OK && method != berth_http::Method::GET {
         tracing::info!("api: {method} {path} from {peer}: {value}");
-        st.apply();
+        let key = format!(
+            "{}/{}",
+            value["vip"].as_str().unwrap_or(""),
+            value["proto"].as_str().unwrap_or("")
+        );
+        st.apply_changed(&before, key.parse().ok());
     }
     server::json(status, &value)
 }
