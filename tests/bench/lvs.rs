@@ -100,6 +100,17 @@ fn until_served(client: &Ns, port: u16) {
     });
 }
 
+/// Waits until the real server's service answers on its own address (in its netns).
+fn until_up(rs: &Ns) {
+    let path = rs.path();
+    lab::in_netns(&path, || {
+        let addr = SocketAddr::new(RS.parse().unwrap(), 8080);
+        until("the service answers", || {
+            lvs_lab::http_get(addr, "/", Duration::from_millis(500)).is_ok()
+        });
+    });
+}
+
 fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(30);
     while !cond() {
@@ -215,7 +226,9 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     for _ in 0..ROUNDS {
         let mut init = start_init(&t.rs, dir.path());
         let pid = inner_pid(&init);
-        std::thread::sleep(Duration::from_millis(300));
+        // t0 once the service runs (its checks failing): init's own start is not the
+        // figure, as keepalived's start is not the anchor's.
+        until_up(&t.rs);
         let t0 = Instant::now();
         std::fs::write(dir.path().join("healthy"), "").unwrap();
         until_served(&t.client, 80);

@@ -5,7 +5,7 @@
 //! label's MB and the writable layer the rest, so a node never hands out more than it
 //! offered.
 
-use super::PlanError;
+use crate::task::error::PlanError;
 
 /// The label's key.
 pub const LABEL: &str = "berth.home";
@@ -32,8 +32,7 @@ pub fn carve(label: Option<&str>, home_mb: f64, disk_mb: f64) -> Result<(f64, f6
         Ok(v) if v > 0 && t.bytes().all(|b| b.is_ascii_digit()) => v,
         _ => {
             return Err(bad(format!(
-                "{} is not a size: a whole number of MB above 0, e.g. \"1024\"",
-                super::shown(text)
+                "{text:?} is not a size: a whole number of MB above 0, e.g. \"1024\""
             )))
         }
     };
