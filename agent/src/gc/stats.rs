@@ -46,12 +46,7 @@ impl Stats {
         let Some(last) = t.last_run else {
             return out;
         };
-        let one = |name, help, kind, v: f64| Family {
-            name,
-            help,
-            kind,
-            rows: vec![(Vec::new(), v)],
-        };
+        let one = Family::single;
         write_family(
             &mut out,
             &one(

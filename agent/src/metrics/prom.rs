@@ -24,6 +24,18 @@ pub struct Family {
     pub rows: Vec<(Vec<(&'static str, String)>, f64)>,
 }
 
+impl Family {
+    /// A family of one unlabelled sample.
+    pub fn single(name: &'static str, help: &'static str, kind: Kind, v: f64) -> Family {
+        Family {
+            name,
+            help,
+            kind,
+            rows: vec![(Vec::new(), v)],
+        }
+    }
+}
+
 /// The agent's own counters, exported next to the containers'.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AgentCounters {
@@ -204,12 +216,7 @@ pub fn render(snap: &Snapshot, agent: &AgentCounters) -> String {
             },
         );
     }
-    let g = |name, help, kind, v: f64| Family {
-        name,
-        help,
-        kind,
-        rows: vec![(Vec::new(), v)],
-    };
+    let g = Family::single;
     write_family(
         &mut out,
         &g(
