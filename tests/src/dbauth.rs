@@ -20,6 +20,7 @@ use crate::marathon::bridge::Bridge;
 use crate::marathon::MarathonDouble;
 use crate::mariadb::MariaDb;
 use crate::mesos::harness::binary;
+use crate::mesos::tls::new_ca;
 use crate::mesos::AgentDouble;
 
 /// The admin account's password (the account is `admin`@`127.0.0.1`).
@@ -66,17 +67,7 @@ pub struct Pki {
 impl Pki {
     /// Files in `dir`; the certificate is for `ips` (and 127.0.0.1).
     pub fn new(dir: &Path, ips: &[&str]) -> Pki {
-        let ca_params = |name: &str| {
-            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            ca.distinguished_name
-                .push(rcgen::DnType::CommonName, name.to_string());
-            ca
-        };
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let ca = ca_params("dbauth test CA")
-            .self_signed(&ca_key)
-            .expect("ca");
+        let (ca, ca_key) = new_ca("dbauth test CA");
         let key = rcgen::KeyPair::generate().expect("key");
         let mut names: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
         names.push("127.0.0.1".into());
@@ -84,8 +75,7 @@ impl Pki {
             .expect("params")
             .signed_by(&key, &ca, &ca_key)
             .expect("sign");
-        let other_key = rcgen::KeyPair::generate().expect("key");
-        let other = ca_params("another CA").self_signed(&other_key).expect("ca");
+        let (other, _) = new_ca("another CA");
         let w = |name: &str, pem: String| {
             let p = dir.join(name);
             std::fs::write(&p, pem).expect("write pem");

@@ -19,6 +19,18 @@ pub struct Pki {
     pub wrong_ca: PathBuf,
 }
 
+/// A self-signed test CA named `name`, with its key.
+pub fn new_ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name.to_string());
+    let key = rcgen::KeyPair::generate().expect("key");
+    let ca = params.self_signed(&key).expect("ca");
+    (ca, key)
+}
+
 impl Pki {
     pub fn new() -> Pki {
         let dir = tempfile::Builder::new()
@@ -30,17 +42,7 @@ impl Pki {
             std::fs::write(&p, pem).expect("write pem");
             p
         };
-        let ca_params = |name: &str| {
-            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            ca.distinguished_name
-                .push(rcgen::DnType::CommonName, name.to_string());
-            ca
-        };
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let ca = ca_params("berth test agent CA")
-            .self_signed(&ca_key)
-            .expect("ca");
+        let (ca, ca_key) = new_ca("berth test agent CA");
         let leaf = |names: Vec<String>| {
             let key = rcgen::KeyPair::generate().expect("key");
             let cert = rcgen::CertificateParams::new(names)
@@ -51,10 +53,7 @@ impl Pki {
         };
         let (agent_cert, agent_key) = leaf(vec!["127.0.0.1".into()]);
         let (exec_cert, exec_key) = leaf(vec!["executor.local".into()]);
-        let other_key = rcgen::KeyPair::generate().expect("key");
-        let other = ca_params("some other CA")
-            .self_signed(&other_key)
-            .expect("other ca");
+        let (other, _) = new_ca("some other CA");
         Pki {
             ca: w("ca.pem", ca.pem()),
             agent_cert: w("agent.pem", agent_cert),
