@@ -39,6 +39,11 @@ for line in open(sys.argv[1]):
        and m["target"]["name"].startswith("vm_") and "test" in m["target"]["kind"]:
         print(m["executable"])
 PY
+# BERTH_VM_ONLY=vm_lvs (a pattern) runs only the matching test binaries.
+if [ -n "${BERTH_VM_ONLY:-}" ]; then
+  grep -- "/${BERTH_VM_ONLY}" "$work/tests.list" >"$work/only.list" || true
+  mv "$work/only.list" "$work/tests.list"
+fi
 [ -s "$work/tests.list" ] || { echo "vm-tier: packages $pkgs have the feature but no vm_* tests" >&2; exit 1; }
 echo "vm-tier: running in one VM:"; sed 's/^/  /' "$work/tests.list"
 

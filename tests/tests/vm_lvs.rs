@@ -299,17 +299,30 @@ impl World {
     }
 
     /// `n` requests to the VIP from the client netns: the real servers the kernel sent
-    /// them to (the growth of each one's connection count).
+    /// them to (the growth of each one's connection count). The kernel folds its per-CPU
+    /// counters into what `ipvsadm --stats` shows only at each estimator tick (every 2 s
+    /// since Linux 6.2, later for a service just made), so this waits until the growth
+    /// covers all `n` connections.
     fn requests(&self, n: usize) -> BTreeMap<IpAddr, u64> {
         let before = lvs_lab::conns(&self.net.lan);
         let r: Vec<Result<(), String>> = self
             .client
             .run_in(|| (0..n).map(|_| one_request()).collect());
         assert!(r.iter().all(Result::is_ok), "{r:?}");
-        let mut by = lvs_lab::conns(&self.net.lan);
-        for (ip, n) in by.iter_mut() {
-            *n -= before.get(ip).copied().unwrap_or(0).min(*n);
+        let growth = || {
+            let mut by = lvs_lab::conns(&self.net.lan);
+            for (ip, c) in by.iter_mut() {
+                *c -= before.get(ip).copied().unwrap_or(0).min(*c);
+            }
+            by
+        };
+        let end = Instant::now() + Duration::from_secs(15);
+        let mut by = growth();
+        while by.values().sum::<u64>() < n as u64 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(250));
+            by = growth();
         }
+        println!("{n} requests: connections per real server {by:?}");
         by.retain(|_, n| *n > 0);
         by
     }
