@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::exec::{Cmd, ExecError, Runner};
+use crate::exec::{Cmd, ExecError, MountCall, Runner};
 use crate::volume::Filesystem;
 
 #[derive(Debug, thiserror::Error)]
@@ -172,11 +172,13 @@ pub fn fsck_cmd(dev: &Path) -> Cmd {
         .arg(dev.display().to_string())
 }
 
-pub fn mount_cmd(fs: Filesystem, dev: &Path, target: &Path, opts: &str) -> Cmd {
-    Cmd::new("mount")
-        .args(["-t", fs.as_str(), "-o", opts])
-        .arg(dev.display().to_string())
-        .arg(target.display().to_string())
+pub fn mount_call(fs: Filesystem, dev: &Path, target: &Path, opts: &str) -> MountCall {
+    MountCall {
+        fstype: fs.as_str().into(),
+        source: dev.into(),
+        target: target.into(),
+        options: opts.into(),
+    }
 }
 
 pub fn mount(
@@ -190,8 +192,7 @@ pub fn mount(
         path: target.into(),
         err,
     })?;
-    run.check(&mount_cmd(fs, dev, target, opts))
-        .map(drop)
+    run.mount(&mount_call(fs, dev, target, opts))
         .map_err(|err| FsError::Mount {
             dev: dev.into(),
             target: target.into(),
@@ -306,12 +307,13 @@ mod tests {
             "xfs_growfs /m"
         );
         assert_eq!(
-            mount_cmd(
+            mount_call(
                 Filesystem::Xfs,
                 Path::new("/dev/a"),
                 Path::new("/m n"),
                 "rw,noatime"
             )
+            .cmd()
             .args,
             vec!["-t", "xfs", "-o", "rw,noatime", "/dev/a", "/m n"]
         );

@@ -26,22 +26,42 @@ pub struct LvmTool {
     pub config: Option<String>,
 }
 
+/// Settings a thin snapshot's `lvcreate` adds to the operator's: snapshotting an active
+/// origin suspends it, and around that lvm unregisters the thin pool from dmeventd and then
+/// waits for it to be registered again (about 1 s of a 2 s call under emulation). The pool's
+/// registration is left as its activation made it; thin LVs themselves are not monitored.
+const SNAPSHOT_CONFIG: &str = "activation/monitoring=0";
+
 impl LvmTool {
     pub fn cmd(&self, sub: &str) -> Cmd {
+        self.cmd_with(sub, None)
+    }
+
+    /// [`Self::cmd`] with `extra` settings after the operator's (`--config` is given once).
+    fn cmd_with(&self, sub: &str, extra: Option<&str>) -> Cmd {
         let mut c = Cmd::new(&self.program)
             .arg(sub)
             .env("LVM_SUPPRESS_FD_WARNINGS", "1");
         if self.no_udev {
             c = c.env("DM_DISABLE_UDEV", "1");
         }
-        if let Some(conf) = &self.config {
-            c = c.args(["--config", conf]);
+        let conf = match (&self.config, extra) {
+            (Some(op), Some(x)) => Some(format!("{op} {x}")),
+            (Some(op), None) => Some(op.clone()),
+            (None, x) => x.map(String::from),
+        };
+        if let Some(conf) = conf {
+            c = c.args(["--config".to_string(), conf]);
         }
         c
     }
 
     fn changing(&self, sub: &str) -> Cmd {
-        let c = self.cmd(sub);
+        self.changing_with(sub, None)
+    }
+
+    fn changing_with(&self, sub: &str, extra: Option<&str>) -> Cmd {
+        let c = self.cmd_with(sub, extra);
         if self.no_udev {
             c.arg("--noudevsync")
         } else {
@@ -124,8 +144,9 @@ impl LvmTool {
     }
 
     /// A writable, activated thin snapshot of `base` (thin snapshots skip activation by
-    /// default: `--setactivationskip n` makes it activate now and at boot). `incomplete`
-    /// when more is to be done before it can be used (growing it).
+    /// default: `--setactivationskip n` makes it activate now and at boot), tagged in the
+    /// same call, without dmeventd's round trip ([`SNAPSHOT_CONFIG`]). `incomplete` when
+    /// more is to be done before it can be used (growing it).
     pub fn create_snapshot(
         &self,
         vg: &str,
@@ -135,7 +156,7 @@ impl LvmTool {
         fs: Filesystem,
         incomplete: bool,
     ) -> Cmd {
-        let c = self.changing("lvcreate").args([
+        let c = self.changing_with("lvcreate", Some(SNAPSHOT_CONFIG)).args([
             "--yes",
             "--snapshot",
             "--setactivationskip",
@@ -232,9 +253,9 @@ mod tests {
         );
         let b = VolumeName::new("berth-img-x-1").unwrap();
         let s = tool().create_snapshot("vg0", &b, &n, &o, Filesystem::Ext4, true);
-        assert!(s
-            .to_string()
-            .starts_with("lvm lvcreate --yes --snapshot --setactivationskip n --permission rw"));
+        assert!(s.to_string().starts_with(
+            "lvm lvcreate --config activation/monitoring=0 --yes --snapshot --setactivationskip n --permission rw"
+        ));
         assert!(s.to_string().contains("--addtag berth.incomplete"));
         assert_eq!(s.args.last().unwrap(), "vg0/berth-img-x-1");
         // At the base's size it is complete when lvcreate returns.
@@ -263,6 +284,14 @@ mod tests {
             t.extend("vg0", &n, Bytes(8 << 20)).to_string(),
             "/sbin/lvm lvextend --config activation{monitoring=0} --noudevsync --size 8388608b vg0/v"
         );
+        let b = VolumeName::new("b").unwrap();
+        let o = Owner::new("o").unwrap();
+        assert!(t
+            .create_snapshot("vg0", &b, &n, &o, Filesystem::Ext4, false)
+            .to_string()
+            .starts_with(
+                "/sbin/lvm lvcreate --config activation{monitoring=0} activation/monitoring=0 --noudevsync --yes --snapshot"
+            ));
         assert_eq!(
             t.del_tag("vg0", &n, TAG_INCOMPLETE).to_string(),
             "/sbin/lvm lvchange --config activation{monitoring=0} --noudevsync --deltag berth.incomplete vg0/v"
