@@ -91,7 +91,7 @@ pub enum ExecError {
         stderr: String,
     },
     /// A system call made instead of a tool (named by the tool's command line) failed.
-    #[error("{cmd} (as mount(2)) failed")]
+    #[error("{cmd} (as a system call) failed")]
     Syscall {
         cmd: String,
         #[source]
@@ -174,6 +174,13 @@ pub trait Runner: Send + Sync {
         self.check(&m.cmd()).map(drop)
     }
 
+    /// The status of device-mapper device `name` as `dmsetup status --noflush` prints it.
+    /// This runs dmsetup; [`SystemRunner`] asks the kernel itself ([`crate::dm::status`]).
+    fn dm_status(&self, name: &str) -> Result<String, ExecError> {
+        let out = self.check(&Cmd::new("dmsetup").args(["status", "--noflush", name]))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs and turns a non-zero exit into [`ExecError::Failed`].
     fn check(&self, cmd: &Cmd) -> Result<Output, ExecError> {
         let out = self.run(cmd)?;
@@ -218,6 +225,13 @@ impl Runner for SystemRunner {
         .map_err(|e| ExecError::Syscall {
             cmd: shown,
             err: e.into(),
+        })
+    }
+
+    fn dm_status(&self, name: &str) -> Result<String, ExecError> {
+        crate::dm::status(name).map_err(|err| ExecError::Syscall {
+            cmd: format!("dmsetup status --noflush {name}"),
+            err,
         })
     }
 

@@ -6,6 +6,7 @@
 //! - [`size`]: the [`Bytes`] newtype and parsing of `10G` / `512MiB`.
 //! - [`volume`]: the [`Backend`] trait, requests and the volume/capacity/health types.
 //! - [`exec`]: running external tools (lvm, mkfs, mount) with a deadline and no inherited fds.
+//! - [`dm`]: device-mapper's status ioctl (a thin pool's fill level without a process).
 //! - [`fs`]: mkfs, online grow, mount and unmount of ext4/xfs.
 //! - [`lock`]: per-volume `flock` locks so two processes never build one volume at once.
 //! - [`crash`]: named steps where a test can make the process abort (crash-safety tests).
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod crash;
+pub mod dm;
 pub mod exec;
 pub mod fs;
 pub mod gc;

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::cmd::{TAG_INCOMPLETE, TAG_RESIZING};
+use super::ready;
 use super::report::{Lv, Vg};
 use super::{Layout, LvmBackend};
 use crate::crash;
@@ -64,8 +65,11 @@ impl LvmBackend {
         }
     }
 
-    /// Removes an LV that the caller holds the lock of and checked is berth's.
+    /// Removes an LV that the caller holds the lock of and checked is berth's (an image
+    /// base's marker first: [`super::ready`]).
     pub(crate) fn destroy(&self, name: &VolumeName) -> Result<bool, VolumeError> {
+        ready::clear(&self.cfg.lock_dir, name)
+            .map_err(|e| VolumeError::io("removing the marker in", &self.cfg.lock_dir, e))?;
         let out = self.run.run(&self.tool.remove(&self.cfg.vg, name))?;
         if out.success() {
             return Ok(true);

@@ -3,7 +3,8 @@
 
 use std::sync::Mutex;
 
-use super::{Layout, LvmBackend, LvmConfig};
+use super::image::{image_volume_name, ImageSpec};
+use super::{ready, Layout, LvmBackend, LvmConfig};
 use crate::exec::{Cmd, ExecError, Output, Runner};
 use crate::name::{Owner, VolumeName};
 use crate::size::Bytes;
@@ -12,15 +13,29 @@ use crate::volume::{Backend, CreateRequest, Filesystem, VolumeError, VolumeState
 struct Fake {
     report: Vec<u8>,
     calls: Mutex<Vec<String>>,
+    /// What `dmsetup status` prints.
+    dm_status: Mutex<String>,
+    /// The next command starting with this fails (exit 5).
+    fail_once: Mutex<Option<String>>,
 }
 
 impl Runner for Fake {
     fn run(&self, cmd: &Cmd) -> Result<Output, ExecError> {
-        self.calls.lock().unwrap().push(cmd.to_string());
-        let stdout = if cmd.args.first().map(String::as_str) == Some("fullreport") {
-            self.report.clone()
-        } else {
-            Vec::new()
+        let line = cmd.to_string();
+        self.calls.lock().unwrap().push(line.clone());
+        let mut fail = self.fail_once.lock().unwrap();
+        if fail.as_deref().is_some_and(|p| line.starts_with(p)) {
+            *fail = None;
+            return Ok(Output {
+                code: Some(5),
+                stdout: Vec::new(),
+                stderr: b"  Failed to find logical volume".to_vec(),
+            });
+        }
+        let stdout = match cmd.args.first().map(String::as_str) {
+            Some("fullreport") => self.report.clone(),
+            Some("status") => self.dm_status.lock().unwrap().clone().into_bytes(),
+            _ => Vec::new(),
         };
         Ok(Output {
             code: Some(0),
@@ -44,6 +59,8 @@ fn backend(
     let fake: &'static Fake = Box::leak(Box::new(Fake {
         report,
         calls: Mutex::new(Vec::new()),
+        dm_status: Mutex::new(String::new()),
+        fail_once: Mutex::new(None),
     }));
     struct Shared(&'static Fake);
     impl Runner for Shared {
@@ -187,4 +204,73 @@ fn resize_refuses_shrink_and_skips_same_size() {
         .unwrap()
         .iter()
         .all(|c| c.starts_with("lvm fullreport")));
+}
+
+#[test]
+fn a_root_of_a_marked_base_needs_no_report() {
+    let locks = tempfile::tempdir().unwrap();
+    let (b, fake) = backend(
+        "fullreport-thin-inactive.json",
+        Layout::Thin,
+        10.0,
+        locks.path(),
+    );
+    let base = image_volume_name("app:1").unwrap();
+    ready::write(locks.path(), &base, Bytes(320 << 20), Filesystem::Ext4);
+    *fake.dm_status.lock().unwrap() =
+        "0 1843200 thin-pool 3 10/100 20/100 - rw no_discard_passdown error_if_no_space - 1024\n"
+            .into();
+    let fill = |_: &std::path::Path| -> std::io::Result<()> { Ok(()) };
+    let spec = ImageSpec {
+        id: "app:1",
+        size: Bytes(320 << 20),
+        fs: Filesystem::Ext4,
+        fill: &fill,
+    };
+    let name = VolumeName::new("berth-root-t-1").unwrap();
+    let owner = Owner::new("t").unwrap();
+    let v = b
+        .image_root(&spec, &name, &owner, Bytes(100 << 20), true)
+        .unwrap();
+    assert_eq!((v.size, v.state), (Bytes(320 << 20), VolumeState::Complete));
+    assert_eq!(v.layout, "snapshot");
+    let calls = std::mem::take(&mut *fake.calls.lock().unwrap());
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[0], "dmsetup status --noflush capvg-pool-tpool");
+    assert!(
+        calls[1].starts_with("lvm lvcreate --config activation/monitoring=0 --yes --snapshot")
+            && calls[1].ends_with(&format!("capvg/{base}"))
+            && !calls[1].contains("incomplete"),
+        "{calls:#?}"
+    );
+
+    // A pool at the floor refuses the root before anything changes.
+    *fake.dm_status.lock().unwrap() = "0 1843200 thin-pool 3 10/100 95/100 - rw\n".into();
+    let e = b
+        .image_root(&spec, &name, &owner, Bytes(100 << 20), true)
+        .unwrap_err();
+    assert!(e.to_string().contains("95.00% full"), "{e}");
+    let calls = std::mem::take(&mut *fake.calls.lock().unwrap());
+    assert_eq!(calls, ["dmsetup status --noflush capvg-pool-tpool"]);
+
+    // A root larger than the base is grown: the full path, from a report.
+    *fake.dm_status.lock().unwrap() = "0 1843200 thin-pool 3 10/100 20/100 - rw\n".into();
+    let _ = b.image_root(&spec, &name, &owner, Bytes(1 << 30), true);
+    let calls = std::mem::take(&mut *fake.calls.lock().unwrap());
+    assert!(calls[0].starts_with("lvm fullreport"), "{calls:#?}");
+
+    // The base went behind berth's back: lvcreate fails, the full path rebuilds the base
+    // (the report does not have it), clearing the marker first and writing it when done.
+    *fake.fail_once.lock().unwrap() = Some("lvm lvcreate --config".into());
+    b.image_root(&spec, &name, &owner, Bytes(100 << 20), true)
+        .unwrap();
+    let calls = std::mem::take(&mut *fake.calls.lock().unwrap());
+    assert!(calls[1].contains("--snapshot"), "{calls:#?}");
+    assert!(calls[2].starts_with("lvm fullreport"), "{calls:#?}");
+    assert!(
+        calls[3].starts_with("lvm lvcreate") && calls[3].contains("--addtag berth.image"),
+        "{calls:#?}"
+    );
+    assert!(calls.last().unwrap().contains("--snapshot"), "{calls:#?}");
+    assert!(ready::read(locks.path(), &base).is_some());
 }

@@ -7,14 +7,22 @@
 //! commit: nothing is left to do after it); one grown past the base is tagged incomplete
 //! until `lvextend` and the filesystem grow are done, so a crash in between leaves a
 //! volume GC takes and the next create rebuilds.
+//!
+//! A fresh root at the base's size whose base has a marker ([`super::ready`]) skips the
+//! report too: device-mapper gives the pool's fill level for the floor, and the one
+//! `lvcreate` is all (under emulation a report is about as slow as the `lvcreate`). Should
+//! it fail (a leftover root of that name, a base removed behind berth's back), the full
+//! path runs: report, clean up, rebuild.
 
 use std::path::Path;
 
 use super::backend::Reuse;
 use super::cmd::TAG_IMAGE;
+use super::ready;
 use super::report::Vg;
 use super::LvmBackend;
 use crate::crash;
+use crate::dm;
 use crate::fs;
 use crate::lock;
 use crate::name::{Owner, VolumeKind, VolumeName};
@@ -79,6 +87,11 @@ impl LvmBackend {
         let base = image_volume_name(image.id)?;
         let _root = lock::lock(&self.cfg.lock_dir, name)?;
         let _base = lock::lock(&self.cfg.lock_dir, &base)?;
+        if fresh {
+            if let Some(v) = self.quick_root(&base, name, owner, size, image.fs)? {
+                return Ok(v);
+            }
+        }
         let mut vg = self.vg()?;
         if let Some(lv) = vg.lvs.iter().find(|l| fresh && l.name == name.as_str()) {
             if Self::to_volume(lv).is_none() {
@@ -95,8 +108,58 @@ impl LvmBackend {
         self.snapshot_locked(vg, name, owner, &base_v, size)
     }
 
+    /// Under both locks: the root `name` as a snapshot of `base` at its size, without a
+    /// report, if `base`'s marker says it is complete and the pool is above the floor.
+    /// `None`: take the full path (no marker, a root to grow, a pool device-mapper does not
+    /// report, or a failed `lvcreate`, which changed nothing).
+    fn quick_root(
+        &self,
+        base: &VolumeName,
+        name: &VolumeName,
+        owner: &Owner,
+        size: Bytes,
+        fs: Filesystem,
+    ) -> Result<Option<Volume>, VolumeError> {
+        let Some((base_size, base_fs)) = ready::read(&self.cfg.lock_dir, base) else {
+            return Ok(None);
+        };
+        let Some(pool) = self.cfg.thin_pool.as_deref() else {
+            return Ok(None);
+        };
+        // The base's size is whole extents: a larger root needs lvextend, the full path.
+        if base_fs != fs || size > base_size {
+            return Ok(None);
+        }
+        let status = self
+            .run
+            .dm_status(&dm::lvm_name(&self.cfg.vg, pool, "tpool"));
+        let Some((data, meta)) = status.ok().and_then(|s| dm::thin_pool_percent(&s)) else {
+            return Ok(None);
+        };
+        self.check_pool_use(pool, data, meta, name, size)?;
+        let c = self
+            .tool
+            .create_snapshot(&self.cfg.vg, base, name, owner, fs, false);
+        let out = self.run.run(&c)?;
+        if !out.success() {
+            tracing::info!(volume = %name, base = %base, error = %out.stderr_text(),
+                "snapshot without a report failed; taking the full path");
+            return Ok(None);
+        }
+        self.crash.step(crash::AFTER_SNAPSHOT);
+        Ok(Some(Volume {
+            name: name.clone(),
+            owner: owner.clone(),
+            size: base_size,
+            fs,
+            state: VolumeState::Complete,
+            device: self.device(name),
+            layout: "snapshot".into(),
+        }))
+    }
+
     /// Under the base's lock: the complete base `name` from `vg`, or made now; with a
-    /// report that has it.
+    /// report that has it. Either way the base's marker is written.
     fn image_locked(
         &self,
         image: &ImageSpec<'_>,
@@ -115,6 +178,7 @@ impl LvmBackend {
         let found = vg.lvs.iter().find(|l| l.name == name.as_str());
         if let Some(v) = found.and_then(Self::to_volume) {
             if v.state == VolumeState::Complete && v.owner == req.owner && v.fs == req.fs {
+                ready::write(&self.cfg.lock_dir, name, v.size, v.fs);
                 return Ok((v, vg));
             }
         }
@@ -123,6 +187,7 @@ impl LvmBackend {
             Reuse::Absent(vg) => vg,
         };
         let v = self.build_image(&req, image.fill, &vg)?;
+        ready::write(&self.cfg.lock_dir, name, v.size, v.fs);
         Ok((v, self.vg()?))
     }
 
@@ -136,6 +201,8 @@ impl LvmBackend {
         let (name, fs) = (&req.name, req.fs);
         let size = req.size.round_up(vg.extent_size.0);
         self.check_thin_floor(vg, name, size)?;
+        ready::clear(&self.cfg.lock_dir, name)
+            .map_err(|e| VolumeError::io("removing the marker in", &self.cfg.lock_dir, e))?;
         let pool = self.cfg.thin_pool.as_deref().unwrap_or_default();
         self.lvm(
             &self

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod cmd;
 pub mod image;
+pub mod ready;
 pub mod report;
 
 #[cfg(test)]
@@ -227,14 +228,26 @@ impl LvmBackend {
         let pool = self.pool(vg)?;
         let data = pool.data_percent.unwrap_or(0.0);
         let meta = pool.metadata_percent.unwrap_or(0.0);
+        self.check_pool_use(&pool.name, data, meta, name, size)
+    }
+
+    /// [`Self::check_thin_floor`] with the pool's use in percent.
+    pub(crate) fn check_pool_use(
+        &self,
+        pool: &str,
+        data: f64,
+        meta: f64,
+        name: &VolumeName,
+        size: Bytes,
+    ) -> Result<(), VolumeError> {
         let limit = 100.0 - self.cfg.free_floor_percent;
         if data >= limit || meta >= limit {
             return Err(VolumeError::BelowFloor {
                 name: name.clone(),
                 size,
                 why: format!(
-                    "thin pool {}/{} is {data:.2}% full (metadata {meta:.2}%); the free-space floor is {}%",
-                    vg.name, pool.name, self.cfg.free_floor_percent
+                    "thin pool {}/{pool} is {data:.2}% full (metadata {meta:.2}%); the free-space floor is {}%",
+                    self.cfg.vg, self.cfg.free_floor_percent
                 ),
             });
         }
