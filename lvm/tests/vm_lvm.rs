@@ -326,6 +326,34 @@ fn vm_snapshot_root_from_image_base() {
     )
     .unwrap();
 
+    // A root at the base's size from its marker: no report, one lvcreate, a working root.
+    let spec = berth_lvm::lvm::image::ImageSpec {
+        id: "registry/app:1.0",
+        size: Bytes::mib(64),
+        fs: Filesystem::Ext4,
+        fill: &fill,
+    };
+    let root3 = VolumeName::new("berth-root-task-3").unwrap();
+    let v3 = b
+        .image_root(
+            &spec,
+            &root3,
+            &Owner::new("task-3").unwrap(),
+            Bytes::mib(16),
+            true,
+        )
+        .unwrap();
+    assert_eq!((v3.layout.as_str(), v3.size), ("snapshot", base.size));
+    let m3 = lab.dir("r3");
+    b.mount_new(&v3, &m3, &MountOptions::default()).unwrap();
+    assert_eq!(
+        std::fs::read(m3.join("etc/os-release")).unwrap(),
+        b"ID=berth-test\n"
+    );
+    b.unmount(&m3).unwrap();
+    assert!(b.remove(&root3).unwrap());
+    assert_eq!(calls.get(), 1, "the marked base was not filled again");
+
     let m1 = lab.dir("r1");
     let m2 = lab.dir("r2");
     b.mount(&root1, &m1, &MountOptions::default()).unwrap();
@@ -368,6 +396,14 @@ fn vm_full_pool_and_vg_are_refused_at_the_floor() {
     b.unmount(&m).unwrap();
     let thin = b.capacity().unwrap().thin.unwrap();
     assert!(thin.data_percent >= 50.0, "pool filled: {thin:?}");
+    // device-mapper's status ioctl (a root's floor check without a report) agrees with lvm.
+    let st = berth_lvm::dm::status(&berth_lvm::dm::lvm_name(&lab.vg, "pool", "tpool")).unwrap();
+    let (data, meta) = berth_lvm::dm::thin_pool_percent(&st).expect(&st);
+    assert!((data - thin.data_percent).abs() < 0.5, "{st} vs {thin:?}");
+    assert!(
+        (meta - thin.metadata_percent).abs() < 0.5,
+        "{st} vs {thin:?}"
+    );
     let e = b
         .create(&req("berth-home-next", "16M", Filesystem::Ext4, "t2"))
         .unwrap_err();
