@@ -54,6 +54,10 @@ fn unhealthy_service_is_killed_and_restarted() {
     let st = p.wait_status("restarted", Duration::from_secs(10), |s| {
         s["services"][0]["restarts"] == 1
     });
+    // restarts counts the spawn; the new process writes its line a moment later.
+    sup_common::wait_until("the restarted run's line", Duration::from_secs(5), || {
+        lines(&p.path("runs")).len() >= 2
+    });
     assert_eq!(lines(&p.path("runs")).len(), 2, "{st}");
     let log = p.log();
     assert!(log.contains("unhealthy: killing the service"), "{log}");
