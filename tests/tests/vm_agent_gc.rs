@@ -1,6 +1,6 @@
-//! VM tier (device-mapper and 8021q, which the host kernel lacks): `berth-agent gc` and
-//! `berth-agent resources` on real LVM and real VLAN sub-interfaces. Run by
-//! scripts/vm-tier.sh (`BERTH_VM_ONLY=vm_agent` for this file alone).
+//! VM tier (device-mapper and 8021q, which the host kernel lacks): `berth-agent gc` on real
+//! LVM and real VLAN sub-interfaces. Run by scripts/vm-tier.sh (`BERTH_VM_ONLY=vm_agent_gc`
+//! for this file alone).
 //!
 //! - A live task (real executor, runc, a thin /home LV and a linear scratch LV, a macvlan on
 //!   the VLAN sub-interface `nic0.100` of the lab's trunk, DHCP over that VLAN) runs while
@@ -12,8 +12,6 @@
 //!   `nic0.200` whose only user is gone goes.
 //! - The live executor SIGKILLed too: `gc` removes its running container, its LVs and the
 //!   now unused `nic0.100`.
-//! - `resources` computes `home` from a real VG (linear) and thin pool: free minus the
-//!   floor, less the filesystem's overhead.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -25,145 +23,11 @@ use berth_netcfg::names::{IfName, NetnsName};
 use berth_tests::lab::{self, Ns};
 use berth_tests::mesos::harness::{binary, Lab};
 use berth_tests::mesos::{AgentDouble, ExecutorProcess};
+use berth_tests::vm_lvm::{vm_only, Vg};
 
 /// Generous: the VM emulates its CPUs, on a host that may be busy.
 const T: Duration = Duration::from_secs(240);
-/// Saves seconds per lvm call under emulation (no dmeventd monitoring).
-const FAST_CONFIG: &str = "activation{monitoring=0}";
 const VID: u16 = 100;
-
-/// Root, the VM, and temp dirs on the VM's tmpfs scratch.
-fn vm_only() {
-    lab::require_root();
-    assert_eq!(
-        std::env::var("BERTH_VM_TIER").as_deref(),
-        Ok("1"),
-        "vm_* tests need device-mapper and 8021q: run them with scripts/vm-tier.sh"
-    );
-    let scratch = std::env::var("BERTH_VM_SCRATCH").expect("BERTH_VM_SCRATCH");
-    std::env::set_var("TMPDIR", scratch);
-}
-
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A VG `bvga<pid>` on a sparse loop file with a thin pool `pool`; on drop every LV, mount
-/// under its dir and its loop device go.
-struct Vg {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-impl Vg {
-    fn new(tag: &str, pv_mib: u64, pool_mib: u64) -> Vg {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-vm-agent-")
-            .tempdir()
-            .expect("tempdir");
-        let vg = Vg {
-            name: format!("bvga{tag}{}", std::process::id()),
-            dir,
-        };
-        let pv = vg.dir.path().join("pv0");
-        sh(&format!("truncate -s {pv_mib}M {}", pv.display()));
-        let dev = sh(&format!("losetup -f --show {}", pv.display()));
-        sh(&format!("lvm vgcreate -q {} {dev}", vg.name));
-        sh(&format!(
-            "lvm lvcreate -q -y --config '{FAST_CONFIG}' --type thin-pool --monitor n -L {pool_mib}m -n pool {vg} && lvm lvchange -q --errorwhenfull y {vg}/pool",
-            vg = vg.name
-        ));
-        vg
-    }
-
-    /// The executor's (and the agent's) berth-lvm config file.
-    fn config(&self, thin_home: bool) -> PathBuf {
-        let p = self.dir.path().join(format!(
-            "lvm-{}.json",
-            if thin_home { "thin" } else { "linear" }
-        ));
-        let mut c = serde_json::json!({
-            "vg": self.name,
-            "lock_dir": self.dir.path().join("locks"),
-            "lvm_config": FAST_CONFIG,
-            "free_floor_percent": 10.0,
-        });
-        if thin_home {
-            c["thin_pool"] = "pool".into();
-            c["home_layout"] = "thin".into();
-        }
-        std::fs::write(&p, c.to_string()).expect("lvm config");
-        p
-    }
-
-    /// berth's LVs: (name, owner tag).
-    fn berth_lvs(&self) -> Vec<(String, String)> {
-        sh(&format!(
-            "lvm lvs --noheadings -o lv_name,lv_tags {}",
-            self.name
-        ))
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let name = w.next()?.to_string();
-            let tags = w.next().unwrap_or_default();
-            let owner = tags
-                .split(',')
-                .find_map(|t| t.strip_prefix("berth.owner="))
-                .unwrap_or_default()
-                .to_string();
-            name.starts_with("berth-").then_some((name, owner))
-        })
-        .collect()
-    }
-
-    /// `lvm <report> --units b` numbers.
-    fn bytes(&self, report: &str, fields: &str, what: &str) -> Vec<f64> {
-        sh(&format!(
-            "lvm {report} --noheadings --units b --nosuffix -o {fields} {what}"
-        ))
-        .split_whitespace()
-        .map(|v| v.parse().expect("a number"))
-        .collect()
-    }
-}
-
-impl Drop for Vg {
-    fn drop(&mut self) {
-        let root = self.dir.path().display().to_string();
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(&root))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-        let _ = Command::new("lvm")
-            .args(["vgremove", "-qq", "-ff", "-y", &self.name])
-            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .status();
-        let _ = Command::new("sh")
-            .args([
-                "-c",
-                &format!("losetup -j {root}/pv0 -O NAME -n | xargs -r -n1 losetup -d"),
-            ])
-            .status();
-    }
-}
-
 /// Deletes netns pins and netcfg's VLAN records of this test on drop (the links go with
 /// the lab's netns).
 struct NetGuard {
@@ -590,93 +454,4 @@ fn vm_agent_gc_after_kill_9_at_every_step_leaves_the_live_task() {
     assert_eq!(links(&net.host), ["lo", "nic0"], "{out}");
     assert!(vg.berth_lvs().is_empty(), "{:?}", vg.berth_lvs());
     lab.assert_clean();
-}
-
-/// `berth-agent resources --format text` for `lvm`: the `home` value.
-fn home(dir: &Path, lvm: &Path) -> u64 {
-    let cfg = dir.join("agent-res.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[resources]\ndisk_dir = {d:?}\n[resources.home]\nbackend = \"lvm\"\n\
-             lvm_config = {l:?}\n[resources.net]\nparent = \"lo\"\nspeed_mbit = 1000.0\n",
-            d = dir,
-            l = lvm
-        ),
-    )
-    .expect("config");
-    let out = Command::new(binary("berth-agent"))
-        .args(["resources", "--format", "text", "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("berth-agent resources");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.trim()
-        .split(';')
-        .find_map(|r| r.strip_prefix("home:"))
-        .unwrap_or_else(|| panic!("no home in {text}"))
-        .parse()
-        .expect("home MiB")
-}
-
-/// What `free` bytes of `total` leave for a /home after a 10 % floor, in MiB of ext4 /home.
-fn usable(total: f64, free: f64) -> u64 {
-    let left = ((free - total * 10.0 / 100.0) / 1048576.0).max(0.0) as u64;
-    berth_agent::resources::usable_mib(berth_lvm::Filesystem::Ext4, left, 4 << 20)
-}
-
-#[test]
-fn vm_agent_resources_home_from_a_vg_and_a_thin_pool() {
-    vm_only();
-    let vg = Vg::new("r", 1024, 256);
-    // Linear: the VG's free space (the pool already took 256 MiB and its metadata).
-    let linear = vg.config(false);
-    let [size, free] = vg.bytes("vgs", "vg_size,vg_free", &vg.name)[..] else {
-        panic!("vgs")
-    };
-    let got = home(vg.dir.path(), &linear);
-    eprintln!("linear: VG {size} B, free {free} B -> home {got} MiB");
-    assert_eq!(got, usable(size, free));
-    assert!(got > 500 && got < 700, "{got}");
-    // 128 MiB more in use: home shrinks by as much.
-    sh(&format!(
-        "lvm lvcreate -q -y --config '{FAST_CONFIG}' -L 128m -n other {}",
-        vg.name
-    ));
-    let [size, free] = vg.bytes("vgs", "vg_size,vg_free", &vg.name)[..] else {
-        panic!("vgs")
-    };
-    let after = home(vg.dir.path(), &linear);
-    assert_eq!(after, usable(size, free));
-    assert!(got.abs_diff(after).abs_diff(128) <= 8, "{got} -> {after}");
-    // Thin: the pool's free data space, shrinking as a thin LV is written.
-    let thin = vg.config(true);
-    let pool = format!("{}/pool", vg.name);
-    let got = home(vg.dir.path(), &thin);
-    let [psize, _] = vg.bytes("lvs", "lv_size,data_percent", &pool)[..] else {
-        panic!("lvs")
-    };
-    assert_eq!(psize, (256u64 << 20) as f64);
-    let dp: f64 = sh(&format!("lvm lvs --noheadings -o data_percent {pool}"))
-        .parse()
-        .expect("data_percent");
-    eprintln!("thin: pool {psize} B, {dp} % used -> home {got} MiB");
-    assert_eq!(got, usable(psize, psize * (1.0 - dp / 100.0)));
-    sh(&format!(
-        "lvm lvcreate -q -y --config '{FAST_CONFIG}' -V 128m --thin -n tv {pool} && \
-         dd if=/dev/urandom of=/dev/{}/tv bs=1M count=64 oflag=direct status=none",
-        vg.name
-    ));
-    let dp: f64 = sh(&format!("lvm lvs --noheadings -o data_percent {pool}"))
-        .parse()
-        .expect("data_percent");
-    let after = home(vg.dir.path(), &thin);
-    eprintln!("thin: 64 MiB written, {dp} % used -> home {after} MiB");
-    assert_eq!(after, usable(psize, psize * (1.0 - dp / 100.0)));
-    assert!(got.abs_diff(after).abs_diff(64) <= 4, "{got} -> {after}");
 }
