@@ -2,7 +2,7 @@
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::Handle;
+pub use rtnetlink::Handle;
 
 /// Open an rtnetlink connection in the calling thread's netns; the connection task is
 /// spawned on the current tokio runtime (current_thread is fine).

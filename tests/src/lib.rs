@@ -31,3 +31,4 @@ pub mod mesos;
 pub mod minbase;
 pub mod oci;
 pub mod rootfs;
+pub mod vm_lvm;

@@ -10,8 +10,9 @@ use crate::config::Config;
 #[command(
     long_about = "Removes what dead tasks left behind: runtime containers and their processes, \
     cgroups, overlay and volume mounts, netns pins with berth's links (macvlan eth0, ifb, tc), \
-    VLAN sub-interface uses, /home and scratch volumes (LVs or loop files), run dirs (init's \
-    socket, DHCP lease), state dirs and task lock files.\n\n\
+    VLAN sub-interfaces no live task uses (or a dead task's record of using one), /home and \
+    scratch volumes (LVs or loop files), run dirs (init's socket, DHCP lease), state dirs and \
+    task lock files.\n\n\
     A task is alive while its executor holds its task lock (<state dir>/<container id>.lock): \
     nothing of it is touched. A leftover younger than [gc] grace_secs is spared. Prints one \
     line per thing removed with why; --dry-run prints what would be removed and removes \

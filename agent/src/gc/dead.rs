@@ -2,7 +2,7 @@
 //! make, removed in the reverse of their order, each only if it is there:
 //! `container` (the runtime's container and its wrapper, then its cgroup dirs), `rootfs`
 //! (the overlay under the bundle), `network` (berth's links in the netns, the netns pin,
-//! the task's use of a VLAN sub-interface), `volume` and `scratch` (unmounted, then
+//! the task's use of VLAN sub-interfaces, [`super::vlans`]), `volume` and `scratch` (unmounted, then
 //! removed; a started task's /home kept with `retain_home`), `rundir`, and last the state
 //! dir and the lock file. A part that fails keeps the state dir (and so the lock file), so
 //! the next run tries again; the rest still goes.
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_lvm::{Backend, VolumeKind, VolumeName};
-use berth_netcfg::names::{IfName, NetnsName};
+use berth_netcfg::names::NetnsName;
 
 use super::host;
 use super::report::{Kind, Report};
@@ -97,13 +97,9 @@ pub async fn collect(
                 );
             }
         }
-        if let Some(vid) = f.vlan {
-            let link = format!("{}.{vid}", s.net_parent);
-            if !dry && s.berth_run_dir.join("vlan").join(&link).is_dir() {
-                let res = release_vlan(s, vid, &f.task_id).await;
-                note(r, Kind::Netns, link, res);
-            }
-        }
+        // Its use of VLAN sub-interfaces, found by its records (whatever the checkpoint got
+        // to say).
+        super::vlans::release_task(s, &f.task_id, &why, dry, r).await;
     }
     // The volumes: /home (kept when retained and the task had started), the scratch one.
     for (kind, label) in [(VolumeKind::Home, "home"), (VolumeKind::Root, "scratch")] {
@@ -144,12 +140,4 @@ pub async fn collect(
         note(r, Kind::StateDir, f.dir.display().to_string(), res);
     }
     r.errors() == failed_before
-}
-
-async fn release_vlan(s: &Settings, vid: u16, task_id: &str) -> Result<(), String> {
-    let trunk = IfName::new(&s.net_parent).map_err(|e| e.to_string())?;
-    let h = berth_netcfg::conn::connect().map_err(|e| format!("netlink: {e}"))?;
-    berth_netcfg::link::vlan::release_vlan(&h, &s.berth_run_dir, &trunk, vid, task_id)
-        .await
-        .map_err(|e| e.to_string())
 }

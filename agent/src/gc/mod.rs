@@ -10,7 +10,8 @@
 //!    container's newest file is older than `grace_secs` removes every part the executor's
 //!    steps make ([`dead`]).
 //! 2. With `sweep_unowned`, what no container dir claims ([`unowned`]): runtime containers,
-//!    run dirs, netns pins, lock files, volumes (berth-lvm's GC).
+//!    run dirs, netns pins, lock files, volumes (berth-lvm's GC), VLAN sub-interfaces
+//!    whose recorded users are all gone ([`vlans`], netcfg's records and lock).
 //! 3. With an image cache budget, unpacked images no task uses, least recently used first,
 //!    until the cache fits ([`images`], the executor's `image::budget`).
 //!
@@ -22,6 +23,7 @@
 //! - [`scan`]: the state dir's containers and what they claim.
 //! - [`host`]: runtime, mounts, cgroups, directories (the OS side).
 //! - [`dead`]: one dead container's parts.
+//! - [`vlans`]: VLAN sub-interfaces no live task uses.
 //! - [`unowned`]: what nobody claims.
 //! - [`images`]: the image cache over its budget.
 //! - [`stats`]: the totals `serve` exports.
@@ -33,6 +35,7 @@ pub mod report;
 pub mod scan;
 pub mod stats;
 pub mod unowned;
+pub mod vlans;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -14,6 +14,8 @@ pub enum Kind {
     Mount,
     /// A network namespace pin with berth's links (macvlan eth0, ifb, tc) in it.
     Netns,
+    /// A VLAN sub-interface of the trunk (or one dead task's record of using it).
+    Vlan,
     /// A berth-lvm volume (LV, or loop file + loop device).
     Volume,
     /// A task's run dir (berth-init's status socket, DHCP lease, app spec).
@@ -27,11 +29,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Container,
         Kind::Cgroup,
         Kind::Mount,
         Kind::Netns,
+        Kind::Vlan,
         Kind::Volume,
         Kind::RunDir,
         Kind::StateDir,
@@ -45,6 +48,7 @@ impl Kind {
             Kind::Cgroup => "cgroup",
             Kind::Mount => "mount",
             Kind::Netns => "netns",
+            Kind::Vlan => "vlan",
             Kind::Volume => "volume",
             Kind::RunDir => "rundir",
             Kind::StateDir => "statedir",

@@ -29,7 +29,6 @@ pub struct Found {
     pub wrapper_pid: Option<u32>,
     /// The OCI `cgroupsPath`.
     pub cgroup: Option<String>,
-    pub vlan: Option<u16>,
     /// Since its newest file (lock, checkpoint, dir) was written.
     pub age: Duration,
 }
@@ -87,7 +86,6 @@ pub fn scan(state_dir: &Path) -> std::io::Result<Vec<Found>> {
                 netns: t.netns,
                 wrapper_pid: t.wrapper_pid,
                 cgroup: t.cgroup,
-                vlan: t.vlan,
                 age: age_of(&[lock, cp, dir.clone()]),
                 container_id: id,
                 dir,

@@ -1,6 +1,6 @@
 //! Leftovers no container of the state dir claims (`sweep_unowned`): runtime containers
-//! named by berth, run dirs, berth's netns pins, lock files, and volumes, the last through
-//! berth-lvm's own GC ([`berth_lvm::gc::collect`]: incomplete volumes nobody builds, and
+//! named by berth, run dirs, berth's netns pins, lock files, volumes and VLAN
+//! sub-interfaces ([`super::vlans`]), the volumes through berth-lvm's own GC ([`berth_lvm::gc::collect`]: incomplete volumes nobody builds, and
 //! volumes whose owner has no container). The executor makes a task's state dir (under the
 //! task lock) before anything else of it, so whatever exists without a claiming state dir
 //! was left behind; the claims are read again right before each removal (a task that
@@ -125,6 +125,7 @@ pub async fn sweep(s: &Settings, backend: Option<&dyn Backend>, dry: bool, r: &m
     if let Some(b) = backend {
         volumes(s, b, dry, r);
     }
+    super::vlans::sweep(s, dry, r).await;
 }
 
 async fn teardown(dir: &Path, name: &NetnsName) -> Result<(), String> {

@@ -201,6 +201,131 @@ pub async fn list_unused_vlans(h: &Handle, run_dir: &Path) -> Result<Vec<IfName>
     Ok(out)
 }
 
+/// Whether `name` is one berth would give a sub-interface: `<trunk>.<vid>`.
+pub fn is_vlan_name(name: &str) -> bool {
+    let Some((trunk, vid)) = name.rsplit_once('.') else {
+        return false;
+    };
+    match (IfName::new(trunk), vid.parse::<u16>()) {
+        (Ok(t), Ok(v)) => vlan_name(&t, v).is_ok_and(|n| n.as_str() == name),
+        _ => false,
+    }
+}
+
+/// One of berth's VLAN sub-interfaces and what the run dir records of its users (for GC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlanLink {
+    pub name: IfName,
+    /// Whoever acquired it and has not released it (a task id each).
+    pub owners: Vec<String>,
+    /// Its records that exist: the lock file, the users dir, each user file (their
+    /// modification times say when a setup last touched it).
+    pub records: Vec<PathBuf>,
+}
+
+/// The users `run_dir` records for `link`, and those records.
+pub fn users_of(run_dir: &Path, link: &IfName) -> (Vec<String>, Vec<PathBuf>) {
+    let dir = users_dir(run_dir, link);
+    let mut records: Vec<PathBuf> = [
+        run_dir.join("vlan").join(format!("{link}.lock")),
+        dir.clone(),
+    ]
+    .into_iter()
+    .filter(|p| p.symlink_metadata().is_ok())
+    .collect();
+    let mut owners = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files {
+        if let Ok(o) = std::fs::read_to_string(&f) {
+            owners.push(o);
+            records.push(f);
+        }
+    }
+    owners.sort();
+    owners.dedup();
+    (owners, records)
+}
+
+/// Every VLAN sub-interface berth made (its alias and `<trunk>.<vid>` name), with its users.
+pub async fn list_vlans(h: &Handle, run_dir: &Path) -> Result<Vec<VlanLink>, LinkError> {
+    let links = all_links(h).await.map_err(|err| LinkError::Netlink {
+        what: "list links",
+        name: "host".into(),
+        err,
+    })?;
+    let mut out: Vec<VlanLink> = links
+        .iter()
+        .filter(|l| alias_of(l) == Some(VLAN_ALIAS))
+        .filter_map(|l| name_of(l).filter(|n| is_vlan_name(n)))
+        .filter_map(|n| IfName::new(n).ok())
+        .map(|name| {
+            let (owners, records) = users_of(run_dir, &name);
+            VlanLink {
+                name,
+                owners,
+                records,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// What [`collect_vlan`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// The users whose records went.
+    pub dropped: Vec<String>,
+    /// The sub-interface was deleted (no user left).
+    pub deleted: bool,
+}
+
+/// GC of `link`: under its lock (so never while a setup acquires or releases it), drops
+/// the users `is_live` says are gone, then deletes the link if it is berth's and no user
+/// is left. `is_live` is asked under the lock: a task that acquired it meanwhile is seen.
+pub async fn collect_vlan(
+    h: &Handle,
+    run_dir: &Path,
+    link: &IfName,
+    is_live: &mut dyn FnMut(&str) -> bool,
+) -> Result<Collected, LinkError> {
+    let _guard = lock(run_dir, link).await?;
+    let mut done = Collected::default();
+    let (owners, _) = users_of(run_dir, link);
+    for o in owners {
+        if is_live(&o) {
+            continue;
+        }
+        let of = owner_file(run_dir, link, &o);
+        match std::fs::remove_file(&of) {
+            Ok(()) => done.dropped.push(o),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("remove", &of)(e)),
+        }
+    }
+    if count_users(run_dir, link) == 0 {
+        let there = link_by_name(h, link.as_str())
+            .await
+            .map_err(|err| LinkError::Netlink {
+                what: "look up",
+                name: link.to_string(),
+                err,
+            })?
+            .is_some_and(|l| alias_of(&l) == Some(VLAN_ALIAS));
+        if there {
+            delete_if_berths(h, link).await?;
+            done.deleted = true;
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +338,37 @@ mod tests {
         assert!(vlan_name(&t, 4095).is_err());
         let long = IfName::new("enp0s31f6abc").unwrap();
         assert!(vlan_name(&long, 4000).is_err());
+    }
+
+    #[test]
+    fn berths_naming_only() {
+        assert!(is_vlan_name("eth1.100") && is_vlan_name("bond0.4094"));
+        for n in [
+            "eth1",
+            "eth1.0",
+            "eth1.4095",
+            "eth1.x",
+            ".100",
+            "eth1.0100",
+            "a b.1",
+        ] {
+            assert!(!is_vlan_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn users_and_their_records() {
+        let d = tempfile::tempdir().unwrap();
+        let link = IfName::new("eth1.7").unwrap();
+        assert_eq!(users_of(d.path(), &link), (vec![], vec![]));
+        std::fs::create_dir_all(users_dir(d.path(), &link)).unwrap();
+        for o in ["task-b", "task-a"] {
+            std::fs::write(owner_file(d.path(), &link, o), o).unwrap();
+        }
+        std::fs::write(d.path().join("vlan/eth1.7.lock"), "").unwrap();
+        let (owners, records) = users_of(d.path(), &link);
+        assert_eq!(owners, ["task-a", "task-b"]);
+        assert_eq!(records.len(), 4, "{records:?}");
+        assert!(records.iter().all(|r| r.exists()));
     }
 }
