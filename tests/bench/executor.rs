@@ -15,7 +15,8 @@
 //!
 //! For runc also: berth over a TLS agent double (LIBPROCESS_SSL_*, client certificate,
 //! verification on), and, with BERTH_BENCH_OLD_EXECUTOR=<binary>, an older executor
-//! build on the plain and the TLS double, printed as ratios to this build.
+//! build on the plain and the TLS double, printed as ratios to this build
+//! (BERTH_BENCH_OLD_TLS=0 for a build from before TLS: the plain double only).
 //!
 //! Run (root): `cargo build --release -p berth-executor -p berth-init --bins && cargo bench -p berth-tests --bench executor`
 //! (binaries are taken next to the bench's deps dir; BERTH_BENCH_TASKS overrides 20;
@@ -226,6 +227,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let old = std::env::var_os("BERTH_BENCH_OLD_EXECUTOR").map(std::path::PathBuf::from);
+    // An older build from before the executor spoke TLS: BERTH_BENCH_OLD_TLS=0.
+    let old_tls = std::env::var("BERTH_BENCH_OLD_TLS").as_deref() != Ok("0");
     let runtimes = [TestRuntime::Runc, TestRuntime::Crun];
     let labs: Vec<RuntimeLab> = runtimes
         .iter()
@@ -246,9 +249,11 @@ fn main() {
                     let (l, kl, _) = berth_once(lab, i, Agent::OldBinary(old.clone()));
                     figs[k].old_launch.push(l);
                     figs[k].old_kill.push(kl);
-                    let (l, kl, _) = berth_once(lab, i, Agent::OldTls(old.clone()));
-                    figs[k].old_tls_launch.push(l);
-                    figs[k].old_tls_kill.push(kl);
+                    if old_tls {
+                        let (l, kl, _) = berth_once(lab, i, Agent::OldTls(old.clone()));
+                        figs[k].old_tls_launch.push(l);
+                        figs[k].old_tls_kill.push(kl);
+                    }
                 }
             }
             if anchors[k].is_none() {
@@ -312,6 +317,9 @@ fn main() {
                 bl / ol,
                 bk / ok
             ));
+            if f.old_tls_launch.is_empty() {
+                continue;
+            }
             let otl = row(
                 format!("older berth+{b} over TLS LAUNCH -> RUNNING"),
                 &mut f.old_tls_launch,

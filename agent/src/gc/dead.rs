@@ -61,7 +61,7 @@ pub async fn collect(
             let res = if dry {
                 Ok(())
             } else {
-                std::fs::remove_dir(&d).map_err(|e| format!("rmdir {}: {e}", d.display()))
+                host::remove_cgroup(&d, Duration::from_secs(5))
             };
             note(r, Kind::Cgroup, d.display().to_string(), res);
         }

@@ -141,6 +141,30 @@ pub fn cgroup_dirs(root: &Path, cgroups_path: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// Removes a dead container's cgroup dir (absent: fine). A process still in it (one the
+/// runtime's kill has not reaped yet, or a `runc init` of a container never started) makes
+/// rmdir fail with EBUSY: those are SIGKILLed and the rmdir tried again, for at most
+/// `within`.
+pub fn remove_cgroup(dir: &Path, within: Duration) -> Result<(), String> {
+    let end = Instant::now() + within;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < end => {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: kill(2) of a process in the dead container's own cgroup; no
+                    // memory is passed.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("rmdir {}: {e}", dir.display())),
+        }
+    }
+}
+
 /// Removes a directory tree that holds no mount (a mount under it is an error: its files
 /// are another filesystem's, never deleted through it). Absent is fine.
 pub fn remove_tree(dir: &Path) -> Result<(), String> {
