@@ -99,12 +99,13 @@ fn others() -> Vec<(String, Vec<String>)> {
 /// connecting would not be fair: berth keeps the VIP's virtual service while it has no
 /// real servers, so a connect meets ICMP port-unreachable, which the kernel rate-limits
 /// (6, then 1 a second) and most tries wait out their timeout; keepalived deletes an empty
-/// virtual service, so its tries are refused at once.
-fn until_served(client: &Ns, table: &mut Table, key: &ServiceKey) {
+/// virtual service, so its tries are refused at once. Returns when the table had it.
+fn until_served(client: &Ns, table: &mut Table, key: &ServiceKey) -> Instant {
     let rs: IpAddr = RS.parse().unwrap();
     until("the real server in the table", || {
         table.servers(key).get(&rs).is_some_and(|&(_, w)| w > 0)
     });
+    let in_table = Instant::now();
     let path = client.path();
     lab::in_netns(&path, || {
         let vip = SocketAddr::new(key.addr, key.port);
@@ -112,6 +113,7 @@ fn until_served(client: &Ns, table: &mut Table, key: &ServiceKey) {
             lvs_lab::http_get(vip, "/", Duration::from_millis(1000)).is_ok()
         });
     });
+    in_table
 }
 
 /// Waits until the real server's service answers on its own address (in its netns).
@@ -236,7 +238,7 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     .unwrap();
     let rs: IpAddr = RS.parse().unwrap();
 
-    let mut healthy = Vec::new();
+    let (mut healthy, mut to_table) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let mut init = start_init(&t.rs, dir.path());
         let pid = inner_pid(&init);
@@ -245,8 +247,9 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         until_up(&t.rs);
         let t0 = Instant::now();
         std::fs::write(dir.path().join("healthy"), "").unwrap();
-        until_served(&t.client, &mut table, &key);
+        let in_table = until_served(&t.client, &mut table, &key);
         healthy.push(t0.elapsed());
+        to_table.push(in_table - t0);
         signal(pid, libc::SIGTERM);
         init.wait().unwrap();
         until("deregistered", || !table.servers(&key).contains_key(&rs));
@@ -272,6 +275,7 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         killed.push(t0.elapsed());
     }
     dir_.stop();
+    println!("berth: healthy -> in the table {:?}", median_p90(to_table));
     (healthy, killed)
 }
 
@@ -330,13 +334,14 @@ fn anchor(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         signal(ka.id() as i32, libc::SIGHUP);
     };
 
-    let mut healthy = Vec::new();
+    let (mut healthy, mut to_table) = (Vec::new(), Vec::new());
     let mut h = httpd(t);
     for _ in 0..ROUNDS {
         let t0 = Instant::now();
         reload(true);
-        until_served(&t.client, &mut table, &key);
+        let in_table = until_served(&t.client, &mut table, &key);
         healthy.push(t0.elapsed());
+        to_table.push(in_table - t0);
         reload(false);
         until("removed", || !table.servers(&key).contains_key(&rs));
     }
@@ -358,6 +363,10 @@ fn anchor(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     }
     signal(ka.id() as i32, libc::SIGTERM);
     let _ = ka.wait();
+    println!(
+        "keepalived: healthy -> in the table {:?}",
+        median_p90(to_table)
+    );
     (healthy, killed)
 }
 
