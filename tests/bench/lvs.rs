@@ -5,8 +5,10 @@
 //! 1. "service healthy -> VIP serves it": berth-init (PID 1 of a PID namespace in the real
 //!    server's netns, health `test -f healthy` every 100 ms) registers with the real
 //!    `berth-agent lvs`, which applies the diff; timed from creating the health file (so
-//!    berth's figure includes finding out by its own check) until a new connection to the
-//!    VIP from the client netns is answered. The anchor learns "healthy" for free at t0,
+//!    berth's figure includes finding out by its own check) until the VIP serves: the real
+//!    server is in the kernel's table with a weight and a new connection to the VIP from
+//!    the client netns is answered (the same event for both sides: see `until_served` for
+//!    why polling by connects alone would not be). The anchor learns "healthy" for free at t0,
 //!    rewrites its whole keepalived.conf with the real server in it and sends SIGHUP.
 //! 2. "SIGKILL -> real server gone": the service's process is SIGKILLed; once it is reaped
 //!    (the executor's part), berth's Marathon double emits TASK_FAILED and the director
@@ -14,6 +16,10 @@
 //!    Timed until the real server is gone from the kernel's table (netlink dump).
 //!
 //! Run (root, in the VM): `cargo build --workspace --bins && scripts/bench-vm.sh lvs --profile dev`.
+//! bench-vm.sh runs this bench, berth's binaries, keepalived and the tools both sides exec
+//! from a tmpfs copy inside the VM (the VM's root is 9p without a page cache: a fresh
+//! process would page-fault its code from the host at milliseconds a fault), so the
+//! figures are those of a node whose binaries are in its page cache.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -87,17 +93,27 @@ fn others() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Polls the VIP from the client netns until a new connection is answered.
-fn until_served(client: &Ns, port: u16) {
+/// Waits until the VIP serves: the real server is in the kernel's table with a weight
+/// (netlink dump of the director's netns), then one new connection from the client netns is
+/// answered (retried at once if refused). Both sides are timed to this same event. Only
+/// connecting would not be fair: berth keeps the VIP's virtual service while it has no
+/// real servers, so a connect meets ICMP port-unreachable, which the kernel rate-limits
+/// (6, then 1 a second) and most tries wait out their timeout; keepalived deletes an empty
+/// virtual service, so its tries are refused at once. Returns when the table had it.
+fn until_served(client: &Ns, table: &mut Table, key: &ServiceKey) -> Instant {
+    let rs: IpAddr = RS.parse().unwrap();
+    until("the real server in the table", || {
+        table.servers(key).get(&rs).is_some_and(|&(_, w)| w > 0)
+    });
+    let in_table = Instant::now();
     let path = client.path();
     lab::in_netns(&path, || {
-        let vip = SocketAddr::new(VIP_ADDR.parse().unwrap(), port);
-        let end = Instant::now() + Duration::from_secs(30);
-        while lvs_lab::http_get(vip, "/", Duration::from_millis(500)).is_err() {
-            assert!(Instant::now() < end, "the VIP never served");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let vip = SocketAddr::new(key.addr, key.port);
+        until("the VIP serves", || {
+            lvs_lab::http_get(vip, "/", Duration::from_millis(1000)).is_ok()
+        });
     });
+    in_table
 }
 
 /// Waits until the real server's service answers on its own address (in its netns).
@@ -222,7 +238,7 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     .unwrap();
     let rs: IpAddr = RS.parse().unwrap();
 
-    let mut healthy = Vec::new();
+    let (mut healthy, mut to_table) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let mut init = start_init(&t.rs, dir.path());
         let pid = inner_pid(&init);
@@ -231,8 +247,9 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         until_up(&t.rs);
         let t0 = Instant::now();
         std::fs::write(dir.path().join("healthy"), "").unwrap();
-        until_served(&t.client, 80);
+        let in_table = until_served(&t.client, &mut table, &key);
         healthy.push(t0.elapsed());
+        to_table.push(in_table - t0);
         signal(pid, libc::SIGTERM);
         init.wait().unwrap();
         until("deregistered", || !table.servers(&key).contains_key(&rs));
@@ -243,7 +260,7 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         let mut init = start_init(&t.rs, dir.path());
         let pid = inner_pid(&init);
         std::fs::write(dir.path().join("healthy"), "").unwrap();
-        until_served(&t.client, 80);
+        until_served(&t.client, &mut table, &key);
         let id = format!("web.{round}");
         m.add_task(APP, &id, rs, &[8080]);
         m.set_health(&id, true);
@@ -258,6 +275,7 @@ fn berth(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         killed.push(t0.elapsed());
     }
     dir_.stop();
+    println!("berth: healthy -> in the table {:?}", median_p90(to_table));
     (healthy, killed)
 }
 
@@ -316,13 +334,14 @@ fn anchor(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
         signal(ka.id() as i32, libc::SIGHUP);
     };
 
-    let mut healthy = Vec::new();
+    let (mut healthy, mut to_table) = (Vec::new(), Vec::new());
     let mut h = httpd(t);
     for _ in 0..ROUNDS {
         let t0 = Instant::now();
         reload(true);
-        until_served(&t.client, 80);
+        let in_table = until_served(&t.client, &mut table, &key);
         healthy.push(t0.elapsed());
+        to_table.push(in_table - t0);
         reload(false);
         until("removed", || !table.servers(&key).contains_key(&rs));
     }
@@ -333,7 +352,7 @@ fn anchor(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     for _ in 0..ROUNDS {
         let mut h = httpd(t);
         reload(true);
-        until_served(&t.client, 80);
+        until_served(&t.client, &mut table, &key);
         std::thread::sleep(Duration::from_millis(100));
         let t0 = Instant::now();
         let _ = h.kill();
@@ -344,6 +363,10 @@ fn anchor(t: &Triangle) -> (Vec<Duration>, Vec<Duration>) {
     }
     signal(ka.id() as i32, libc::SIGTERM);
     let _ = ka.wait();
+    println!(
+        "keepalived: healthy -> in the table {:?}",
+        median_p90(to_table)
+    );
     (healthy, killed)
 }
 

@@ -1,7 +1,8 @@
 //! The thread that drives every link: its own current-thread runtime, one task per call
-//! (all directors in parallel, one call per link at a time). The table is shared with
-//! the supervisor, which sets what is wanted and pokes; every finished call wakes the
-//! supervisor (`notify`) so the status and shutdown see it at once.
+//! (all directors in parallel, one call per link at a time), over connections kept
+//! open: one to each director is opened at start ([`client::warm`]). The table is shared
+//! with the supervisor, which sets what is wanted and pokes; every finished call wakes
+//! the supervisor (`notify`) so the status and shutdown see it at once.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -72,6 +73,18 @@ impl Worker {
                 }
             })
         };
+        let mut bases: Vec<&str> = self
+            .specs
+            .iter()
+            .flatten()
+            .flat_map(|s| s.director.iter().map(|d| d.0.as_str()))
+            .collect();
+        bases.sort_unstable();
+        bases.dedup();
+        for base in bases {
+            let (client, base) = (client.clone(), base.to_string());
+            tokio::spawn(async move { client::warm(&client, &base).await });
+        }
         let specs = Arc::new(self.specs);
         loop {
             let now = Instant::now();
