@@ -126,11 +126,11 @@ pub async fn sweep(s: &Settings, dry: bool, r: &mut Report) {
     let Some((h, listed)) = links(s, r, WHY).await else {
         return;
     };
-    let is_live = |o: &str| {
-        Claims::read(&s.state_dir)
-            .ok()
-            .is_none_or(|c| c.owners.contains(o))
-    };
+    // A user is live while a container claims it; unreadable claims: everyone is live.
+    let claims = || Claims::read(&s.state_dir).ok();
+    let live_in = |c: &Option<Claims>, o: &str| c.as_ref().is_none_or(|c| c.owners.contains(o));
+    let now = claims();
+    let is_live = |o: &str| live_in(&now, o);
     for l in listed {
         let why = |gone: &[String]| {
             if gone.is_empty() {
@@ -153,7 +153,14 @@ pub async fn sweep(s: &Settings, dry: bool, r: &mut Report) {
                 }
             }
             Verdict::Remove if dry => r.add(Kind::Vlan, l.name.as_str(), &why(&l.owners), None),
-            _ => match collect_vlan(&h, &s.berth_run_dir, &l.name, &mut |o| is_live(o)).await {
+            // Asked again under the link's lock: the claims read there, once per link (a
+            // task acquiring the link meanwhile has its state dir by then).
+            _ => match collect_vlan(&h, &s.berth_run_dir, &l.name, &mut {
+                let mut fresh = None;
+                move |o| live_in(fresh.get_or_insert_with(claims), o)
+            })
+            .await
+            {
                 Ok(c) => {
                     if c.deleted {
                         r.add(Kind::Vlan, l.name.as_str(), &why(&c.dropped), None);
