@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod file;
+pub use file::ConfigError;
+
 /// Where `serve` and `resources` look when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/berth/agent.toml";
 
@@ -220,47 +223,17 @@ impl Default for Net {
     }
 }
 
-/// A config that cannot be used; the message names the file and the key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: key {key}: {why}")]
-    Value {
-        path: PathBuf,
-        key: &'static str,
-        why: String,
-    },
-}
-
 impl Config {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.to_owned(),
-            err,
-        })?;
-        Config::parse(path, &text)
+        Config::parse(path, &file::read(path)?)
     }
 
     /// Parses `text` (read from `path`, named in errors) and checks the values.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            // toml's message names the key and shows the line; keep it on one line.
-            message: e.to_string().trim().replace('\n', " | "),
-        })?;
-        cfg.check().map_err(|(key, why)| ConfigError::Value {
-            path: path.to_owned(),
-            key,
-            why,
-        })?;
+        let cfg: Config = file::parse_toml(path, text)?;
+        cfg.check()
+            .map_err(|(key, why)| file::invalid(path, key, why))?;
         Ok(cfg)
     }
 

@@ -10,28 +10,11 @@ use serde::Deserialize;
 
 use super::names;
 use super::sql::Grant;
+pub use crate::config::file::ConfigError;
+use crate::config::file::{self, invalid};
 
 /// The default config file.
 pub const DEFAULT_PATH: &str = "/etc/berth/dbauth.toml";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path}: database.admin_password_file: cannot read {file}")]
-    Password {
-        path: PathBuf,
-        file: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,16 +135,14 @@ pub struct Config {
 impl Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.into(),
-            err,
-        })?;
-        let mut cfg = Config::parse(&text, path)?;
-        let file = cfg.database.admin_password.clone();
-        let pw = std::fs::read_to_string(&file).map_err(|err| ConfigError::Password {
-            path: path.into(),
-            file: file.clone().into(),
-            err,
+        let mut cfg = Config::parse(&file::read(path)?, path)?;
+        let pw_file = cfg.database.admin_password.clone();
+        let pw = std::fs::read_to_string(&pw_file).map_err(|err| {
+            invalid(
+                path,
+                "database.admin_password_file",
+                format!("cannot read {pw_file}: {err}"),
+            )
         })?;
         cfg.database.admin_password = pw.trim_end_matches(['\n', '\r']).to_string();
         Ok(cfg)
@@ -170,42 +151,43 @@ impl Config {
     /// Parses and validates `text`; `database.admin_password` holds the password FILE's
     /// path until [`Config::load`] reads it.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.into(),
-            message,
-        };
-        let raw: Raw = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let invalid = |key: &str, why: String| invalid(path, key, why);
+        let raw: Raw = file::parse_toml(path, text)?;
         if !raw.marathon.url.starts_with("http://") && !raw.marathon.url.starts_with("https://") {
-            return Err(invalid(format!(
-                "marathon.url: {:?} is not an http:// or https:// URL",
-                raw.marathon.url
-            )));
+            return Err(invalid(
+                "marathon.url",
+                format!("{:?} is not an http:// or https:// URL", raw.marathon.url),
+            ));
         }
         if raw.sweep_secs == 0 || raw.marathon.timeout_secs == 0 {
             return Err(invalid(
-                "sweep_secs and marathon.timeout_secs must be at least 1".into(),
+                "sweep_secs, marathon.timeout_secs",
+                "must be at least 1".into(),
             ));
         }
         if raw.task_states.is_empty() {
-            return Err(invalid("task_states: name at least one state".into()));
+            return Err(invalid("task_states", "name at least one state".into()));
         }
         for s in &raw.task_states {
             if !STATES.contains(&s.as_str()) {
-                return Err(invalid(format!(
-                    "task_states: {s:?} is not one of {}",
-                    STATES.join(", ")
-                )));
+                return Err(invalid(
+                    "task_states",
+                    format!("{s:?} is not one of {}", STATES.join(", ")),
+                ));
             }
         }
         let mut grants: BTreeMap<String, BTreeMap<String, Vec<&'static str>>> = BTreeMap::new();
         for (i, g) in raw.grant.iter().enumerate() {
-            let at = |e: names::NameError, key: &str| invalid(format!("grant[{i}].{key}: {e}"));
+            let at = |e: names::NameError, key: &str| {
+                invalid(&format!("grant[{i}].{key}"), e.to_string())
+            };
             names::app_id(&g.app).map_err(|e| at(e, "app"))?;
             names::database(&g.database).map_err(|e| at(e, "database"))?;
             if g.privileges.is_empty() {
-                return Err(invalid(format!(
-                    "grant[{i}].privileges: name at least one privilege"
-                )));
+                return Err(invalid(
+                    &format!("grant[{i}].privileges"),
+                    "name at least one privilege".into(),
+                ));
             }
             let mut privs = Vec::new();
             for p in &g.privileges {
@@ -216,10 +198,13 @@ impl Config {
             }
             let per_app = grants.entry(g.app.clone()).or_default();
             if per_app.insert(g.database.clone(), privs).is_some() {
-                return Err(invalid(format!(
-                    "grant[{i}]: app {} and database {} are granted twice",
-                    g.app, g.database
-                )));
+                return Err(invalid(
+                    &format!("grant[{i}]"),
+                    format!(
+                        "app {} and database {} are granted twice",
+                        g.app, g.database
+                    ),
+                ));
             }
         }
         let db = raw.database;

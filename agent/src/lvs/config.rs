@@ -10,25 +10,9 @@ use berth_http::tls::ServerTls;
 use berth_netcfg::ipvs::{FwdMethod, Service, ServiceKey};
 use serde::Deserialize;
 
+pub use crate::config::file::ConfigError;
+use crate::config::file::{self, invalid};
 use crate::marathon;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
-    #[error("{path}: {err}")]
-    Syntax { path: PathBuf, err: toml::de::Error },
-    #[error("{path}: {field}: {why}")]
-    Invalid {
-        path: PathBuf,
-        field: String,
-        why: String,
-    },
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,23 +103,12 @@ fn valid_app(s: &str) -> bool {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
-            path: path.into(),
-            err,
-        })?;
-        Config::parse(&text, path)
+        Config::parse(&file::read(path)?, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|err| ConfigError::Syntax {
-            path: path.into(),
-            err,
-        })?;
-        let invalid = |field: String, why: String| ConfigError::Invalid {
-            path: path.into(),
-            field,
-            why,
-        };
+        let raw: Raw = file::parse_toml(path, text)?;
+        let invalid = |key: String, why: String| invalid(path, key, why);
         // Values are checked now; the password file is read by `marathon()`.
         if let Err(e) = raw.marathon.resolve_values() {
             return Err(invalid(format!("marathon.{}", e.field), e.why));
@@ -190,11 +163,9 @@ impl Config {
 
     /// The Marathon client settings, with the password read from its file.
     pub fn marathon(&self) -> Result<marathon::Config, ConfigError> {
-        self.marathon.resolve().map_err(|e| ConfigError::Invalid {
-            path: self.path.clone(),
-            field: format!("marathon.{}", e.field),
-            why: e.why,
-        })
+        self.marathon
+            .resolve()
+            .map_err(|e| invalid(&self.path, format!("marathon.{}", e.field), e.why))
     }
 }
 
