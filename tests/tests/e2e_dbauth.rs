@@ -13,14 +13,12 @@
 //! The container's service runs the MariaDB client (copied into the image) with the
 //! credentials file init wrote, from the task's own address.
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_netcfg::names::NetnsName;
 use berth_tests::dbauth::{self, access, accounts, refused, select, wait_until, Feed, Settings};
-use berth_tests::lab;
+use berth_tests::lab::{self, TaskNetns};
 use berth_tests::marathon::{MarathonDouble, Options};
 use berth_tests::mariadb::MariaDb;
 use berth_tests::mesos::harness::{start_in, Lab as ExecLab};
@@ -43,22 +41,11 @@ services:
     restart: never
 "#;
 
-/// Deletes the task's netns on drop, in case a failed test left it.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        if Path::new("/run/netns").join(&self.0).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-}
-
 struct Task {
     id: String,
     d: Arc<AgentDouble>,
     exec: ExecutorProcess,
-    _netns: NetnsGuard,
+    _netns: TaskNetns,
 }
 
 struct World {
@@ -71,7 +58,7 @@ impl World {
     /// A task of `app` launched with networking; its updates feed Marathon's `app`.
     fn launch(&self, app: &str, tag: &str) -> Task {
         let id = self.lab.task_id(tag);
-        let netns = NetnsGuard(NetnsName::for_task(&id).expect("netns").as_str().into());
+        let netns = TaskNetns::new(&id);
         let mut spec = self.lab.spec(&id, None);
         spec.app_id = app.into();
         spec.env

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_tests::lab;
+use berth_tests::lab::{self, TaskNetns};
 use berth_tests::mesos::harness::{Lab as ExecLab, RuntimeLab, TestRuntime};
 use berth_tests::mesos::process::{ExecutorProcess, ExecutorSpec};
 use berth_tests::mesos::AgentDouble;
@@ -227,29 +227,13 @@ fn cap_mask(line: &str) -> u64 {
     u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("not hex: {line}"))
 }
 
-/// Deletes the task's netns on drop, in case a failed test left it.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        if Path::new("/run/netns").join(&self.0).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-}
-
 #[test]
 fn a_health_check_runs_without_init_s_network_capabilities() {
     lab::require_root();
     let net = lab::Lab::new();
     let lab = ExecLab::new("hcaps");
     let tid = lab.task_id("web");
-    let _guard = NetnsGuard(
-        berth_netcfg::names::NetnsName::for_task(&tid)
-            .expect("netns name")
-            .as_str()
-            .to_string(),
-    );
+    let _guard = TaskNetns::new(&tid);
     let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
     spec.env
         .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));

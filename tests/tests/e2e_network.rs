@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_netcfg::names::NetnsName;
-use berth_tests::lab::{self, Ns};
+use berth_tests::lab::{self, Ns, TaskNetns};
 use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::Lab as ExecLab;
 use berth_tests::mesos::AgentDouble;
@@ -23,28 +22,8 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
 
-/// Deletes the task's netns on drop, in case a failed test left it.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        if netns_path(&self.0).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-}
-
 fn netns_path(name: &str) -> PathBuf {
     Path::new("/run/netns").join(name)
-}
-
-fn task_netns(tid: &str) -> NetnsGuard {
-    NetnsGuard(
-        NetnsName::for_task(tid)
-            .expect("netns name")
-            .as_str()
-            .to_string(),
-    )
 }
 
 fn with_labels(mut task: Value, labels: &[(&str, &str)]) -> Value {
@@ -104,7 +83,7 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
     let net = lab::Lab::new();
     let lab = ExecLab::new("net");
     let tid = lab.task_id("web");
-    let guard = task_netns(&tid);
+    let guard = TaskNetns::new(&tid);
     let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
     spec.env
         .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
@@ -117,7 +96,7 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
 
     // The netns exists, holds eth0 (a macvlan on nic0) and the ifb, and the container
     // runs in it.
-    let ns = &guard.0;
+    let ns = guard.name();
     assert!(netns_path(ns).exists(), "netns {ns} missing");
     let l = links(ns);
     assert!(l.iter().any(|n| n == "eth0"), "eth0 in {l:?}");
@@ -198,7 +177,7 @@ fn bad_network_labels_fail_the_task_naming_the_field() {
         ("vlan", [("berth.vlan", "4095")], "labels.berth.vlan"),
     ] {
         let tid = lab.task_id(what);
-        let guard = task_netns(&tid);
+        let guard = TaskNetns::new(&tid);
         let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
         // Validation comes first: the parent is never looked at.
         spec.env
@@ -216,7 +195,7 @@ fn bad_network_labels_fail_the_task_naming_the_field() {
         exec.wait_exit(T)
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
-        assert!(!netns_path(&guard.0).exists());
+        assert!(!guard.path().exists());
     }
     lab.assert_clean();
 }
@@ -237,7 +216,7 @@ fn a_failure_at_the_network_step_fails_the_task_and_leaves_nothing() {
         ("noparent", "nosuch0", None, "network: "),
     ] {
         let tid = lab.task_id(what);
-        let guard = task_netns(&tid);
+        let guard = TaskNetns::new(&tid);
         let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
         spec.env
             .push(("BERTH_EXECUTOR_NET_PARENT".into(), parent.into()));
@@ -257,7 +236,7 @@ fn a_failure_at_the_network_step_fails_the_task_and_leaves_nothing() {
         exec.wait_exit(T)
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
-        assert!(!netns_path(&guard.0).exists(), "{what}: netns left behind");
+        assert!(!guard.path().exists(), "{what}: netns left behind");
         assert_host_clean(&net.host);
     }
     lab.assert_clean();
@@ -309,7 +288,7 @@ fn task_running_carries_the_dhcp_address_which_answers_from_the_lan() {
     )
     .expect("app.yaml");
     let tid = lab.task_id("dhcp");
-    let guard = task_netns(&tid);
+    let guard = TaskNetns::new(&tid);
     let mut spec = lab.spec(&tid, None);
     spec.env
         .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
@@ -342,7 +321,16 @@ fn task_running_carries_the_dhcp_address_which_answers_from_the_lan() {
     // The address is on eth0 in the task's netns and answers from the LAN.
     let addrs = String::from_utf8_lossy(
         &Command::new("ip")
-            .args(["-n", &guard.0, "-4", "-o", "addr", "show", "dev", "eth0"])
+            .args([
+                "-n",
+                guard.name(),
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+            ])
             .output()
             .expect("ip addr")
             .stdout,
@@ -364,7 +352,7 @@ fn task_running_carries_the_dhcp_address_which_answers_from_the_lan() {
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
-    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert!(!guard.path().exists(), "netns left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();
 }
@@ -382,7 +370,7 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
     )
     .expect("app.yaml");
     let tid = lab.task_id("rec");
-    let guard = task_netns(&tid);
+    let guard = TaskNetns::new(&tid);
     let mut spec = lab.spec(&tid, None);
     spec.env
         .push(("BERTH_EXECUTOR_NET_PARENT".into(), net.parent.clone()));
@@ -414,10 +402,7 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
     std::thread::sleep(Duration::from_millis(300));
     exec.kill();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        netns_path(&guard.0).exists(),
-        "the network outlives its executor"
-    );
+    assert!(guard.path().exists(), "the network outlives its executor");
     let mut exec2 = net
         .host
         .run_in(|| d.spawn_executor(&spec, Duration::from_secs(10)));
@@ -441,7 +426,7 @@ fn a_new_executor_recovers_a_networked_task_and_tears_its_network_down() {
         .wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec2.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
-    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert!(!guard.path().exists(), "netns left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();
 }
@@ -470,7 +455,7 @@ fn run_with_net_parent_prints_the_dhcp_address() {
     )
     .expect("app.yaml");
     let tid = lab.task_id("run");
-    let guard = task_netns(&tid);
+    let guard = TaskNetns::new(&tid);
     let mut task = with_labels(lab.task(&tid), &[("berth.bandwidth", "40mbit")]);
     task.as_object_mut().expect("task").remove("executor");
     let task_file = lab.dir.path().join("task.json");
@@ -499,7 +484,7 @@ fn run_with_net_parent_prints_the_dhcp_address() {
         let state = v["state"].as_str().expect("state").to_string();
         if state == "TASK_RUNNING" {
             ip = v["ip"].as_str().map(str::to_string);
-            assert!(netns_path(&guard.0).exists());
+            assert!(guard.path().exists());
             // SAFETY: kill(2) on our own child.
             unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
         }
@@ -517,7 +502,7 @@ fn run_with_net_parent_prints_the_dhcp_address() {
     assert!(status.success());
     let ip = ip.expect("TASK_RUNNING without an ip");
     assert!(ip.starts_with("10.77.0."), "{ip}");
-    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert!(!guard.path().exists(), "netns left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();
 }
@@ -553,7 +538,7 @@ fn a_plain_command_gets_a_dhcp_address_reported_in_running_and_released_at_kill(
     // A plain `cmd` (no app spec in the image): the executor runs it as berth-init's one
     // service, so init acquires the lease before the command starts.
     let tid = lab.task_id("cmd");
-    let guard = task_netns(&tid);
+    let guard = TaskNetns::new(&tid);
     let mut spec = lab.spec(
         &tid,
         Some(
@@ -641,7 +626,7 @@ fn a_plain_command_gets_a_dhcp_address_reported_in_running_and_released_at_kill(
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
-    assert!(!netns_path(&guard.0).exists(), "netns left behind");
+    assert!(!guard.path().exists(), "netns left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();
 }

@@ -11,8 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_executor::task::runner::STEP_ORDER;
-use berth_netcfg::names::NetnsName;
-use berth_tests::lab;
+use berth_tests::lab::{self, TaskNetns};
 use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::Lab;
 use berth_tests::mesos::AgentDouble;
@@ -22,17 +21,6 @@ const T: Duration = Duration::from_secs(30);
 
 fn last_update(d: &AgentDouble) -> serde_json::Value {
     d.state().updates.last().cloned().unwrap_or_default()
-}
-
-/// Deletes the task's netns on drop, in case a failed run left it.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        if Path::new("/run/netns").join(&self.0).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
 }
 
 /// Link names in a netns.
@@ -76,12 +64,7 @@ fn a_failure_at_every_step_undoes_everything() {
     assert_eq!(STEP_ORDER.len(), 9, "{STEP_ORDER:?}");
     for step in STEP_ORDER {
         let tid = lab.task_id(step);
-        let guard = NetnsGuard(
-            NetnsName::for_task(&tid)
-                .expect("netns name")
-                .as_str()
-                .to_string(),
-        );
+        let guard = TaskNetns::new(&tid);
         let mut spec = lab.spec(&tid, Some("exec sleep 1000"));
         spec.env.extend(lab.volume_env(None));
         spec.env
@@ -112,7 +95,7 @@ fn a_failure_at_every_step_undoes_everything() {
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
         assert!(
-            !Path::new("/run/netns").join(&guard.0).exists(),
+            !Path::new("/run/netns").join(guard.name()).exists(),
             "{step}: netns left behind"
         );
         assert_eq!(links(net.host.name()), ["lo", "nic0"], "{step}: links left");

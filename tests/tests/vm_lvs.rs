@@ -21,8 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use berth_netcfg::ipvs::ServiceKey;
-use berth_netcfg::names::NetnsName;
-use berth_tests::lab::{self, enter_netns, Ns};
+use berth_tests::lab::{self, enter_netns, Ns, TaskNetns};
 use berth_tests::lvs_lab::{self, ipvsadm, Director, DirectorConfig, Table, VIP_ADDR};
 use berth_tests::marathon::bridge::{self, Bridge};
 use berth_tests::marathon::{MarathonDouble, Options};
@@ -98,23 +97,12 @@ impl Drop for Pump {
     }
 }
 
-/// Deletes a task's netns on drop, if a failed test left it.
-struct NetnsGuard(String);
-
-impl Drop for NetnsGuard {
-    fn drop(&mut self) {
-        if PathBuf::from("/run/netns").join(&self.0).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-}
-
 /// A task whose executor is starting.
 struct Pending {
     tid: String,
     d: Arc<AgentDouble>,
     exec: ExecutorProcess,
-    _netns: NetnsGuard,
+    _netns: TaskNetns,
     at: Instant,
 }
 
@@ -124,7 +112,7 @@ struct Running {
     d: Arc<AgentDouble>,
     exec: ExecutorProcess,
     ip: IpAddr,
-    _netns: NetnsGuard,
+    _netns: TaskNetns,
 }
 
 impl Drop for Running {
@@ -253,7 +241,7 @@ impl World {
             .lock()
             .unwrap()
             .push((Bridge::new(APP, &[8080]), d.clone()));
-        let netns = NetnsGuard(NetnsName::for_task(&tid).unwrap().as_str().to_string());
+        let netns = TaskNetns::new(&tid);
         Pending {
             tid,
             d,

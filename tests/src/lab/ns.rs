@@ -150,3 +150,31 @@ impl Drop for Ns {
             .status();
     }
 }
+
+/// A task's netns (named by the executor, `berth_netcfg::names::NetnsName::for_task`),
+/// deleted on drop if it still exists: what a killed or failed executor left behind.
+pub struct TaskNetns(String);
+
+impl TaskNetns {
+    pub fn new(task_id: &str) -> Self {
+        let name = berth_netcfg::names::NetnsName::for_task(task_id).expect("netns name");
+        Self(name.as_str().to_string())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Its pin, `/run/netns/<name>`.
+    pub fn path(&self) -> std::path::PathBuf {
+        std::path::Path::new("/run/netns").join(&self.0)
+    }
+}
+
+impl Drop for TaskNetns {
+    fn drop(&mut self) {
+        if self.path().exists() {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+}
