@@ -10,21 +10,16 @@
 //! private netns with only loopback.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_tests::lab::{self, Ns, TaskNetns};
+use berth_tests::lab::{self, netns_pin, Ns, TaskNetns};
 use berth_tests::mesos::harness::start_in;
 use berth_tests::mesos::harness::Lab as ExecLab;
 use berth_tests::mesos::AgentDouble;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(30);
-
-fn netns_path(name: &str) -> PathBuf {
-    Path::new("/run/netns").join(name)
-}
 
 fn with_labels(mut task: Value, labels: &[(&str, &str)]) -> Value {
     let list = task["labels"]["labels"].as_array_mut().expect("labels");
@@ -97,7 +92,7 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
     // The netns exists, holds eth0 (a macvlan on nic0) and the ifb, and the container
     // runs in it.
     let ns = guard.name();
-    assert!(netns_path(ns).exists(), "netns {ns} missing");
+    assert!(netns_pin(ns).exists(), "netns {ns} missing");
     let l = links(ns);
     assert!(l.iter().any(|n| n == "eth0"), "eth0 in {l:?}");
     assert!(l.iter().any(|n| n.starts_with("ifb")), "ifb in {l:?}");
@@ -113,7 +108,7 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
     let pid = container_pid(&lab, &tid);
     assert_eq!(
         netns_inode_of(pid),
-        std::fs::metadata(netns_path(ns)).expect("pin").ino(),
+        std::fs::metadata(netns_pin(ns)).expect("pin").ino(),
         "the container is not in the prepared netns"
     );
     // tc limits in both directions: tbf on eth0 (egress), tbf on the ifb (ingress).
@@ -158,7 +153,7 @@ fn a_networked_task_runs_in_its_netns_with_limits_and_leaves_nothing() {
     exec.wait_exit(T)
         .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
     assert!(d.violations().is_empty(), "{:?}", d.violations());
-    assert!(!netns_path(ns).exists(), "netns {ns} left behind");
+    assert!(!netns_pin(ns).exists(), "netns {ns} left behind");
     assert_host_clean(&net.host);
     lab.assert_clean();
 }

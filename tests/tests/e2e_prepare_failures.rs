@@ -6,7 +6,6 @@
 //! need every one of them (a `home` volume with the loopfile backend, a plain command,
 //! networking on a lab NIC), so a new step cannot be left out of this test.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -94,10 +93,7 @@ fn a_failure_at_every_step_undoes_everything() {
         exec.wait_exit(T)
             .unwrap_or_else(|| panic!("executor did not exit: {}", exec.log()));
         assert!(d.violations().is_empty(), "{:?}", d.violations());
-        assert!(
-            !Path::new("/run/netns").join(guard.name()).exists(),
-            "{step}: netns left behind"
-        );
+        assert!(!guard.path().exists(), "{step}: netns left behind");
         assert_eq!(links(net.host.name()), ["lo", "nic0"], "{step}: links left");
         lab.assert_no_volumes();
         lab.assert_clean();

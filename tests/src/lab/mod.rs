@@ -20,7 +20,7 @@ mod ns;
 mod proc;
 
 pub use dnsmasq::{DhcpConfig, Dnsmasq};
-pub use ns::{enter_netns, in_netns, Ns, TaskNetns};
+pub use ns::{enter_netns, in_netns, netns_pin, Ns, TaskNetns};
 pub use proc::{run, ChildGuard};
 
 use std::net::Ipv4Addr;

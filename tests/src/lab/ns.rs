@@ -27,6 +27,11 @@ pub fn in_netns<R: Send>(path: &std::path::Path, f: impl FnOnce() -> R + Send) -
     })
 }
 
+/// The pin of the netns `name` (`/run/netns/<name>`, where `ip netns` keeps them).
+pub fn netns_pin(name: &str) -> std::path::PathBuf {
+    std::path::Path::new("/run/netns").join(name)
+}
+
 /// A named netns under /run/netns, deleted on drop.
 pub struct Ns {
     name: String,
@@ -48,7 +53,7 @@ impl Ns {
 
     /// Its pin path (`/run/netns/<name>`).
     pub fn path(&self) -> std::path::PathBuf {
-        std::path::Path::new("/run/netns").join(&self.name)
+        netns_pin(&self.name)
     }
 
     /// Runs `f` on a new thread inside this netns.
@@ -167,7 +172,7 @@ impl TaskNetns {
 
     /// Its pin, `/run/netns/<name>`.
     pub fn path(&self) -> std::path::PathBuf {
-        std::path::Path::new("/run/netns").join(&self.0)
+        netns_pin(&self.0)
     }
 }
 
